@@ -1,0 +1,447 @@
+"""The input contract for a weekly cohort: read any reasonable CSV/Excel file and validate it.
+
+A cohort holds the 19 customer and context inputs of the UCI bank-additional data (everything
+but ``duration`` and ``y``) and an optional customer id. ``duration`` and ``y`` may be present:
+they are never used for scoring (``y`` is kept aside to show realised results).
+
+Validation is lazy: it collects every problem at once, as column / rows / what was expected,
+and raises :class:`~termdeposit.errors.CohortValidationError`. Rows are numbered as a
+spreadsheet shows them (the header is row 1, the first customer row 2).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from termdeposit.errors import CohortValidationError, Problem, TermDepositError
+
+ID_COLUMN = "customer_id"
+TARGET = "y"
+#: Known only after a call: never an input of a model that chooses whom to call.
+POST_CALL_COLUMNS = ("duration", "y")
+
+#: Numeric inputs: (lowest plausible, highest plausible, whole numbers only).
+NUMERIC_INPUTS: dict[str, tuple[float, float, bool]] = {
+    "age": (16, 110, True),
+    "campaign": (1, 100, True),
+    "pdays": (0, 999, True),
+    "previous": (0, 100, True),
+    "emp.var.rate": (-10.0, 10.0, False),
+    "cons.price.idx": (80.0, 120.0, False),
+    "cons.conf.idx": (-100.0, 100.0, False),
+    "euribor3m": (-2.0, 20.0, False),
+    "nr.employed": (1000.0, 10000.0, False),
+}
+
+#: Categorical inputs and every value seen in the training data (the data set's own spelling).
+CATEGORICAL_INPUTS: dict[str, tuple[str, ...]] = {
+    "job": (
+        "admin.",
+        "blue-collar",
+        "entrepreneur",
+        "housemaid",
+        "management",
+        "retired",
+        "self-employed",
+        "services",
+        "student",
+        "technician",
+        "unemployed",
+        "unknown",
+    ),
+    "marital": ("divorced", "married", "single", "unknown"),
+    "education": (
+        "basic.4y",
+        "basic.6y",
+        "basic.9y",
+        "high.school",
+        "illiterate",
+        "professional.course",
+        "university.degree",
+        "unknown",
+    ),
+    "default": ("no", "yes", "unknown"),
+    "housing": ("no", "yes", "unknown"),
+    "loan": ("no", "yes", "unknown"),
+    "contact": ("cellular", "telephone"),
+    "month": ("mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+    "day_of_week": ("mon", "tue", "wed", "thu", "fri"),
+    "poutcome": ("failure", "nonexistent", "success"),
+}
+
+#: The 19 inputs in the data set's column order.
+INPUT_COLUMNS: tuple[str, ...] = (
+    "age",
+    "job",
+    "marital",
+    "education",
+    "default",
+    "housing",
+    "loan",
+    "contact",
+    "month",
+    "day_of_week",
+    "campaign",
+    "pdays",
+    "previous",
+    "poutcome",
+    "emp.var.rate",
+    "cons.price.idx",
+    "cons.conf.idx",
+    "euribor3m",
+    "nr.employed",
+)
+NUMERIC_COLUMNS = tuple(c for c in INPUT_COLUMNS if c in NUMERIC_INPUTS)
+CATEGORICAL_COLUMNS = tuple(c for c in INPUT_COLUMNS if c in CATEGORICAL_INPUTS)
+#: Inputs whose blank cells mean the data set's ``unknown``.
+UNKNOWN_ALLOWED = tuple(c for c, v in CATEGORICAL_INPUTS.items() if "unknown" in v)
+
+ID_ALIASES = ("customerid", "id", "clientid", "customer", "client", "customerno")
+_MAX_LISTED_ROWS = 5
+
+
+@dataclass
+class Cohort:
+    """A validated cohort, ready to score.
+
+    Attributes:
+        frame: one row per customer: ``customer_id`` (text), the 19 typed inputs, and ``y``
+            (0/1, NaN where unknown) when the file carried outcomes.
+        ids_generated: True when the file had no id column and ids were made from row numbers.
+        notices: plain-language notes for the user (ignored columns, generated ids, ...).
+        extra_columns: columns of the file that are not inputs (kept aside, not scored).
+    """
+
+    frame: pd.DataFrame
+    ids_generated: bool = False
+    notices: list[str] = field(default_factory=list)
+    extra_columns: list[str] = field(default_factory=list)
+
+    @property
+    def has_outcomes(self) -> bool:
+        """True when the file carried known outcomes (``y``) for at least one customer."""
+        return TARGET in self.frame and bool(self.frame[TARGET].notna().any())
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def _canonical_key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(name).strip().lower())
+
+
+_CANONICAL = {_canonical_key(c): c for c in (*INPUT_COLUMNS, *POST_CALL_COLUMNS)}
+_CANONICAL.update({alias: ID_COLUMN for alias in ID_ALIASES})
+
+
+def _row_list(index: pd.Index | np.ndarray) -> str:
+    rows = [str(int(i) + 2) for i in list(index)[:_MAX_LISTED_ROWS]]
+    more = len(index) - len(rows)
+    return ", ".join(rows) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError as exc:
+        raise TermDepositError(
+            "The file is not readable text (it is neither UTF-8 nor Windows-1252 encoded).",
+            hint="In Excel use 'Save as > CSV UTF-8' and upload that file.",
+        ) from exc
+    return text
+
+
+def _sniff_separator(text: str) -> str:
+    first = text.split("\n", 1)[0]
+    outside = re.sub(r'"[^"]*"', "", first)
+    counts = {sep: outside.count(sep) for sep in (";", ",", "\t", "|")}
+    best = max(counts, key=lambda s: counts[s])
+    if counts[best] == 0:
+        raise TermDepositError(
+            "The first line of the file has a single column: the separator could not be found.",
+            hint="Save the file as CSV separated by ';' or ',' with the column names "
+            "on the first line.",
+        )
+    return best
+
+
+def _looks_binary(data: bytes) -> bool:
+    head = data[:4096]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    return b"\x00" in head
+
+
+def read_table(data: bytes, filename: str = "upload") -> pd.DataFrame:
+    """Read a CSV (``;``/``,``/tab separated, any quoting, UTF-8 with or without BOM) or xlsx.
+
+    All cells are read as text, so ids with leading zeros survive; typing happens in
+    :func:`validate_cohort`. The file type is taken from the content, not the name.
+
+    Raises:
+        TermDepositError: empty, binary or unreadable file, with what to do.
+    """
+    if not data or not data.strip():
+        raise TermDepositError(
+            f"'{filename}' is empty.", hint="Upload the weekly cohort file with its customers."
+        )
+    if data.startswith(b"PK\x03\x04"):
+        return _read_xlsx(data, filename)
+    if data.startswith(b"\xd0\xcf\x11\xe0"):
+        raise TermDepositError(
+            f"'{filename}' is an old-style (.xls) or password-protected Excel file.",
+            hint="Open it in Excel, remove any password and save it as .xlsx or CSV UTF-8.",
+        )
+    if _looks_binary(data):
+        raise TermDepositError(
+            f"'{filename}' is not a CSV or Excel file (it holds binary data).",
+            hint="Upload the cohort as a CSV file or an .xlsx workbook.",
+        )
+    text = _decode(data)
+    separator = _sniff_separator(text)
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=separator,
+            dtype=str,
+            keep_default_na=False,
+            skipinitialspace=True,
+            quotechar='"',
+        )
+    except (pd.errors.ParserError, csv.Error) as exc:
+        raise TermDepositError(
+            f"'{filename}' could not be read as CSV: {str(exc).splitlines()[0]}",
+            hint="Check that every line has the same number of columns and quotes are closed.",
+        ) from exc
+    return frame
+
+
+def _read_xlsx(data: bytes, filename: str) -> pd.DataFrame:
+    try:
+        frame = pd.read_excel(io.BytesIO(data), dtype=str, engine="openpyxl")
+    except Exception as exc:  # openpyxl raises many types for broken workbooks
+        raise TermDepositError(
+            f"'{filename}' looks like an Excel workbook but could not be opened.",
+            hint="Open it in Excel and save it again as .xlsx (or CSV UTF-8).",
+        ) from exc
+    return frame.fillna("")
+
+
+def read_cohort_file(path: str | Path) -> pd.DataFrame:
+    """Read a cohort file from disk (see :func:`read_table`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TermDepositError(f"There is no file at '{path}'.", hint="Check the path.")
+    return read_table(path.read_bytes(), path.name)
+
+
+def _rename_columns(raw: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame:
+    mapping: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for column in raw.columns:
+        original = str(column).replace("\ufeff", "").strip()
+        target = _CANONICAL.get(_canonical_key(original), original)
+        if target in seen:
+            problems.append(
+                Problem(target, "", f"appears twice (as '{seen[target]}' and '{original}')")
+            )
+        seen[target] = original
+        mapping[column] = target
+    if len(set(raw.columns)) != len(raw.columns):
+        raw = raw.loc[:, ~pd.Index(raw.columns).duplicated()]
+    return raw.rename(columns=mapping)
+
+
+def _parse_numeric(frame: pd.DataFrame, problems: list[Problem]) -> dict[str, pd.Series]:
+    parsed: dict[str, pd.Series] = {}
+    for column, (low, high, whole) in NUMERIC_INPUTS.items():
+        if column not in frame:
+            continue
+        text = frame[column].astype(str).str.strip()
+        values = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+        blank = text.eq("") | text.str.lower().isin(["nan", "na", "null", "none"])
+        bad = values.isna() & ~blank
+        if blank.any():
+            problems.append(
+                Problem(column, _row_list(frame.index[blank]), "blank: a number is needed")
+            )
+        if bad.any():
+            examples = ", ".join(repr(v) for v in text[bad].unique()[:3])
+            problems.append(
+                Problem(
+                    column, _row_list(frame.index[bad]), f"expected a number, found {examples}"
+                )
+            )
+        ok = values.notna()
+        out_of_range = ok & ((values < low) | (values > high) | ~np.isfinite(values))
+        if out_of_range.any():
+            examples = ", ".join(f"{v:g}" for v in values[out_of_range].unique()[:3])
+            problems.append(
+                Problem(
+                    column,
+                    _row_list(frame.index[out_of_range]),
+                    f"out of range: expected {low:g} to {high:g}, found {examples}",
+                )
+            )
+        if whole:
+            fractional = ok & ~out_of_range & (values != np.floor(values))
+            if fractional.any():
+                problems.append(
+                    Problem(column, _row_list(frame.index[fractional]), "expected a whole number")
+                )
+        parsed[column] = values.astype("float64")
+    return parsed
+
+
+def _parse_categorical(frame: pd.DataFrame, problems: list[Problem]) -> dict[str, pd.Series]:
+    parsed: dict[str, pd.Series] = {}
+    for column, allowed in CATEGORICAL_INPUTS.items():
+        if column not in frame:
+            continue
+        values = frame[column].astype(str).str.strip().str.lower()
+        blank = values.eq("") | values.isin(["nan", "na", "null", "none"])
+        if column in UNKNOWN_ALLOWED:
+            values = values.mask(blank, "unknown")
+        elif blank.any():
+            problems.append(
+                Problem(column, _row_list(frame.index[blank]), "blank: a value is needed")
+            )
+        unseen = ~values.isin(allowed) & ~blank
+        if unseen.any():
+            examples = ", ".join(repr(v) for v in values[unseen].unique()[:3])
+            problems.append(
+                Problem(
+                    column,
+                    _row_list(frame.index[unseen]),
+                    f"value never seen in training: {examples}; expected one of "
+                    + ", ".join(allowed),
+                )
+            )
+        parsed[column] = values.astype(object)
+    return parsed
+
+
+def _parse_target(frame: pd.DataFrame, problems: list[Problem]) -> pd.Series | None:
+    if TARGET not in frame:
+        return None
+    text = frame[TARGET].astype(str).str.strip().str.lower()
+    mapping = {"yes": 1.0, "no": 0.0, "1": 1.0, "0": 0.0, "true": 1.0, "false": 0.0, "": np.nan}
+    values = text.map(mapping)
+    bad = values.isna() & text.ne("")
+    if bad.any():
+        problems.append(
+            Problem(TARGET, _row_list(frame.index[bad]), "outcome must be yes or no (or blank)")
+        )
+    return values.astype("float64")
+
+
+def _parse_ids(frame: pd.DataFrame, problems: list[Problem]) -> tuple[pd.Series, bool]:
+    if ID_COLUMN not in frame:
+        width = max(5, len(str(len(frame))))
+        ids = pd.Series([f"row-{i + 1:0{width}d}" for i in range(len(frame))], index=frame.index)
+        return ids, True
+    ids = frame[ID_COLUMN].astype(str).str.strip()
+    blank = ids.eq("")
+    if blank.any():
+        problems.append(Problem(ID_COLUMN, _row_list(frame.index[blank]), "blank customer id"))
+    duplicated = ids.duplicated(keep=False) & ~blank
+    if duplicated.any():
+        examples = ", ".join(repr(v) for v in ids[duplicated].unique()[:3])
+        problems.append(
+            Problem(
+                ID_COLUMN,
+                _row_list(frame.index[duplicated]),
+                f"the same customer id appears more than once: {examples}",
+            )
+        )
+    return ids, False
+
+
+def validate_cohort(raw: pd.DataFrame) -> Cohort:
+    """Check a table read by :func:`read_table` against the contract; type its columns.
+
+    Raises:
+        CohortValidationError: every problem found (missing columns, wrong types, values
+            out of range, categories never seen in training, duplicate ids, no rows).
+    """
+    problems: list[Problem] = []
+    frame = _rename_columns(raw, problems).reset_index(drop=True)
+    if len(frame) == 0:
+        raise CohortValidationError(
+            [Problem("(file)", "", "no customer rows: the file holds only a header")],
+            summary="The file has no customers.",
+        )
+    missing = [c for c in INPUT_COLUMNS if c not in frame]
+    for column in missing:
+        problems.append(Problem(column, "", "missing column"))
+    if len(missing) == len(INPUT_COLUMNS):
+        raise CohortValidationError(
+            problems[:3]
+            + [
+                Problem(
+                    "(file)",
+                    "",
+                    f"none of the {len(INPUT_COLUMNS)} input "
+                    "columns were found: is this the cohort file?",
+                )
+            ],
+            summary="This does not look like a cohort file.",
+        )
+    ids, generated = _parse_ids(frame, problems)
+    numeric = _parse_numeric(frame, problems)
+    categorical = _parse_categorical(frame, problems)
+    target = _parse_target(frame, problems)
+    if problems:
+        raise CohortValidationError(problems)
+
+    typed = pd.DataFrame({ID_COLUMN: ids.astype(object)})
+    for column in INPUT_COLUMNS:
+        typed[column] = numeric[column] if column in numeric else categorical[column]
+    notices: list[str] = []
+    if generated:
+        notices.append(
+            "The file has no customer id column: ids were made from the row numbers "
+            "(row-00001 is the first customer)."
+        )
+    if target is not None:
+        typed[TARGET] = target
+        notices.append(
+            "Column 'y' (the outcome, known only after a call) is ignored for scoring; "
+            "it is used only to show realised results."
+        )
+    if "duration" in frame:
+        notices.append(
+            "Column 'duration' (call length, known only after a call) is ignored for scoring."
+        )
+    known = {ID_COLUMN, *INPUT_COLUMNS, *POST_CALL_COLUMNS}
+    extra = [str(c) for c in frame.columns if c not in known]
+    if extra:
+        notices.append(
+            "Columns not used for scoring were set aside: "
+            + ", ".join(extra[:10])
+            + (" ..." if len(extra) > 10 else "")
+        )
+    return Cohort(frame=typed, ids_generated=generated, notices=notices, extra_columns=extra)
+
+
+def load_cohort(data: bytes, filename: str = "upload") -> Cohort:
+    """Read and validate a cohort from the bytes of an uploaded file."""
+    return validate_cohort(read_table(data, filename))
+
+
+def inputs_only(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the 19 model inputs of a typed frame (never ``duration`` or ``y``)."""
+    return frame.loc[:, list(INPUT_COLUMNS)]

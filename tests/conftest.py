@@ -1,0 +1,81 @@
+"""Shared fixtures: the reference data and one quick-profile model trained per test session.
+
+Before anything runs, the product's writable locations (models, processed data, database)
+are pointed at a temporary folder, so tests never touch a user's own models or data. The
+reference data is read from ``TERMDEPOSIT_DATA`` (``../shared/data`` when not set).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+if not os.environ.get("TERMDEPOSIT_DATA"):
+    default = SHARED_DATA if (SHARED_DATA / "bank-additional-full.csv").is_file() else (
+        PROJECT_ROOT / "data" / "raw")
+    os.environ["TERMDEPOSIT_DATA"] = str(default)
+_SESSION_ROOT = Path(tempfile.mkdtemp(prefix="termdeposit-tests-"))
+os.environ["TERMDEPOSIT_MODELS"] = str(_SESSION_ROOT / "models")
+os.environ["TERMDEPOSIT_PROCESSED"] = str(_SESSION_ROOT / "processed")
+os.environ["TERMDEPOSIT_DB_URL"] = f"sqlite:///{_SESSION_ROOT / 'termdeposit.db'}"
+os.environ.setdefault("TERMDEPOSIT_LOG", "WARNING")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_SESSION_ROOT, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """Folder holding the reference data files."""
+    return Path(os.environ["TERMDEPOSIT_DATA"])
+
+
+@pytest.fixture(scope="session")
+def reference():
+    """The reference data set, typed, with year/week columns (41,188 rows)."""
+    from termdeposit.dataset import load_reference
+
+    return load_reference()
+
+
+@pytest.fixture(scope="session")
+def trained_version(reference) -> str:
+    """Train the quick profile once per session into the session's models folder."""
+    from termdeposit.modeling.train import train_and_register
+
+    return train_and_register("quick", promote_to_production=True, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def production_model(trained_version):
+    """The session's trained model, loaded through the one load function."""
+    from termdeposit import registry
+
+    return registry.load_model(trained_version)
+
+
+@pytest.fixture()
+def models_copy(trained_version, tmp_path, monkeypatch) -> Path:
+    """A private copy of the session's models folder, for tests that change the registry."""
+    source = Path(os.environ["TERMDEPOSIT_MODELS"])
+    target = tmp_path / "models"
+    shutil.copytree(source, target)
+    monkeypatch.setenv("TERMDEPOSIT_MODELS", str(target))
+    return target
+
+
+@pytest.fixture(scope="session")
+def week_cohort(reference):
+    """A demo cohort: the customers of week 39 with their outcomes (as a DataFrame)."""
+    from termdeposit.dataset import make_cohort
+
+    return make_cohort(reference, 39, with_outcomes=True)
