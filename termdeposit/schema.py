@@ -370,15 +370,21 @@ def _parse_ids(frame: pd.DataFrame, problems: list[Problem]) -> tuple[pd.Series,
     return ids, False
 
 
-def validate_cohort(raw: pd.DataFrame) -> Cohort:
+def validate_cohort(raw: pd.DataFrame, row_offset: int = 0) -> Cohort:
     """Check a table read by :func:`read_table` against the contract; type its columns.
+
+    Args:
+        raw: the table, every cell as text.
+        row_offset: customers before this table in the file (for chunks of a large file), so
+            reported row numbers are the file's.
 
     Raises:
         CohortValidationError: every problem found (missing columns, wrong types, values
             out of range, categories never seen in training, duplicate ids, no rows).
     """
     problems: list[Problem] = []
-    frame = _rename_columns(raw, problems).reset_index(drop=True)
+    frame = _rename_columns(raw, problems)
+    frame.index = pd.RangeIndex(row_offset, row_offset + len(frame))
     if len(frame) == 0:
         raise CohortValidationError(
             [Problem("(file)", "", "no customer rows: the file holds only a header")],
@@ -434,6 +440,7 @@ def validate_cohort(raw: pd.DataFrame) -> Cohort:
             + ", ".join(extra[:10])
             + (" ..." if len(extra) > 10 else "")
         )
+    typed = typed.reset_index(drop=True)
     return Cohort(frame=typed, ids_generated=generated, notices=notices, extra_columns=extra)
 
 

@@ -41,8 +41,12 @@ ProgressFn = Callable[[float], None]
 
 
 def ranks_of(probabilities: np.ndarray) -> np.ndarray:
-    """Rank 1 = highest probability; ties keep the input order (stable)."""
-    order = np.argsort(-np.asarray(probabilities, dtype=float), kind="stable")
+    """Rank 1 = highest probability; ties keep the input order (stable).
+
+    Probabilities are rounded to 12 decimals first, so equal customers tie exactly even when
+    the model's arithmetic differs in the last bits between batches (parallel tree sums).
+    """
+    order = np.argsort(-np.round(np.asarray(probabilities, dtype=float), 12), kind="stable")
     ranks = np.empty(len(order), dtype=np.int64)
     ranks[order] = np.arange(1, len(order) + 1)
     return ranks
@@ -147,14 +151,9 @@ def _iter_csv_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
 def _validated_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[int, Cohort]]:
     start = 0
     for raw in _iter_csv_chunks(path, chunk_rows):
-        raw.index = pd.RangeIndex(start, start + len(raw))
-        try:
-            cohort = validate_cohort(raw)
-        except CohortValidationError as exc:
-            raise CohortValidationError(exc.problems, exc.summary) from None
+        cohort = validate_cohort(raw, row_offset=start)
         if cohort.ids_generated:
-            width = 9
-            cohort.frame[ID_COLUMN] = [f"row-{i + 1:0{width}d}" for i in raw.index]
+            cohort.frame[ID_COLUMN] = [f"row-{start + i + 1:09d}" for i in range(len(raw))]
         yield start, cohort
         start += len(raw)
 
