@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from termdeposit.config import MAX_UPLOAD_MB
 from termdeposit.errors import CohortValidationError, Problem, TermDepositError
 
 ID_COLUMN = "customer_id"
@@ -102,6 +103,14 @@ NUMERIC_COLUMNS = tuple(c for c in INPUT_COLUMNS if c in NUMERIC_INPUTS)
 CATEGORICAL_COLUMNS = tuple(c for c in INPUT_COLUMNS if c in CATEGORICAL_INPUTS)
 #: Inputs whose blank cells mean the data set's ``unknown``.
 UNKNOWN_ALLOWED = tuple(c for c, v in CATEGORICAL_INPUTS.items() if "unknown" in v)
+
+#: Largest file accepted by :func:`read_table` (the dashboard and the API use it).
+MAX_FILE_BYTES = MAX_UPLOAD_MB * 2**20
+#: A header line longer than this cannot be a cohort header.
+MAX_HEADER_CHARS = 20_000
+#: Limits for xlsx workbooks (zip archives): total unpacked size and compression ratio.
+MAX_UNPACKED_BYTES = 500 * 2**20
+MAX_ZIP_RATIO = 200
 
 ID_ALIASES = ("customerid", "id", "clientid", "customer", "client", "customerno")
 _MAX_LISTED_ROWS = 5
@@ -198,6 +207,13 @@ def read_table(data: bytes, filename: str = "upload") -> pd.DataFrame:
         raise TermDepositError(
             f"'{filename}' is empty.", hint="Upload the weekly cohort file with its customers."
         )
+    if len(data) > MAX_FILE_BYTES:
+        raise TermDepositError(
+            f"'{filename}' is {len(data) / 2**20:,.0f} MB, over the {MAX_FILE_BYTES // 2**20} MB "
+            "limit for one upload.",
+            hint="Split the cohort into smaller files, or score it with 'termdeposit score', "
+            "which reads large files in chunks.",
+        )
     if data.startswith(b"PK\x03\x04"):
         return _read_xlsx(data, filename)
     if data.startswith(b"\xd0\xcf\x11\xe0"):
@@ -211,6 +227,13 @@ def read_table(data: bytes, filename: str = "upload") -> pd.DataFrame:
             hint="Upload the cohort as a CSV file or an .xlsx workbook.",
         )
     text = _decode(data)
+    header_line = text.split("\n", 1)[0]
+    if len(header_line) > MAX_HEADER_CHARS:
+        raise TermDepositError(
+            f"The first line of '{filename}' is {len(header_line):,} characters long: that is "
+            "not a cohort header (it has far too many columns).",
+            hint="Upload a file whose first line holds the column names.",
+        )
     separator = _sniff_separator(text)
     try:
         frame = pd.read_csv(
@@ -223,13 +246,55 @@ def read_table(data: bytes, filename: str = "upload") -> pd.DataFrame:
         )
     except (pd.errors.ParserError, csv.Error) as exc:
         raise TermDepositError(
-            f"'{filename}' could not be read as CSV: {str(exc).splitlines()[0]}",
+            f"'{filename}' could not be read as CSV: {_short(str(exc).splitlines()[0], 200)}",
             hint="Check that every line has the same number of columns and quotes are closed.",
         ) from exc
+    header = next(csv.reader([header_line.lstrip("\ufeff")], delimiter=separator), [])
+    if len(header) == len(frame.columns):
+        frame.columns = [h.strip() for h in header]
     return frame
 
 
+def _short(text: str, limit: int = 40) -> str:
+    """Shorten a cell or message for display (hostile cells can be megabytes long)."""
+    text = str(text).replace("\n", " ").replace("\r", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _check_zip(data: bytes, filename: str) -> None:
+    """Refuse workbooks that unpack to something huge (zip bombs) or carry macros."""
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = archive.infolist()
+    except zipfile.BadZipFile as exc:
+        raise TermDepositError(
+            f"'{filename}' looks like an Excel workbook but is damaged.",
+            hint="Open it in Excel and save it again as .xlsx (or CSV UTF-8).",
+        ) from exc
+    names = {m.filename.lower() for m in members}
+    if not any(n.startswith("xl/") for n in names):
+        raise TermDepositError(
+            f"'{filename}' is a zip archive, not an Excel workbook.",
+            hint="Upload the cohort as a CSV file or an .xlsx workbook.",
+        )
+    if any(n.endswith("vbaproject.bin") for n in names):
+        raise TermDepositError(
+            f"'{filename}' is a workbook with macros (.xlsm); macros are not accepted.",
+            hint="In Excel use 'Save as > Excel Workbook (.xlsx)' and upload that file.",
+        )
+    unpacked = sum(m.file_size for m in members)
+    packed = max(sum(m.compress_size for m in members), 1)
+    if unpacked > MAX_UNPACKED_BYTES or unpacked / packed > MAX_ZIP_RATIO:
+        raise TermDepositError(
+            f"'{filename}' would unpack to {unpacked / 2**20:,.0f} MB: too large to open safely.",
+            hint="Save the cohort as CSV UTF-8 and upload that file.",
+        )
+
+
 def _read_xlsx(data: bytes, filename: str) -> pd.DataFrame:
+    _check_zip(data, filename)
     try:
         frame = pd.read_excel(io.BytesIO(data), dtype=str, engine="openpyxl")
     except Exception as exc:  # openpyxl raises many types for broken workbooks
@@ -252,7 +317,7 @@ def _rename_columns(raw: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame:
     mapping: dict[str, str] = {}
     seen: dict[str, str] = {}
     for column in raw.columns:
-        original = str(column).replace("\ufeff", "").strip()
+        original = _short(str(column).replace("\ufeff", "").strip(), 60)
         target = _CANONICAL.get(_canonical_key(original), original)
         if target in seen:
             problems.append(
@@ -279,7 +344,7 @@ def _parse_numeric(frame: pd.DataFrame, problems: list[Problem]) -> dict[str, pd
                 Problem(column, _row_list(frame.index[blank]), "blank: a number is needed")
             )
         if bad.any():
-            examples = ", ".join(repr(v) for v in text[bad].unique()[:3])
+            examples = ", ".join(repr(_short(v)) for v in text[bad].unique()[:3])
             problems.append(
                 Problem(
                     column, _row_list(frame.index[bad]), f"expected a number, found {examples}"
@@ -321,7 +386,7 @@ def _parse_categorical(frame: pd.DataFrame, problems: list[Problem]) -> dict[str
             )
         unseen = ~values.isin(allowed) & ~blank
         if unseen.any():
-            examples = ", ".join(repr(v) for v in values[unseen].unique()[:3])
+            examples = ", ".join(repr(_short(v)) for v in values[unseen].unique()[:3])
             problems.append(
                 Problem(
                     column,
@@ -359,7 +424,7 @@ def _parse_ids(frame: pd.DataFrame, problems: list[Problem]) -> tuple[pd.Series,
         problems.append(Problem(ID_COLUMN, _row_list(frame.index[blank]), "blank customer id"))
     duplicated = ids.duplicated(keep=False) & ~blank
     if duplicated.any():
-        examples = ", ".join(repr(v) for v in ids[duplicated].unique()[:3])
+        examples = ", ".join(repr(_short(v)) for v in ids[duplicated].unique()[:3])
         problems.append(
             Problem(
                 ID_COLUMN,
