@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from termdeposit import fastpath
 from termdeposit.config import MAX_UPLOAD_MB
 from termdeposit.errors import CohortValidationError, Problem, TermDepositError
 
@@ -235,15 +236,17 @@ def read_table(data: bytes, filename: str = "upload") -> pd.DataFrame:
             hint="Upload a file whose first line holds the column names.",
         )
     separator = _sniff_separator(text)
+    frame = fastpath.read_csv_text(data, separator)  # None unless it reads as pandas would
     try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            sep=separator,
-            dtype=str,
-            keep_default_na=False,
-            skipinitialspace=True,
-            quotechar='"',
-        )
+        if frame is None:
+            frame = pd.read_csv(
+                io.StringIO(text),
+                sep=separator,
+                dtype=str,
+                keep_default_na=False,
+                skipinitialspace=True,
+                quotechar='"',
+            )
     except (pd.errors.ParserError, csv.Error) as exc:
         raise TermDepositError(
             f"'{filename}' could not be read as CSV: {_short(str(exc).splitlines()[0], 200)}",
@@ -336,7 +339,7 @@ def _parse_numeric(frame: pd.DataFrame, problems: list[Problem]) -> dict[str, pd
         if column not in frame:
             continue
         text = frame[column].astype(str).str.strip()
-        values = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+        values = fastpath.to_number(text.str.replace(",", ".", regex=False))
         blank = text.eq("") | text.str.lower().isin(["nan", "na", "null", "none"])
         bad = values.isna() & ~blank
         if blank.any():
@@ -395,7 +398,7 @@ def _parse_categorical(frame: pd.DataFrame, problems: list[Problem]) -> dict[str
                     + ", ".join(allowed),
                 )
             )
-        parsed[column] = values.astype(object)
+        parsed[column] = fastpath.as_object(values)
     return parsed
 
 
@@ -435,6 +438,26 @@ def _parse_ids(frame: pd.DataFrame, problems: list[Problem]) -> tuple[pd.Series,
     return ids, False
 
 
+def _check_broken_rows(frame: pd.DataFrame) -> None:
+    """Refuse rows that landed whole in the first column (another separator than the header)."""
+    if frame.shape[1] < 3:
+        return
+    rest = frame.iloc[:, 1:].astype(str)
+    first = frame.iloc[:, 0].astype(str)
+    broken = rest.eq("").all(axis=1) & first.str.contains(r"[;,\t|]", regex=True)
+    if broken.any():
+        raise CohortValidationError(
+            [
+                Problem(
+                    "(whole row)",
+                    _row_list(frame.index[broken]),
+                    "the row uses a different separator than the header line (';' or ','): "
+                    "all its values landed in the first column",
+                )
+            ]
+        )
+
+
 def validate_cohort(raw: pd.DataFrame, row_offset: int = 0) -> Cohort:
     """Check a table read by :func:`read_table` against the contract; type its columns.
 
@@ -455,6 +478,7 @@ def validate_cohort(raw: pd.DataFrame, row_offset: int = 0) -> Cohort:
             [Problem("(file)", "", "no customer rows: the file holds only a header")],
             summary="The file has no customers.",
         )
+    _check_broken_rows(frame)
     missing = [c for c in INPUT_COLUMNS if c not in frame]
     for column in missing:
         problems.append(Problem(column, "", "missing column"))

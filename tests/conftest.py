@@ -19,8 +19,11 @@ SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 if not os.environ.get("TERMDEPOSIT_DATA"):
-    default = SHARED_DATA if (SHARED_DATA / "bank-additional-full.csv").is_file() else (
-        PROJECT_ROOT / "data" / "raw")
+    default = (
+        SHARED_DATA
+        if (SHARED_DATA / "bank-additional-full.csv").is_file()
+        else (PROJECT_ROOT / "data" / "raw")
+    )
     os.environ["TERMDEPOSIT_DATA"] = str(default)
 _SESSION_ROOT = Path(tempfile.mkdtemp(prefix="termdeposit-tests-"))
 os.environ["TERMDEPOSIT_MODELS"] = str(_SESSION_ROOT / "models")

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -61,8 +60,16 @@ def test_evaluate_json_matches_the_card(trained_version):
     result = _run("evaluate", "--json")
     assert result.exit_code == 0
     figures = json.loads(result.stdout)
-    for key in ("version", "auc_random", "auc_time", "ap_random", "ap_time", "brier_random",
-                "ece_random", "lift_top10"):
+    for key in (
+        "version",
+        "auc_random",
+        "auc_time",
+        "ap_random",
+        "ap_time",
+        "brier_random",
+        "ece_random",
+        "lift_top10",
+    ):
         assert key in figures
     from termdeposit import registry
 
@@ -89,7 +96,10 @@ def test_console_script_exits_non_zero_without_traceback(tmp_path):
     bad.write_bytes(b"\x00\x01garbage")
     proc = subprocess.run(
         [sys.executable, "-m", "termdeposit.cli", "score", str(bad)],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "no production model" in proc.stderr.lower() and "Traceback" not in proc.stderr

@@ -73,19 +73,19 @@ def test_fetch_wrong_checksum_writes_nothing(data_dir, tmp_path):
     inner = io.BytesIO()
     with zipfile.ZipFile(inner, "w") as archive:
         archive.writestr("bank-additional/bank-additional-full.csv", b"age;job\n1;x\n")
-    with _Server(_outer_zip(inner.getvalue())) as server:
-        with pytest.raises(DataDownloadError, match="wrong checksum"):
-            fetch_data(server.url, tmp_path)
+    with (
+        _Server(_outer_zip(inner.getvalue())) as server,
+        pytest.raises(DataDownloadError, match="wrong checksum"),
+    ):
+        fetch_data(server.url, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_fetch_broken_zip_and_http_error_and_no_network(tmp_path):
-    with _Server(b"this is not a zip") as server:
-        with pytest.raises(DataDownloadError, match="broken"):
-            fetch_data(server.url, tmp_path)
-    with _Server(b"gone", status=404) as server:
-        with pytest.raises(DataDownloadError, match="404"):
-            fetch_data(server.url, tmp_path)
+    with _Server(b"not a zip") as server, pytest.raises(DataDownloadError, match="broken"):
+        fetch_data(server.url, tmp_path)
+    with _Server(b"gone", status=404) as server, pytest.raises(DataDownloadError, match="404"):
+        fetch_data(server.url, tmp_path)
     with pytest.raises(DataDownloadError, match="Could not reach"):
         fetch_data("http://127.0.0.1:9/archive.zip", tmp_path, timeout=2)
     assert list(tmp_path.iterdir()) == []

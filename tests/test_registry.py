@@ -18,8 +18,20 @@ def test_round_trip_loads_the_same_pipeline(production_model, models_copy, refer
     rows = reference.head(200)
     assert np.array_equal(loaded.predict_proba(rows), production_model.predict_proba(rows))
     card = loaded.card
-    for key in ("version", "created", "data_sha256", "rows", "features_used", "family", "params",
-                "families", "metrics", "default_threshold", "libraries", "artifact_sha256"):
+    for key in (
+        "version",
+        "created",
+        "data_sha256",
+        "rows",
+        "features_used",
+        "family",
+        "params",
+        "families",
+        "metrics",
+        "default_threshold",
+        "libraries",
+        "artifact_sha256",
+    ):
         assert key in card, key
     assert card["data_sha256"] == config.RAW_FILE_SHA256
 
@@ -60,8 +72,9 @@ def test_symlink_out_of_models_is_refused(models_copy, trained_version, tmp_path
 
 
 def test_promote_and_rollback(models_copy, trained_version, production_model):
-    second = registry.save_model(production_model.pipeline, dict(production_model.card),
-                                 version="v29990101-000000")
+    second = registry.save_model(
+        production_model.pipeline, dict(production_model.card), version="v29990101-000000"
+    )
     assert registry.list_versions() == [trained_version, second]
     registry.promote(second, "better challenger")
     assert registry.production_version() == second

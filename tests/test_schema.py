@@ -22,7 +22,9 @@ from termdeposit.schema import (
 def _csv(frame: pd.DataFrame, sep: str = ",", quote_all: bool = False, bom: bool = False) -> bytes:
     import csv
 
-    text = frame.to_csv(index=False, sep=sep, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL)
+    text = frame.to_csv(
+        index=False, sep=sep, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL
+    )
     return (("\ufeff" if bom else "") + text).encode("utf-8")
 
 
@@ -84,7 +86,9 @@ def test_xlsx_is_read_by_content_not_name(cohort_frame):
 def test_column_names_are_matched_loosely(cohort_frame):
     renamed = cohort_frame.rename(columns={"emp.var.rate": "Emp_Var_Rate", "customer_id": "ID"})
     cohort = load_cohort(_csv(renamed))
-    assert "emp.var.rate" in cohort.frame and cohort.frame[ID_COLUMN].iloc[0] == renamed["ID"].iloc[0]
+    assert (
+        "emp.var.rate" in cohort.frame and cohort.frame[ID_COLUMN].iloc[0] == renamed["ID"].iloc[0]
+    )
 
 
 def test_every_problem_reported_at_once_with_rows(cohort_frame):
@@ -98,7 +102,10 @@ def test_every_problem_reported_at_once_with_rows(cohort_frame):
     assert problems["euribor3m"].problem == "missing column"
     assert "expected a number" in problems["age"].problem and problems["age"].rows == "4"
     assert "out of range" in problems["campaign"].problem and problems["campaign"].rows == "6"
-    assert "never seen in training" in problems["job"].problem and "'astronaut'" in problems["job"].problem
+    assert (
+        "never seen in training" in problems["job"].problem
+        and "'astronaut'" in problems["job"].problem
+    )
     assert "nothing was scored" in str(info.value)
 
 

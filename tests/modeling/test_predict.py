@@ -41,23 +41,31 @@ def test_chunked_file_scoring_equals_whole(production_model, week_cohort, tmp_pa
     source = tmp_path / "cohort.csv"
     week_cohort.drop(columns=["y"]).to_csv(source, index=False, sep=";")
     whole = score_file(production_model, source, tmp_path / "a.csv", threshold=0.15)
-    chunked = score_file(production_model, source, tmp_path / "b.csv", threshold=0.15,
-                         chunk_rows=500, force_chunked=True)
+    chunked = score_file(
+        production_model,
+        source,
+        tmp_path / "b.csv",
+        threshold=0.15,
+        chunk_rows=500,
+        force_chunked=True,
+    )
     a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
     pd.testing.assert_frame_equal(a, b)
     assert whole.calls == chunked.calls and chunked.chunked
     assert a["rank"].min() == 1 and a["rank"].max() == len(week_cohort)
 
 
-def test_chunked_scoring_reports_row_numbers_and_leaves_no_file(production_model, week_cohort,
-                                                                tmp_path):
+def test_chunked_scoring_reports_row_numbers_and_leaves_no_file(
+    production_model, week_cohort, tmp_path
+):
     bad = week_cohort.drop(columns=["y"]).astype(str)
     bad.loc[1200, "age"] = "old"
     source = tmp_path / "bad.csv"
     bad.to_csv(source, index=False)
     with pytest.raises(CohortValidationError) as info:
-        score_file(production_model, source, tmp_path / "out.csv", chunk_rows=500,
-                   force_chunked=True)
+        score_file(
+            production_model, source, tmp_path / "out.csv", chunk_rows=500, force_chunked=True
+        )
     assert info.value.problems[0].rows == "1202"
     assert not (tmp_path / "out.csv").exists()
     assert not list(tmp_path.glob(".*part"))

@@ -8,30 +8,40 @@ import pytest
 
 from termdeposit.features import BankCleaner, build_preprocessor
 from termdeposit.modeling.train import (
+    PROFILES,
     OptionalSMOTE,
     build_pipeline,
     make_splits,
     search_space,
-    PROFILES,
 )
 from termdeposit.schema import INPUT_COLUMNS
 
 
 def _inner(pipeline):
-    return pipeline.calibrated_classifiers_[0].estimator if hasattr(
-        pipeline, "calibrated_classifiers_") else pipeline
+    return (
+        pipeline.calibrated_classifiers_[0].estimator
+        if hasattr(pipeline, "calibrated_classifiers_")
+        else pipeline
+    )
 
 
 def test_duration_never_enters_the_features(production_model, reference):
     assert "duration" not in production_model.card["features_used"]
     assert "duration" in production_model.card["features_excluded"]
     inner = _inner(production_model.pipeline)
-    names = inner[:-2].get_feature_names_out() if hasattr(inner[:-2], "get_feature_names_out") \
+    names = (
+        inner[:-2].get_feature_names_out()
+        if hasattr(inner[:-2], "get_feature_names_out")
         else inner.named_steps["prep"].get_feature_names_out()
+    )
     assert not any("duration" in str(n) for n in names)
     rows = reference.head(300)
-    shuffled = rows.assign(duration=np.random.default_rng(0).permutation(rows["duration"].to_numpy()))
-    assert np.array_equal(production_model.predict_proba(rows), production_model.predict_proba(shuffled))
+    shuffled = rows.assign(
+        duration=np.random.default_rng(0).permutation(rows["duration"].to_numpy())
+    )
+    assert np.array_equal(
+        production_model.predict_proba(rows), production_model.predict_proba(shuffled)
+    )
 
 
 def test_leakage_guard_fails_if_duration_were_an_input(monkeypatch, reference):
@@ -83,11 +93,17 @@ def test_small_macro_changes_do_not_flip_scores_wildly(production_model, referen
 
 
 def test_cleaner_replaces_unknown_by_training_mode_and_keeps_default():
-    frame = pd.DataFrame(
-        {c: ["x"] * 4 for c in INPUT_COLUMNS}
-    )
-    for c in ("age", "campaign", "previous", "emp.var.rate", "cons.price.idx", "cons.conf.idx",
-              "euribor3m", "nr.employed"):
+    frame = pd.DataFrame({c: ["x"] * 4 for c in INPUT_COLUMNS})
+    for c in (
+        "age",
+        "campaign",
+        "previous",
+        "emp.var.rate",
+        "cons.price.idx",
+        "cons.conf.idx",
+        "euribor3m",
+        "nr.employed",
+    ):
         frame[c] = 1.0
     frame["pdays"] = [999.0, 3.0, 999.0, 45.0]
     frame["job"] = ["admin.", "admin.", "unknown", "student"]
