@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -30,6 +31,9 @@ from termdeposit.errors import TermDepositError
 
 VERSION_PATTERN = re.compile(r"^v\d{8}-\d{6}(?:-\d+)?(?:-[a-z0-9]+)?$")
 REFERENCE_FILE = "reference.parquet"
+CHECKSUM_FILE = "SHA256SUMS"
+#: HMAC-SHA256 of SHA256SUMS, written when ``TERMDEPOSIT_SIGNING_KEY`` is set.
+SIGNATURE_FILE = "SIGNATURE"
 AUDIT_FILE = "promotions.jsonl"
 
 
@@ -144,6 +148,7 @@ def save_model(
             reference.to_parquet(staging / REFERENCE_FILE, index=False)
             card["reference_sha256"] = _sha256(staging / REFERENCE_FILE)
         (staging / config.MODEL_CARD).write_text(json.dumps(card, indent=2, default=str))
+        _write_checksums(staging)
         os.replace(staging, final)
     finally:
         if staging.exists():
@@ -195,11 +200,8 @@ def load_model(version: str | None = None, models_dir: Path | None = None) -> Lo
         )
     digest = _sha256(artifact)
     if digest != card.get("artifact_sha256"):
-        raise ModelError(
-            f"Model {version} was changed after it was saved (checksum mismatch); "
-            "it was not loaded.",
-            hint="Restore the original files, promote another version, or retrain.",
-        )
+        raise _tampered(version, config.MODEL_ARTIFACT)
+    verify_checksums(folder, version)
     try:
         pipeline = joblib.load(artifact)
     except Exception as exc:  # a verified file that still fails to unpickle: wrong libraries
@@ -210,6 +212,73 @@ def load_model(version: str | None = None, models_dir: Path | None = None) -> Lo
     if not hasattr(pipeline, "predict_proba"):
         raise ModelError(f"Model {version} is not a scoring pipeline.", hint="Retrain it.")
     return LoadedModel(version=version, pipeline=pipeline, card=card, path=folder)
+
+
+def _checksum_text(folder: Path) -> str:
+    names = [
+        n
+        for n in (config.MODEL_ARTIFACT, config.MODEL_CARD, REFERENCE_FILE)
+        if (folder / n).is_file()
+    ]
+    return "".join(f"{_sha256(folder / n)}  {n}\n" for n in names)
+
+
+def _signature(text: str) -> str | None:
+    key = os.environ.get("TERMDEPOSIT_SIGNING_KEY")
+    if not key:
+        return None
+    return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def _write_checksums(folder: Path) -> None:
+    text = _checksum_text(folder)
+    (folder / CHECKSUM_FILE).write_text(text)
+    signature = _signature(text)
+    if signature:
+        (folder / SIGNATURE_FILE).write_text(signature + "\n")
+
+
+def _tampered(version: str, name: str) -> ModelError:
+    return ModelError(
+        f"Model {version} was changed after it was saved ({name}: checksum mismatch); "
+        "it was not loaded.",
+        hint="Restore the original files, promote another version, or retrain.",
+    )
+
+
+def verify_checksums(folder: Path, version: str) -> None:
+    """Check every file of a model folder against its ``SHA256SUMS`` (and signature, if a
+    signing key is set), before anything is unpickled.
+
+    Raises:
+        ModelError: a file was changed, added to the list or removed, or the signature is wrong.
+    """
+    listed = folder / CHECKSUM_FILE
+    if not listed.is_file() or listed.is_symlink():
+        raise ModelError(
+            f"Model {version} has no checksum list; it was not loaded.",
+            hint="Retrain it, or restore the model folder from a backup.",
+        )
+    recorded = listed.read_text()
+    for line in recorded.splitlines():
+        digest, _, name = line.partition("  ")
+        path = folder / name
+        if name not in (config.MODEL_ARTIFACT, config.MODEL_CARD, REFERENCE_FILE):
+            raise _tampered(version, name)
+        if path.is_symlink() or not path.is_file() or _sha256(path) != digest:
+            raise _tampered(version, name)
+    if recorded != _checksum_text(folder):
+        raise _tampered(version, CHECKSUM_FILE)
+    expected = _signature(recorded)
+    if expected is not None:
+        signature_file = folder / SIGNATURE_FILE
+        found = signature_file.read_text().strip() if signature_file.is_file() else ""
+        if not hmac.compare_digest(found, expected):
+            raise ModelError(
+                f"Model {version} is not signed with this installation's signing key; "
+                "it was not loaded.",
+                hint="Only load models trained here, or retrain it.",
+            )
 
 
 def list_versions(models_dir: Path | None = None) -> list[str]:
