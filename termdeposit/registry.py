@@ -346,7 +346,7 @@ def promote(
 
 
 def rollback(
-    models_dir: Path | None = None, reason: str = "rolled back by hand"
+    models_dir: Path | None = None, reason: str = "rolled back by hand", user: str | None = None
 ) -> dict[str, Any]:
     """Restore the version that was in production before the current one."""
     root = _root(models_dir)
@@ -357,7 +357,7 @@ def rollback(
             "There is no earlier production model to roll back to.",
             hint="Promote a version by name with 'termdeposit models promote VERSION'.",
         )
-    return promote(history[-1]["previous"], reason, root, action="rollback")
+    return promote(history[-1]["previous"], reason, root, user=user, action="rollback")
 
 
 def production_at(when: dt.datetime, models_dir: Path | None = None) -> str | None:

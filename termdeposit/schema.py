@@ -496,8 +496,14 @@ def validate_cohort(raw: pd.DataFrame, row_offset: int = 0) -> Cohort:
             summary="This does not look like a cohort file.",
         )
     ids, generated = _parse_ids(frame, problems)
-    numeric = _parse_numeric(frame, problems)
-    categorical = _parse_categorical(frame, problems)
+    # Each parser judges a cell on its own: run it on the distinct values, then on every row
+    # only if some value has a problem (for the row numbers).
+    numeric = fastpath.parse_by_distinct_values(_parse_numeric, frame, NUMERIC_COLUMNS)
+    if numeric is None:
+        numeric = _parse_numeric(frame, problems)
+    categorical = fastpath.parse_by_distinct_values(_parse_categorical, frame, CATEGORICAL_COLUMNS)
+    if categorical is None:
+        categorical = _parse_categorical(frame, problems)
     target = _parse_target(frame, problems)
     if problems:
         raise CohortValidationError(problems)

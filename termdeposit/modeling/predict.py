@@ -7,6 +7,7 @@ probability, the decision and the rank mean the same everywhere.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from termdeposit import fastpath
 from termdeposit.errors import CohortValidationError, Problem, TermDepositError
-from termdeposit.exports import neutralise_frame
 from termdeposit.modeling.metrics import classification_metrics
 from termdeposit.registry import LoadedModel
 from termdeposit.schema import (
@@ -36,6 +37,9 @@ SCORE_COLUMNS = (ID_COLUMN, "probability", "decision", "rank")
 #: Files larger than this are scored in chunks (two passes: score, then write with ranks).
 CHUNK_THRESHOLD_BYTES = 64 * 1024 * 1024
 CHUNK_ROWS = 250_000
+#: Validated chunks kept from the first pass for the second (the last ones, up to this size),
+#: so a file of a few million rows is read and validated once.
+CHUNK_CACHE_BYTES = 512 * 1024 * 1024
 
 ProgressFn = Callable[[float], None]
 
@@ -81,16 +85,23 @@ def score_frame(
 
     Rows stay in input order. Without a threshold or top N the model's default threshold is used.
     """
-    probabilities = model.predict_proba(frame.loc[:, list(INPUT_COLUMNS)])
+    probabilities = fastpath.predict_proba(model, frame.loc[:, list(INPUT_COLUMNS)])
     if threshold is None and top_n is None:
         threshold = model.threshold
     call = decisions(probabilities, threshold, top_n)
+    return assemble_scored(frame, probabilities, call, ranks_of(probabilities))
+
+
+def assemble_scored(
+    frame: pd.DataFrame, probabilities: np.ndarray, call: np.ndarray, ranks: np.ndarray
+) -> pd.DataFrame:
+    """The scored rows of a validated frame: id, probability, decision, rank, inputs (and y)."""
     out = pd.DataFrame(
         {
             ID_COLUMN: frame[ID_COLUMN].to_numpy(),
             "probability": probabilities,
             "decision": np.where(call, DECISION_YES, DECISION_NO),
-            "rank": ranks_of(probabilities),
+            "rank": ranks,
         }
     )
     return pd.concat([out, _output_inputs(frame)], axis=1)
@@ -131,12 +142,18 @@ class FileScoreSummary:
     probabilities: np.ndarray
 
 
-def _iter_csv_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _iter_csv_chunks(path: Path, chunk_rows: int, fast: bool = True) -> Iterator[pd.DataFrame]:
+    """Text chunks of a CSV file; the Arrow reader (``fast``) may raise FastPathDeclinedError."""
     with open(path, "rb") as handle:
         head = handle.read(65536)
     text = head.decode("utf-8-sig", errors="replace")
     first = text.split("\n", 1)[0]
     separator = ";" if first.count(";") > first.count(",") else ","
+    if fast:
+        lines = max(text.count("\n"), 1)
+        block_bytes = max(len(head) // lines, 16) * chunk_rows
+        yield from fastpath.iter_csv_text(path, separator, min(block_bytes, 1 << 30))
+        return
     yield from pd.read_csv(
         path,
         sep=separator,
@@ -148,24 +165,45 @@ def _iter_csv_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     )
 
 
-def _validated_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[int, Cohort]]:
+def _validated_chunks(
+    path: Path,
+    chunk_rows: int,
+    fast: bool = True,
+    total_rows: int | None = None,
+    stop_row: int | None = None,
+) -> Iterator[tuple[int, Cohort]]:
+    """Validated chunks with the row they start at, up to ``stop_row`` (all by default)."""
     start = 0
-    for raw in _iter_csv_chunks(path, chunk_rows):
+    if stop_row is not None and stop_row <= 0:
+        return
+    for raw in _iter_csv_chunks(path, chunk_rows, fast):
         cohort = validate_cohort(raw, row_offset=start)
         if cohort.ids_generated:
-            cohort.frame[ID_COLUMN] = [f"row-{start + i + 1:09d}" for i in range(len(raw))]
+            cohort.frame[ID_COLUMN] = generated_ids(start, len(raw), total_rows)
         yield start, cohort
         start += len(raw)
+        if stop_row is not None and start >= stop_row:
+            return
+
+
+def generated_ids(start: int, count: int, total_rows: int | None = None) -> list[str]:
+    """Ids made from row numbers, as for a whole file of ``total_rows`` (row-00001, ...)."""
+    width = max(5, len(str(total_rows))) if total_rows is not None else 9
+    return [f"row-{start + i + 1:0{width}d}" for i in range(count)]
 
 
 def _check_unique_ids(hashes: list[np.ndarray]) -> None:
     values = np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64)
-    unique, counts = np.unique(values, return_counts=True)
-    if (counts > 1).any():
+    values.sort()  # in place: one copy of the hashes in memory, even for 10M customers
+    repeated = values[1:] == values[:-1]
+    if repeated.any():
+        first_repeats = repeated & np.r_[True, ~repeated[:-1]]
         raise CohortValidationError(
             [
                 Problem(
-                    ID_COLUMN, "", f"{int((counts > 1).sum())} customer ids appear more than once"
+                    ID_COLUMN,
+                    "",
+                    f"{int(first_repeats.sum())} customer ids appear more than once",
                 )
             ]
         )
@@ -198,7 +236,7 @@ def score_file(
     chunked = force_chunked or (
         source.is_file()
         and source.stat().st_size > CHUNK_THRESHOLD_BYTES
-        and not source.read_bytes()[:4].startswith(b"PK")
+        and not _starts_with(source, b"PK")
     )
     tmp = destination.with_name(f".{destination.name}.part")
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -208,7 +246,7 @@ def score_file(
             report(0.3)
             scored = score_cohort(model, cohort, threshold, top_n)
             report(0.8)
-            neutralise_frame(scored).to_csv(tmp, index=False)
+            tmp.write_bytes(fastpath.csv_bytes(scored))
             tmp.replace(destination)
             report(1.0)
             probabilities = scored["probability"].to_numpy()
@@ -220,34 +258,30 @@ def score_file(
                 cohort.notices,
                 probabilities,
             )
-        size = max(source.stat().st_size, 1)
-        parts: list[np.ndarray] = []
-        hashes: list[np.ndarray] = []
-        notices: list[str] = []
-        for _, cohort in _validated_chunks(source, chunk_rows):
-            parts.append(model.predict_proba(cohort.frame.loc[:, list(INPUT_COLUMNS)]))
-            hashes.append(_id_hashes(cohort.frame[ID_COLUMN]))
-            notices = notices or cohort.notices
-            report(min(0.5, 0.5 * sum(len(p) for p in parts) * 200 / size))
+        fast = True
+        try:
+            parts, hashes, notices, cache = _first_pass(model, source, chunk_rows, fast, report)
+        except fastpath.FastPathDeclinedError:
+            fast = False
+            parts, hashes, notices, cache = _first_pass(model, source, chunk_rows, fast, report)
         if not parts:
             raise TermDepositError(f"'{source.name}' has no customers.", hint="Check the file.")
         _check_unique_ids(hashes)
         probabilities = np.concatenate(parts)
+        del parts, hashes  # 16 bytes per customer, not needed in the second pass
         call = decisions(probabilities, threshold, top_n)
         ranks = ranks_of(probabilities)
-        with open(tmp, "w", encoding="utf-8", newline="") as handle:
-            for start, cohort in _validated_chunks(source, chunk_rows):
+        with open(tmp, "wb") as handle:
+            total = len(probabilities)
+            reread = _validated_chunks(source, chunk_rows, fast, total, min(cache, default=total))
+            for start, cohort in itertools.chain(reread, cache.items()):
+                if cohort.ids_generated:
+                    cohort.frame[ID_COLUMN] = generated_ids(start, len(cohort.frame), total)
                 stop = start + len(cohort.frame)
-                out = pd.DataFrame(
-                    {
-                        ID_COLUMN: cohort.frame[ID_COLUMN].to_numpy(),
-                        "probability": probabilities[start:stop],
-                        "decision": np.where(call[start:stop], DECISION_YES, DECISION_NO),
-                        "rank": ranks[start:stop],
-                    }
+                out = assemble_scored(
+                    cohort.frame, probabilities[start:stop], call[start:stop], ranks[start:stop]
                 )
-                out = pd.concat([out, _output_inputs(cohort.frame)], axis=1)
-                neutralise_frame(out).to_csv(handle, index=False, header=start == 0)
+                handle.write(fastpath.csv_bytes(out, header=start == 0))
                 report(0.5 + 0.5 * stop / len(probabilities))
         tmp.replace(destination)
         return FileScoreSummary(
@@ -261,6 +295,49 @@ def score_file(
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _first_pass(
+    model: LoadedModel, source: Path, chunk_rows: int, fast: bool, report: ProgressFn
+) -> tuple[list[np.ndarray], list[np.ndarray], list[str], dict[int, Cohort]]:
+    """Validate and score every chunk: probabilities, id hashes, the first notices, and the
+    validated chunks by first row when all of them fit in :data:`CHUNK_CACHE_BYTES` (a larger
+    file keeps none: its second pass reads it again, and memory stays bounded).
+    """
+    size = max(source.stat().st_size, 1)
+    parts: list[np.ndarray] = []
+    hashes: list[np.ndarray] = []
+    notices: list[str] = []
+    cache: dict[int, Cohort] = {}
+    keep: bool | None = None
+    for start, cohort in _validated_chunks(source, chunk_rows, fast):
+        parts.append(fastpath.predict_proba(model, cohort.frame.loc[:, list(INPUT_COLUMNS)]))
+        hashes.append(_id_hashes(cohort.frame[ID_COLUMN]))
+        notices = notices or cohort.notices
+        if keep is None:
+            rows = _estimated_rows(source)
+            keep = rows * _frame_bytes(cohort.frame) / len(cohort.frame) <= CHUNK_CACHE_BYTES
+        if keep:
+            cache[start] = cohort
+        report(min(0.5, 0.5 * sum(len(p) for p in parts) * 200 / size))
+    return parts, hashes, notices, cache
+
+
+def _estimated_rows(path: Path) -> float:
+    """Customers in a CSV file, estimated from the length of its first lines."""
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 20)
+    return path.stat().st_size * max(head.count(b"\n"), 1) / max(len(head), 1)
+
+
+def _frame_bytes(frame: pd.DataFrame) -> int:
+    """Rough size of a validated frame: its arrays plus about 64 bytes per id string."""
+    return int(frame.memory_usage(index=False).sum()) + 64 * len(frame)
+
+
+def _starts_with(path: Path, prefix: bytes) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(len(prefix)) == prefix
 
 
 def evaluate(model: LoadedModel, frame: pd.DataFrame) -> dict[str, Any]:

@@ -113,10 +113,10 @@ PROFILES = {
     "full": Profile(
         name="full",
         folds=5,
-        iterations={"logreg": 16, "random_forest": 12, "xgboost": 20},
+        iterations={"logreg": 16, "random_forest": 10, "xgboost": 20},
         search_rows=None,
         calibration_folds=5,
-        rf_trees=(100, 300),
+        rf_trees=(100, 250),
         xgb_trees=(100, 500),
     ),
 }
@@ -550,12 +550,16 @@ def train_and_register(
     reason: str | None = None,
 ) -> str:
     """Train on the reference data, save a new model version, promote it; return the version."""
-    from termdeposit import config, registry
+    from termdeposit import config, fairness, registry
     from termdeposit.dataset import load_reference, sha256_file
 
     frame = load_reference()
     result = train(frame, profile=profile, random_state=random_state, progress=progress)
     card = build_card(result, sha256_file(config.raw_data_file()), random_state)
+    holdout = make_splits(frame[TARGET].to_numpy(dtype=int), random_state).holdout_time
+    card["fairness"] = fairness.card_section(
+        result.pipeline, frame.iloc[holdout], card["default_threshold"]
+    )
     version = registry.save_model(result.pipeline, card, reference=result.reference)
     if promote_to_production:
         registry.promote(version, reason or f"trained ({profile} profile)")

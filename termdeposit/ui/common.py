@@ -1,37 +1,60 @@
 """Shared set-up for every dashboard page: page config, sidebar, session state, cached model.
 
 Every page starts with ``settings = setup_page("Title")``. With Streamlit's automatic page
-discovery a deep link runs a page without the home page, so this call must restore
-everything a page needs.
+discovery a deep link runs a page without the home page, so this call restores everything a
+page needs.
 
 Session state (persistent keys, survive page switches):
-    ``settings``      the business settings (:class:`~termdeposit.config.BusinessSettings`)
-    ``cohort``        the validated :class:`~termdeposit.schema.Cohort` being worked on
-    ``cohort_name``   a label for it (file name or demo week label), used in export names
-    ``cohort_sha256`` sha256 of the uploaded bytes (same file = same cohort)
-    ``scored``        the scored cohort (:func:`termdeposit.modeling.predict.score_frame`)
-    ``model_version`` the version that scored it
-    ``threshold``     the chosen probability threshold
+    ``settings``          the business settings (:class:`~termdeposit.config.BusinessSettings`);
+                          changed in the sidebar, they apply to every page at once
+    ``cohort``            the validated :class:`~termdeposit.schema.Cohort` being worked on
+    ``cohort_name``       a label for it (file name or demo week label), used in export names
+    ``cohort_sha256``     sha256 of the uploaded bytes (same file = same cohort)
+    ``scored``            the scored cohort (:func:`termdeposit.modeling.predict.score_frame`,
+                          rows in input order; its ``decision`` column is at the model's default
+                          threshold: use ``threshold`` for the current choice)
+    ``model_version``     the version that scored it (always the production one: a page that
+                          finds another production version re-scores, from cache if it can)
+    ``threshold``         the chosen probability threshold (default: the model card's
+                          ``default_threshold``)
+    ``limit_to_capacity`` True to call only the best ``settings.capacity`` customers when the
+                          threshold selects more
+    ``capacity_on``, ``capacity_agents``, ``capacity_calls_per_agent``, ``capacity_days``
+                          the sidebar's capacity form (capacity = agents x calls x days)
+
+Widgets never own these values: each widget has a private key (``_w_<key>``) that is set from
+the persistent key before it is drawn and copied back when the user changes it. (Streamlit
+forgets a widget's state when the page that drew it is left, even if the next page draws a
+widget with the same key.)
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import streamlit as st
 
 from termdeposit import registry
 from termdeposit.config import BusinessSettings, default_settings
 from termdeposit.errors import TermDepositError
+from termdeposit.logs import get_logger
 from termdeposit.registry import LoadedModel
 
-PERSISTENT_DEFAULTS = {
+log = get_logger("ui")
+
+PERSISTENT_DEFAULTS: dict[str, Any] = {
     "cohort": None,
     "cohort_name": None,
     "cohort_sha256": None,
     "scored": None,
     "model_version": None,
     "threshold": None,
+    "limit_to_capacity": True,
+    "capacity_on": False,
+    "capacity_agents": 10,
+    "capacity_calls_per_agent": 40,
+    "capacity_days": 5,
 }
 
 
@@ -42,24 +65,81 @@ def init_state() -> None:
     st.session_state.setdefault("settings", default_settings())
 
 
-@st.cache_resource(show_spinner="Loading the model...")
-def _load_model_cached(version: str, card_sha: str) -> LoadedModel:
+def _copy_back(key: str) -> None:
+    st.session_state[key] = st.session_state[f"_w_{key}"]
+
+
+def sync_widget(widget_key: str, value: Any) -> None:
+    """Show ``value`` in the widget ``widget_key`` (call before drawing it).
+
+    The widget's state is set only when it differs or a new page is drawn: setting it
+    forces the browser's value, which would swallow a slider move made during the rerun.
+    """
+    if st.session_state.get("_page_changed", True) or st.session_state.get(widget_key) != value:
+        st.session_state[widget_key] = value
+
+
+def bind(key: str) -> dict[str, Any]:
+    """Keyword arguments that tie a widget to the persistent session key ``key``.
+
+    Usage: ``st.checkbox("Label", **bind("limit_to_capacity"))``. The widget shows the
+    persistent value and writes the user's changes back to it.
+    """
+    sync_widget(f"_w_{key}", st.session_state[key])
+    return {"key": f"_w_{key}", "on_change": _copy_back, "args": (key,)}
+
+
+def _set_setting(field: str) -> None:
+    value = st.session_state[f"_w_{field}"]
+    st.session_state["settings"] = replace(st.session_state["settings"], **{field: float(value)})
+
+
+def _bind_setting(field: str) -> dict[str, Any]:
+    sync_widget(f"_w_{field}", float(getattr(st.session_state["settings"], field)))
+    return {"key": f"_w_{field}", "on_change": _set_setting, "args": (field,)}
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=4)
+def _load_model_cached(version: str, artifact_sha256: str) -> LoadedModel:
     return registry.load_model(version)
 
 
-def production_model() -> LoadedModel | None:
-    """The production model, loaded once per version (cached); None (with a message) if absent."""
+def show_error(exc: TermDepositError) -> None:
+    """Show a project error in an error box: what is wrong, then what to do."""
+    st.error(f"{exc.message}\n\n{exc.hint}" if exc.hint else exc.message, icon=":material/error:")
+
+
+def show_unexpected(exc: Exception, what: str) -> None:
+    """Log an unexpected failure in full and show the user a plain message (no traceback)."""
+    log.exception("unexpected error while %s", what)
+    st.error(
+        f"Something went wrong while {what} ({type(exc).__name__}). Nothing was changed.\n\n"
+        "Check the file and try again; if it keeps happening, send the file and the time to "
+        "the team that runs this dashboard (the details are in the server log).",
+        icon=":material/error:",
+    )
+
+
+def production_model(quiet: bool = False) -> LoadedModel | None:
+    """The production model, loaded once per version (cached); None, with a message, if absent.
+
+    Args:
+        quiet: do not draw the error box (the caller says what to do itself).
+    """
     try:
         version = registry.production_version()
         if version is None:
             raise registry.ModelError(
                 "There is no production model yet.",
-                hint="Run 'make run' (it trains one) or 'termdeposit train'.",
+                hint="Open the home page and train the first model (or run 'make run' or "
+                "'termdeposit train').",
             )
         card = registry.read_card(version)
-        return _load_model_cached(version, card["artifact_sha256"])
+        return _load_model_cached(version, str(card.get("artifact_sha256")))
     except TermDepositError as exc:
-        st.error(f"{exc.message} {exc.hint or ''}")
+        log.warning("no usable production model: %s", exc)
+        if not quiet:
+            show_error(exc)
         return None
 
 
@@ -69,49 +149,101 @@ def current_settings() -> BusinessSettings:
     return st.session_state["settings"]
 
 
+def _capacity_from_form() -> int | None:
+    if not st.session_state["capacity_on"]:
+        return None
+    return int(
+        st.session_state["capacity_agents"]
+        * st.session_state["capacity_calls_per_agent"]
+        * st.session_state["capacity_days"]
+    )
+
+
+def _sidebar_model() -> None:
+    try:
+        version = registry.production_version()
+        if version is None:
+            st.sidebar.warning("No production model yet: train one from the home page.")
+            return
+        card = registry.read_card(version)
+    except TermDepositError as exc:
+        st.sidebar.error(exc.message)
+        return
+    created = str(card.get("created", ""))[:10]
+    st.sidebar.markdown(
+        f"**Production model** `{version}`  \n{card.get('family_label', '')} · trained {created}"
+    )
+
+
 def _sidebar_settings() -> BusinessSettings:
-    settings: BusinessSettings = st.session_state["settings"]
-    st.sidebar.subheader("Business settings")
-    cost = st.sidebar.number_input(
-        "Cost per call (€)", min_value=0.0, max_value=10_000.0, value=float(settings.call_cost),
-        step=0.5, key="_w_call_cost", help="Agent time and telephony for one call.",
+    sidebar = st.sidebar
+    sidebar.subheader("Business settings")
+    sidebar.number_input(
+        "Cost per call (€)",
+        min_value=0.0,
+        max_value=10_000.0,
+        step=0.5,
+        format="%.2f",
+        help="Agent time and telephony for one call.",
+        **_bind_setting("call_cost"),
     )
-    value = st.sidebar.number_input(
-        "Value of one subscription (€)", min_value=0.01, max_value=1_000_000.0,
-        value=float(settings.subscription_value), step=5.0, key="_w_value",
+    sidebar.number_input(
+        "Value of one subscription (€)",
+        min_value=0.01,
+        max_value=1_000_000.0,
+        step=5.0,
+        format="%.2f",
         help="Margin the bank earns from one term deposit.",
+        **_bind_setting("subscription_value"),
     )
-    use_capacity = st.sidebar.checkbox(
-        "Limit calls to the call centre's capacity", value=settings.capacity is not None,
-        key="_w_use_capacity",
+    sidebar.checkbox(
+        "Limit calls to the call centre's capacity",
+        help="Enter the capacity as agents × calls per agent per day × days.",
+        **bind("capacity_on"),
     )
-    capacity = None
-    if use_capacity:
-        agents = st.sidebar.number_input("Agents", 1, 10_000, 10, key="_w_agents")
-        per_day = st.sidebar.number_input("Calls per agent per day", 1, 1_000, 40, key="_w_per_day")
-        days = st.sidebar.number_input("Days", 1, 7, 5, key="_w_days")
-        capacity = int(agents * per_day * days)
-        st.sidebar.caption(f"Capacity: {capacity:,} calls this week")
-    new = replace(settings, call_cost=float(cost), subscription_value=float(value),
-                  capacity=capacity)
-    st.session_state["settings"] = new
-    return new
+    if st.session_state["capacity_on"]:
+        sidebar.number_input("Agents", min_value=1, max_value=10_000, **bind("capacity_agents"))
+        sidebar.number_input(
+            "Calls per agent per day",
+            min_value=1,
+            max_value=1_000,
+            **bind("capacity_calls_per_agent"),
+        )
+        sidebar.number_input("Days", min_value=1, max_value=31, **bind("capacity_days"))
+    settings = replace(st.session_state["settings"], capacity=_capacity_from_form())
+    st.session_state["settings"] = settings
+    if settings.capacity is not None:
+        sidebar.caption(f"Capacity: **{settings.capacity:,} calls**")
+    sidebar.caption(
+        f"Break-even probability (cost ÷ value): **{100 * settings.break_even:.2f}%**. "
+        "These settings apply to every page."
+    )
+    return settings
+
+
+#: Streamlit names the home page after its file ("streamlit app"); show "Home" instead.
+_HOME_LABEL_CSS = """<style>
+[data-testid="stSidebarNavLink"] span[label="streamlit app"] p {
+  visibility: hidden; position: relative;
+}
+[data-testid="stSidebarNavLink"] span[label="streamlit app"] p::after {
+  content: "Home"; visibility: visible; position: absolute; left: 0; top: 50%;
+  transform: translateY(-50%);
+}
+</style>"""
 
 
 def setup_page(title: str, icon: str = ":material/call:") -> BusinessSettings:
     """Set the page up: config, session state, sidebar (model + settings); return settings."""
     st.set_page_config(page_title=f"{title} · termdeposit", page_icon=icon, layout="wide")
+    st.html(_HOME_LABEL_CSS)
     init_state()
-    version = registry.production_version()
-    if version:
-        try:
-            card = registry.read_card(version)
-            st.sidebar.markdown(f"**Production model** `{version}`  \n{card.get('created', '')[:10]}"
-                                f" · {card.get('family_label', '')}")
-        except TermDepositError as exc:
-            st.sidebar.error(exc.message)
-    else:
-        st.sidebar.warning("No production model yet: run `make run`.")
+    st.session_state["_page_changed"] = st.session_state.get("_page") != title
+    st.session_state["_page"] = title
+    _sidebar_model()
     settings = _sidebar_settings()
     st.title(title)
+    from termdeposit.ui.ops import alert_banner  # ops imports this module
+
+    alert_banner()
     return settings

@@ -1,0 +1,138 @@
+"""How fast are SHAP explanations, per model family? Targets: 10k rows <= 2 s, one row <= 100 ms.
+
+Fits one pipeline per family on the rows before the time hold-out (settings typical of the
+training search, printed below), then times, on the last ``--rows`` rows of the reference data:
+
+- ``explain``: SHAP contributions of all rows (transform + SHAP + summing one-hot columns),
+- ``one row``: one customer (median of 20 runs, what the Explanations page does per click),
+- ``reasons``: reason codes for the same rows,
+- ``baseline``: the same pipeline's ``predict_proba`` on the same rows, in the same run, so the
+  ratios say how many times dearer explaining is than scoring on this machine, whatever its load.
+
+Also prints the overall view's sample size per family (``SAMPLE_LIMITS``) and its time, and,
+with ``--production``, the production model from the registry.
+
+Usage::
+
+    TERMDEPOSIT_DATA=../shared/data .venv/bin/python benchmarks/bench_shap.py
+    .venv/bin/python benchmarks/bench_shap.py --families xgboost logreg --rows 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+TARGET_ROWS_SECONDS = 2.0
+TARGET_ONE_MS = 100.0
+#: Settings typical of what the training search picks (the quick profile's middle ground).
+FAMILY_PARAMS: dict[str, dict[str, Any]] = {
+    "logreg": {"clf__C": 0.1},
+    "random_forest": {
+        "clf__n_estimators": 120,
+        "clf__max_depth": 9,
+        "clf__min_samples_leaf": 20,
+        "clf__max_features": 0.3,
+    },
+    "xgboost": {"clf__n_estimators": 200, "clf__max_depth": 3},
+}
+
+
+def _timed(function: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - started
+
+
+def _one_row_ms(explainer: Any, frame: pd.DataFrame, repeats: int = 20) -> float:
+    times = []
+    for i in range(repeats):
+        _, seconds = _timed(explainer.explain, frame.iloc[[i % len(frame)]])
+        times.append(seconds)
+    return 1000 * statistics.median(times)
+
+
+def bench(name: str, artifact: Any, reference: pd.DataFrame, rows: pd.DataFrame) -> dict:
+    """Time one artifact; return a row of the results table."""
+    from termdeposit import explain
+    from termdeposit.schema import INPUT_COLUMNS
+
+    inputs = rows.loc[:, list(INPUT_COLUMNS)]
+    _, baseline = _timed(artifact.predict_proba, inputs)
+    explainer, build = _timed(explain.build_explainer, artifact, reference)
+    explanation, seconds = _timed(explainer.explain, rows)
+    margin = explainer.model_output(rows)
+    error = np.abs(explanation.base_value + explanation.values.sum(axis=1) - margin)
+    one_ms = _one_row_ms(explainer, rows)
+    _, reasons = _timed(explain.reason_codes, None, rows, explainer=explainer)
+    limit = explainer.sample_limit
+    sample, sample_seconds = _timed(explain.explain_sample, explainer, rows, limit)
+    return {
+        "model": name,
+        "rows": len(rows),
+        "build s": round(build, 2),
+        "explain s": round(seconds, 2),
+        "ms/row": round(1000 * seconds / len(rows), 3),
+        "one row ms": round(one_ms, 1),
+        "reasons s": round(reasons, 2),
+        "predict s": round(baseline, 3),
+        "explain/predict": round(seconds / baseline, 1),
+        "10k-row target": "met" if seconds * 1e4 / len(rows) <= TARGET_ROWS_SECONDS else "missed",
+        "one-row target": "met" if one_ms <= TARGET_ONE_MS else "missed",
+        "overall view rows": len(sample),
+        "overall view s": round(sample_seconds, 2),
+        "max additivity error": float(error.max()),
+    }
+
+
+def main() -> None:
+    """Fit, time and print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", nargs="+", default=["logreg", "xgboost", "random_forest"])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--production", action="store_true", help="also the production model")
+    args = parser.parse_args()
+    os.environ.setdefault("TERMDEPOSIT_LOG", "WARNING")
+
+    from termdeposit.dataset import load_reference
+    from termdeposit.modeling.train import build_pipeline, make_splits
+    from termdeposit.schema import INPUT_COLUMNS, TARGET
+
+    frame = load_reference()
+    y = frame[TARGET].to_numpy(dtype=int)
+    splits = make_splits(y)
+    fit = frame.iloc[splits.fit_time]
+    reference = fit.sample(5000, random_state=0)
+    rows = frame.iloc[-args.rows :].reset_index(drop=True)
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; rows {len(rows):,}")
+    results = []
+    for family in args.families:
+        params = FAMILY_PARAMS[family]
+        pipeline = build_pipeline(family).set_params(**params)
+        _, fit_seconds = _timed(pipeline.fit, fit.loc[:, list(INPUT_COLUMNS)], y[splits.fit_time])
+        print(f"{family}: fitted in {fit_seconds:.1f} s with {params}", flush=True)
+        results.append(bench(family, pipeline, reference, rows))
+    if args.production:
+        from termdeposit import registry
+
+        model = registry.load_model()
+        name = f"production {model.version} ({model.card.get('family')})"
+        results.append(bench(name, model.pipeline, model.reference(), rows))
+    table = pd.DataFrame(results).set_index("model")
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(table.T.to_string())
+    print(
+        f"Targets: {args.rows:,} rows scaled to 10k <= {TARGET_ROWS_SECONDS} s, one row <= "
+        f"{TARGET_ONE_MS:.0f} ms. 'explain/predict' = SHAP time / scoring time, same rows, "
+        "same run."
+    )
+
+
+if __name__ == "__main__":
+    main()

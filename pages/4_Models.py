@@ -1,0 +1,167 @@
+"""Models: the production model's card and quality, every saved version, promote / roll back."""
+
+import pandas as pd
+import streamlit as st
+
+from termdeposit import economics, plots, registry
+from termdeposit.economics import format_count, format_percent
+from termdeposit.errors import TermDepositError
+from termdeposit.ui import ops, scoring
+from termdeposit.ui.common import production_model, setup_page, show_error, show_unexpected
+
+METRIC_ROWS = [
+    ("auc", "AUC (ranking quality, 0.5 = random)", "{:.3f}"),
+    ("average_precision", "Average precision", "{:.3f}"),
+    ("brier", "Brier score (lower is better)", "{:.4f}"),
+    ("ece", "Calibration error (ECE, lower is better)", "{:.1%}"),
+    ("top10_share", "Subscribers found in the top 10%", "{:.1%}"),
+    ("lift_top10", "Lift in the top 10%", "{:.2f}×"),
+    ("base_rate", "Subscription rate", "{:.1%}"),
+    ("mean_score", "Average probability given", "{:.1%}"),
+    ("rows", "Customers", "{:,.0f}"),
+]
+
+settings = setup_page("Models", icon=":material/model_training:")
+message = st.session_state.pop("_models_message", None)
+if message:
+    st.success(message, icon=":material/check_circle:")
+
+model = production_model()
+if model is not None:
+    card = model.card
+    st.subheader(f"Production model `{model.version}`")
+    calibration = card.get("calibration", {}).get("method", "none")
+    st.markdown(
+        f"**{card.get('family_label', card.get('family'))}** ({card.get('profile')} profile), "
+        f"trained {str(card.get('created', ''))[:16].replace('T', ' ')} UTC on "
+        f"{format_count(card.get('rows', {}).get('fit_artifact'))} customers; "
+        f"calibration: {calibration}. Default threshold "
+        f"{format_percent(model.threshold, 2)}: {card.get('threshold_rule', '')}."
+    )
+    reasons: dict[str, list[str]] = {}
+    for feature, why in card.get("features_excluded", {}).items():
+        reasons.setdefault(why, []).append(f"`{feature}`")
+    excluded = "; ".join(f"{', '.join(names)}: {why}" for why, names in reasons.items())
+    st.caption(f"Inputs used: {', '.join(card.get('features_used', []))}. Not used: {excluded}.")
+
+    metrics = card.get("metrics", {})
+    table = pd.DataFrame(
+        {
+            "Measure": [label for _, label, _ in METRIC_ROWS],
+            "Random hold-out (20% of all customers)": [
+                fmt.format(metrics.get("random", {}).get(key, float("nan")))
+                for key, _, fmt in METRIC_ROWS
+            ],
+            "Time hold-out (the last 20%: the future)": [
+                fmt.format(metrics.get("time", {}).get(key, float("nan")))
+                for key, _, fmt in METRIC_ROWS
+            ],
+        }
+    )
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.caption(card.get("evaluation", ""))
+
+    with st.expander("How this model was chosen"):
+        families = pd.DataFrame(card.get("families", []))
+        if not families.empty:
+            st.dataframe(
+                families.loc[:, ["family", "cv_auc", "time_val_auc", "seconds"]].rename(
+                    columns={
+                        "family": "Family",
+                        "cv_auc": "AUC, random folds",
+                        "time_val_auc": "AUC, time-ordered validation",
+                        "seconds": "Search time (s)",
+                    }
+                ),
+                hide_index=True,
+            )
+        st.caption(card.get("selection", {}).get("rule", ""))
+
+    try:
+        y, p, described = scoring.holdout_scores(model.version, str(card.get("artifact_sha256")))
+        st.subheader("Quality curves")
+        st.caption(f"Computed on {described}.")
+        left, middle, right = st.columns(3)
+        left.plotly_chart(plots.roc_plot(y, p, "ROC curve"), width="stretch")
+        middle.plotly_chart(
+            plots.precision_recall_plot(y, p, "Precision and recall"), width="stretch"
+        )
+        right.plotly_chart(
+            plots.reliability_plot(
+                economics.calibration_table(y, p), "Calibration: predicted vs observed"
+            ),
+            width="stretch",
+        )
+    except TermDepositError as exc:
+        show_error(exc)
+    except Exception as exc:  # the page must stay usable for promote / roll back
+        show_unexpected(exc, "computing the quality curves")
+
+st.subheader("All versions")
+production = registry.production_version()
+rows = []
+for version in reversed(registry.list_versions()):
+    try:
+        card = registry.read_card(version)
+    except TermDepositError as exc:
+        rows.append({"Version": version, "In production": "", "Family": f"unreadable: {exc}"})
+        continue
+    m = card.get("metrics", {})
+    rows.append(
+        {
+            "Version": version,
+            "In production": "yes" if version == production else "",
+            "Trained": str(card.get("created", ""))[:16].replace("T", " "),
+            "Family": card.get("family_label", card.get("family")),
+            "Profile": card.get("profile"),
+            "AUC random": m.get("random", {}).get("auc"),
+            "AUC time": m.get("time", {}).get("auc"),
+            "ECE time": m.get("time", {}).get("ece"),
+        }
+    )
+if not rows:
+    st.info("No saved models yet: train one from the home page.", icon=":material/info:")
+    st.stop()
+st.dataframe(
+    pd.DataFrame(rows),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "AUC random": st.column_config.NumberColumn(format="%.3f"),
+        "AUC time": st.column_config.NumberColumn(format="%.3f"),
+        "ECE time": st.column_config.NumberColumn(format="percent"),
+    },
+)
+
+st.subheader("Change the production model")
+st.caption(
+    "Every change is checked first (the model must load and verify) and written to the audit "
+    "log with your name and reason. Scores on every page switch to the new model."
+)
+who = st.text_input("Your name (for the audit log)", key="models_user")
+reason = st.text_input("Reason", key="models_reason", placeholder="e.g. better on the last month")
+others = [r["Version"] for r in rows if r["Version"] != production]
+promote_col, rollback_col = st.columns(2)
+with promote_col:
+    target = st.selectbox("Version to put in production", others, key="models_target")
+    promote = st.button("Promote", key="models_promote", disabled=not others, type="primary")
+with rollback_col:
+    st.write("Put back the version that was in production before this one.")
+    rollback = st.button("Roll back", key="models_rollback", disabled=production is None)
+if promote or rollback:
+    if not reason.strip() or not who.strip():
+        st.error("Give your name and a reason first: both go into the audit log.")
+    else:
+        try:
+            if promote:
+                entry = registry.promote(target, reason.strip(), user=who.strip())
+                done = f"{entry['version']} is now in production (was {entry['previous']})."
+            else:
+                entry = registry.rollback(reason=reason.strip(), user=who.strip())
+                done = f"Rolled back: {entry['version']} is in production again."
+            st.session_state["_models_message"] = done
+            st.rerun()
+        except TermDepositError as exc:
+            show_error(exc)
+
+ops.audit_section()

@@ -1,0 +1,237 @@
+"""Monitoring: weekly figures (expected, then realised), drift, alerts and their limits."""
+
+from dataclasses import replace
+
+import streamlit as st
+
+from termdeposit import monitoring, plots
+from termdeposit.economics import format_count, format_money, format_percent
+from termdeposit.errors import TermDepositError
+from termdeposit.ui import ops
+from termdeposit.ui.common import setup_page, show_error
+
+settings = setup_page("Monitoring", icon=":material/monitor_heart:")
+store = ops.open_ops_store()
+if store is None:
+    st.stop()
+message = st.session_state.pop("_monitoring_message", None)
+if message:
+    st.success(message, icon=":material/check_circle:")
+
+limits = monitoring.load_limits(store)
+result = ops.run_checks()
+if result is None:
+    st.stop()
+weekly = result.weekly
+if weekly.empty:
+    st.info("No cohort has been scored yet: nothing to monitor.", icon=":material/info:")
+    st.stop()
+
+st.subheader("Alerts")
+active = result.active
+stored = store.alerts(active_only=True)
+if stored.empty:
+    st.success("No active alerts.", icon=":material/check_circle:")
+for alert in stored.itertuples(index=False):
+    box = st.error if alert.severity == "critical" else st.warning
+    box(
+        f"{alert.message}  \n*{alert.rule}, first raised {str(alert.raised_at)[:16]} UTC*",
+        icon=":material/notifications_active:",
+    )
+    if st.button("Acknowledge (handled)", key=f"ack_{alert.id}"):
+        store.acknowledge_alert(int(alert.id))
+        ops.refresh_alerts()
+        st.session_state["_monitoring_message"] = f"Alert {alert.id} acknowledged."
+        st.rerun()
+st.caption(
+    f"This check raised {format_count(len(result.alerts))} alerts "
+    f"({format_count(len(active))} not acknowledged). The same checks run from cron with "
+    "`termdeposit monitor --check`, which exits non-zero while an alert is active."
+)
+
+st.subheader("Week by week")
+latest = weekly.iloc[-1]
+cols = st.columns(4)
+cols[0].metric(
+    "Latest cohort",
+    str(latest["week_label"]),
+    f"{format_count(latest['customers'])} customers",
+    delta_color="off",
+)
+cols[1].metric("Planned calls", format_count(latest["planned_calls"]))
+cols[2].metric("Expected profit", format_money(latest["expected_profit"]))
+cols[3].metric("Estimated AUC (no outcomes needed)", f"{latest['estimated_auc']:.3f}")
+with_outcomes = weekly[weekly["has_outcomes"]]
+if len(with_outcomes):
+    last = with_outcomes.iloc[-1]
+    cols = st.columns(4)
+    cols[0].metric("Latest week with outcomes", str(last["week_label"]))
+    cols[1].metric(
+        "Conversion among the called",
+        format_percent(last["conversion"]),
+        f"expected {format_percent(last['expected_conversion'])}",
+        delta_color="off",
+    )
+    cols[2].metric(
+        "Realised profit",
+        format_money(last["profit"]),
+        f"expected {format_money(last['expected_profit_of_called'])} for those called",
+        delta_color="off",
+    )
+    cols[3].metric(
+        "AUC among the called",
+        "–" if last["auc"] != last["auc"] else f"{last['auc']:.3f}",
+        f"estimated {last['estimated_auc']:.3f}",
+        delta_color="off",
+    )
+left, right = st.columns(2)
+left.plotly_chart(plots.weekly_profit_chart(weekly), width="stretch")
+right.plotly_chart(plots.weekly_rate_chart(weekly), width="stretch")
+columns = {
+    "week_label": "Week",
+    "customers": "Customers",
+    "model_version": "Model",
+    "planned_calls": "Planned calls",
+    "expected_conversion": "Expected conversion",
+    "expected_profit": "Expected profit",
+    "estimated_uplift": "Estimated uplift vs calling all",
+    "estimated_auc": "Estimated AUC",
+    "calls_made": "Calls made",
+    "conversion": "Conversion",
+    "call_cost": "Call cost",
+    "revenue": "Revenue",
+    "profit": "Profit",
+    "auc": "AUC",
+    "calibration_error": "Calibration error",
+    "ab_uplift_per_customer": "A/B uplift per customer",
+}
+shown = weekly.loc[:, [c for c in columns if c in weekly]].rename(columns=columns)
+st.dataframe(
+    shown,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        name: st.column_config.NumberColumn(format="percent")
+        for name in ("Expected conversion", "Conversion")
+    }
+    | {
+        name: st.column_config.NumberColumn(format="€%.0f")
+        for name in (
+            "Expected profit",
+            "Estimated uplift vs calling all",
+            "Call cost",
+            "Revenue",
+            "Profit",
+        )
+    },
+)
+
+st.subheader("Drift against the training reference")
+drift = result.drift
+cohort_options = list(reversed(weekly["cohort_id"].tolist()))
+labels = dict(zip(weekly["cohort_id"], weekly["week_label"], strict=True))
+picked = st.selectbox(
+    "Cohort", cohort_options, format_func=lambda c: f"{c}: {labels[c]}", key="drift_cohort"
+)
+if drift is None or drift.cohort_id != picked:
+    try:
+        drift = monitoring.cohort_drift(store, int(picked), limits)
+    except TermDepositError as exc:
+        show_error(exc)
+        drift = None
+if drift is not None:
+    cols = st.columns(4)
+    cols[0].metric(
+        "Score PSI",
+        f"{drift.score_psi:.3f}",
+        monitoring.psi_band(drift.score_psi),
+        delta_color="off",
+    )
+    cols[1].metric("Customer inputs drifted (PSI > 0.25)", format_percent(drift.drifted_share, 0))
+    cols[2].metric(
+        "Mean confidence",
+        f"{drift.mean_confidence:.3f}",
+        f"training {drift.reference_confidence:.3f}",
+        delta_color="off",
+    )
+    cols[3].metric(
+        "Context inputs outside training", format_count(len(drift.context_out_of_range))
+    )
+    st.plotly_chart(plots.psi_chart(drift.table), width="stretch")
+    st.caption(
+        "PSI bands: below 0.1 stable, 0.1-0.25 moderate, above 0.25 significant. The month, "
+        "weekday and the five economic rates are the same for everyone in a week, so they are "
+        "checked against the range the model was trained on instead."
+    )
+    st.dataframe(drift.table, hide_index=True, width="stretch")
+
+st.subheader("Alert limits")
+with st.form("limits"):
+    c1, c2, c3, c4 = st.columns(4)
+    psi_input = c1.number_input("PSI of a watched input above", 0.0, 10.0, limits.psi_input, 0.05)
+    drifted = c2.number_input(
+        "Share of inputs drifted above", 0.0, 1.0, limits.drifted_share, 0.05
+    )
+    psi_score = c3.number_input("PSI of the score above", 0.0, 10.0, limits.psi_score, 0.05)
+    margin = c4.number_input(
+        "Context outside training range by (share of range)", 0.0, 1.0, limits.context_margin, 0.05
+    )
+    c1, c2, c3, c4 = st.columns(4)
+    confidence = c1.number_input(
+        "Mean confidence drop above", 0.0, 1.0, limits.confidence_drop, 0.01
+    )
+    conversion = c2.number_input(
+        "Conversion below the 4-week mean by (share)", 0.0, 1.0, limits.conversion_drop, 0.05
+    )
+    auc_min = c3.number_input("AUC among the called below", 0.0, 1.0, limits.auc_min, 0.01)
+    ece_max = c4.number_input("Calibration error above", 0.0, 1.0, limits.ece_max, 0.01)
+    watched = st.multiselect(
+        "Watched customer inputs (a shift in any raises an alert)",
+        list(monitoring.CUSTOMER_INPUTS),
+        list(limits.watched_inputs),
+    )
+    if st.form_submit_button("Save the limits", type="primary"):
+        try:
+            monitoring.save_limits(
+                replace(
+                    limits,
+                    psi_input=psi_input,
+                    drifted_share=drifted,
+                    psi_score=psi_score,
+                    context_margin=margin,
+                    confidence_drop=confidence,
+                    conversion_drop=conversion,
+                    auc_min=auc_min,
+                    ece_max=ece_max,
+                    watched_inputs=tuple(watched),
+                ),
+                store,
+            )
+            st.session_state["_monitoring_message"] = "Alert limits saved (app and cron use them)."
+            st.rerun()
+        except TermDepositError as exc:
+            show_error(exc)
+
+st.subheader("Keep the model current")
+st.markdown(
+    "Between retrainings the probabilities drift with the base rate. **Recalibrate** refits "
+    "only the probability scale of the production model on the latest weeks with outcomes "
+    "(a new model version; promoted only if it predicts the latest week better)."
+)
+if st.button("Recalibrate on recent outcomes", key="recalibrate"):
+    from termdeposit.retrain import recalibrate
+
+    try:
+        with st.spinner("Recalibrating..."):
+            done = recalibrate("platt", store=store)
+        ops.refresh_alerts()
+        st.session_state["_monitoring_message"] = done.message + (
+            f" — {done.version} is now in production." if done.promoted else " — not promoted."
+        )
+        st.rerun()
+    except TermDepositError as exc:
+        show_error(exc)
+st.caption(
+    "Retraining (a challenger trained on the data plus every recorded outcome, promoted only if "
+    "better on the most recent weeks) runs from the command line or cron: `termdeposit retrain`."
+)

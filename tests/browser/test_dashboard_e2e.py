@@ -1,0 +1,193 @@
+"""End to end: a real ``streamlit run`` driven by Debian's chromium through Playwright.
+
+A call-centre lead's path: upload a cohort made by ``termdeposit make-cohort``, move the
+threshold, open the call list and download the CSV; the file must hold as many customers as
+the page said, best first, with the uploaded ids. A screenshot of every page is saved to
+``artifacts/screenshots/`` (git-ignored) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SHOTS = PROJECT_ROOT / "artifacts" / "screenshots"
+READY_TIMEOUT_S = 90
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture()
+def dashboard(trained_version) -> Iterator[str]:
+    """``streamlit run streamlit_app.py`` on a free port with the session's env; its URL."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "streamlit_app.py",
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=PROJECT_ROOT,
+        env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    ready = threading.Event()
+    output: list[str] = []
+
+    def drain() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line)
+            if "You can now view your Streamlit app" in line:
+                ready.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        if not ready.wait(READY_TIMEOUT_S):
+            pytest.fail("streamlit did not start:\n" + "".join(output))
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=20)
+
+
+@pytest.fixture()
+def cohort_file(tmp_path) -> Path:
+    """Week 39 as marketing receives it, written by the ``make-cohort`` command."""
+    out = tmp_path / "cohort_week39.csv"
+    subprocess.run(
+        [sys.executable, "-m", "termdeposit.cli", "make-cohort", "--week", "39", "--out", out],
+        check=True,
+        env=os.environ.copy(),
+        capture_output=True,
+        timeout=120,
+    )
+    return out
+
+
+def _open_page(page, label: str) -> None:
+    page.locator('[data-testid="stSidebarNavLink"]', has_text=label).first.click()
+
+
+def _screenshot(page, name: str) -> None:
+    """Save the whole page: the viewport is stretched to the app's scrolling height first."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden()
+    size = page.viewport_size
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": min(max(height, 800), 6000)})
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden()
+    page.screenshot(path=SHOTS / name)
+    page.set_viewport_size(size)
+
+
+def _number(text: str) -> int:
+    return int(re.sub(r"[^0-9]", "", text))
+
+
+def test_upload_threshold_download(dashboard, cohort_file, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    expect.set_options(timeout=60_000)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page.set_default_timeout(60_000)
+        try:
+            health = page.request.get(f"{dashboard}/_stcore/health")
+            assert health.ok and health.text() == "ok"
+
+            page.goto(dashboard)
+            expect(page.get_by_role("heading", name="Term-deposit call planner")).to_be_visible()
+            expect(page.get_by_text("Ranking quality (AUC)")).to_be_visible()
+            _screenshot(page, "0_home.png")
+
+            _open_page(page, "Score cohort")
+            uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]').first
+            uploader.wait_for(state="attached")
+            uploader.set_input_files(cohort_file)
+            expect(page.get_by_text(f"Cohort: {cohort_file.name}")).to_be_visible()
+            expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()
+            _screenshot(page, "1_score_cohort.png")
+
+            _open_page(page, "Threshold and profit")
+            calls = page.locator('[data-testid="stMetric"]', has_text="Calls").first
+            expect(calls).to_be_visible()
+            before = calls.locator('[data-testid="stMetricValue"]').inner_text()
+            slider = page.locator('[data-testid="stSlider"] input[type="range"]').first
+            slider.focus()
+            slider.press("PageUp")  # a tenth of the range: 0.05 -> 0.15
+            slider.press("ArrowLeft")
+            expect(slider).to_have_value("0.149")
+            expect(calls.locator('[data-testid="stMetricValue"]')).not_to_have_text(before)
+            threshold = float(slider.input_value())
+            number = page.get_by_role("spinbutton", name="Exact threshold")
+            expect(number).to_have_value(f"{threshold:.4f}")
+            expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()
+            _screenshot(page, "2_threshold_and_profit.png")
+
+            _open_page(page, "Call list")
+            button = page.locator('[data-testid="stDownloadButton"] button').first
+            expect(button).to_contain_text("Download CSV")
+            expected_rows = _number(button.inner_text())
+            expect(page.get_by_text(f"{expected_rows:,} customers to call.")).to_be_visible()
+            _screenshot(page, "3_call_list.png")
+            with page.expect_download() as download:
+                button.click()
+            saved = tmp_path / download.value.suggested_filename
+            download.value.save_as(saved)
+
+            _open_page(page, "Models")
+            expect(page.get_by_text("All versions")).to_be_visible()
+            expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(3)
+            _screenshot(page, "4_models.png")
+        finally:
+            browser.close()
+
+    assert saved.name.startswith("call_list_cohort_week39_v") and saved.suffix == ".csv"
+    raw = saved.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert 0 < len(rows) == expected_rows
+    probabilities = [float(r["probability"]) for r in rows]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert min(probabilities) >= threshold - 1e-4
+    uploaded_ids = {r["customer_id"] for r in csv.DictReader(cohort_file.open())}
+    assert {r["customer_id"] for r in rows} <= uploaded_ids
+    assert [int(r["rank"]) for r in rows] == sorted(int(r["rank"]) for r in rows)
