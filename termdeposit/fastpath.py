@@ -45,8 +45,8 @@ def _options(
 ) -> tuple[pcsv.ReadOptions, pcsv.ParseOptions, pcsv.ConvertOptions] | None:
     """Arrow options reading every column as text, or None when the header is unusual.
 
-    With ``block_bytes`` (streaming a large file) the reader uses no threads: with threads it
-    reads far ahead of the consumer, holding much of the file in memory.
+    With ``block_bytes`` (streaming a large file) the reader uses no threads, so it reads
+    only a block or two ahead of the consumer.
     """
     if header_line.count('"') % 2:
         return None
@@ -124,15 +124,17 @@ def iter_csv_text(path: Path, separator: str, block_bytes: int) -> Iterator[pd.D
     if options is None:
         raise FastPathDeclinedError("unusual header line")
     read, parse, convert = options
-    try:
-        reader = pcsv.open_csv(
-            path, read_options=read, parse_options=parse, convert_options=convert
-        )
-        for batch in reader:
-            if batch.num_rows:
-                yield _as_text_frame(pa.Table.from_batches([batch]))
-    except pa.ArrowInvalid as exc:
-        raise FastPathDeclinedError(str(exc)) from exc
+    # A Python file object: given a path, Arrow reads the whole file ahead into memory.
+    with open(path, "rb") as handle:
+        try:
+            reader = pcsv.open_csv(
+                handle, read_options=read, parse_options=parse, convert_options=convert
+            )
+            for batch in reader:
+                if batch.num_rows:
+                    yield _as_text_frame(pa.Table.from_batches([batch]))
+        except pa.ArrowInvalid as exc:
+            raise FastPathDeclinedError(str(exc)) from exc
 
 
 def to_number(text: pd.Series) -> pd.Series:
@@ -318,7 +320,9 @@ def csv_bytes(frame: pd.DataFrame, header: bool = True) -> bytes:
     pandas. Tests compare both outputs byte for byte.
     """
     try:
-        return _csv_bytes_fast(frame, header)
+        text = _csv_bytes_fast(frame, header)
+        pa.default_memory_pool().release_unused()  # give Arrow's scratch memory back
+        return text
     except FastPathDeclinedError:
         return neutralise_frame(frame).to_csv(index=False, header=header).encode("utf-8")
 
