@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +30,7 @@ from termdeposit.exports import FORMULA_PREFIXES, neutralise_frame
 #: Rows per call of the pipeline: bounds the memory of its dense intermediate arrays.
 PREDICT_BATCH_ROWS = 100_000
 #: Rows formatted at once by :func:`csv_bytes` (keeps Arrow string offsets far from 2 GiB).
-WRITE_BATCH_ROWS = 500_000
+WRITE_BATCH_ROWS = 100_000
 _UTF8_BOM = b"\xef\xbb\xbf"
 #: Floats in this range (and zero) are formatted by Arrow exactly as numpy/pandas format them,
 #: once a trailing ".0" is added to integral values; others go through numpy.
@@ -41,13 +42,9 @@ class FastPathDeclinedError(Exception):
 
 
 def _options(
-    header_line: str, separator: str, block_bytes: int | None
+    header_line: str, separator: str
 ) -> tuple[pcsv.ReadOptions, pcsv.ParseOptions, pcsv.ConvertOptions] | None:
-    """Arrow options reading every column as text, or None when the header is unusual.
-
-    With ``block_bytes`` (streaming a large file) the reader uses no threads, so it reads
-    only a block or two ahead of the consumer.
-    """
+    """Arrow options reading every column as text, or None when the header is unusual."""
     if header_line.count('"') % 2:
         return None
     names = next(
@@ -55,9 +52,7 @@ def _options(
     )
     if len(names) < 2 or len(set(names)) != len(names) or any(not n.strip() for n in names):
         return None
-    read = pcsv.ReadOptions(column_names=names, skip_rows=1, use_threads=not block_bytes)
-    if block_bytes:
-        read.block_size = block_bytes
+    read = pcsv.ReadOptions(column_names=names, skip_rows=1, use_threads=True)
     parse = pcsv.ParseOptions(
         delimiter=separator,
         quote_char='"',
@@ -96,7 +91,7 @@ def read_csv_text(data: bytes, separator: str) -> pd.DataFrame | None:
     """
     data = data[len(_UTF8_BOM) :] if data.startswith(_UTF8_BOM) else data
     header = _header_line(data)
-    options = _options(header, separator, None) if header is not None else None
+    options = _options(header, separator) if header is not None else None
     if options is None:
         return None
     read, parse, convert = options
@@ -112,29 +107,70 @@ def read_csv_text(data: bytes, separator: str) -> pd.DataFrame | None:
 def iter_csv_text(path: Path, separator: str, block_bytes: int) -> Iterator[pd.DataFrame]:
     """Stream a CSV file as text frames of about ``block_bytes`` each.
 
+    The file is read here block by block, each block cut after the last line end that is not
+    inside quotes, and parsed by Arrow: memory holds one block (Arrow's own streaming reader
+    reads the whole file ahead).
+
     Raises:
         FastPathDeclinedError: at any point where the pandas reader might read differently; the
             caller starts again with the pandas reader.
     """
     with open(path, "rb") as handle:
         head = handle.read(65536)
-    head = head[len(_UTF8_BOM) :] if head.startswith(_UTF8_BOM) else head
-    header = _header_line(head)
-    options = _options(header, separator, block_bytes) if header is not None else None
-    if options is None:
-        raise FastPathDeclinedError("unusual header line")
+        head = head[len(_UTF8_BOM) :] if head.startswith(_UTF8_BOM) else head
+        header = _header_line(head)
+        options = _options(header, separator) if header is not None else None
+        if options is None:
+            raise FastPathDeclinedError("unusual header line")
+        handle.seek(0)
+        data = handle.read(block_bytes)
+        data = data[len(_UTF8_BOM) :] if data.startswith(_UTF8_BOM) else data
+        data = data[data.find(b"\n") + 1 :] if b"\n" in data else b""
+        while True:
+            more = handle.read(block_bytes)
+            cut = len(data) if not more else _record_end(data)
+            if cut > 0:
+                block = _parse_block(data[:cut], options)
+                if block is not None:
+                    yield block
+                data = data[cut:]
+            elif len(data) > 4 * block_bytes:
+                raise FastPathDeclinedError("no line end outside quotes in a long stretch")
+            if not more:
+                return
+            data += more
+
+
+def _record_end(data: bytes, attempts: int = 64) -> int:
+    """Index just after the last line end of ``data`` that is outside quotes (0: none)."""
+    end = len(data)
+    for _ in range(attempts):
+        index = data.rfind(b"\n", 0, end)
+        if index < 0:
+            return 0
+        if data.count(b'"', 0, index) % 2 == 0:
+            return index + 1
+        end = index
+    return 0
+
+
+def _parse_block(
+    data: bytes, options: tuple[pcsv.ReadOptions, pcsv.ParseOptions, pcsv.ConvertOptions]
+) -> pd.DataFrame | None:
     read, parse, convert = options
-    # A Python file object: given a path, Arrow reads the whole file ahead into memory.
-    with open(path, "rb") as handle:
-        try:
-            reader = pcsv.open_csv(
-                handle, read_options=read, parse_options=parse, convert_options=convert
-            )
-            for batch in reader:
-                if batch.num_rows:
-                    yield _as_text_frame(pa.Table.from_batches([batch]))
-        except pa.ArrowInvalid as exc:
-            raise FastPathDeclinedError(str(exc)) from exc
+    if not data.strip():
+        return None
+    block_read = pcsv.ReadOptions(column_names=read.column_names, use_threads=True)
+    try:
+        table = pcsv.read_csv(
+            pa.BufferReader(data),
+            read_options=block_read,
+            parse_options=parse,
+            convert_options=convert,
+        )
+    except pa.ArrowInvalid as exc:
+        raise FastPathDeclinedError(str(exc)) from exc
+    return _as_text_frame(table) if table.num_rows else None
 
 
 def to_number(text: pd.Series) -> pd.Series:
@@ -204,11 +240,25 @@ def predict_proba(
     if n <= batch_rows or n < 2_000:
         return _predict_sequential(model, inputs)
     starts = range(0, n, batch_rows)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        parts = list(
-            pool.map(lambda s: _predict_sequential(model, inputs.iloc[s : s + batch_rows]), starts)
+    parts = list(
+        _pool(workers).map(
+            lambda s: _predict_sequential(model, inputs.iloc[s : s + batch_rows]), starts
         )
+    )
     return np.concatenate(parts)
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A long-lived pool: the same threads every call (new threads each time would each get
+    their own malloc arena, and the process would keep their freed memory)."""
+    with _POOLS_LOCK:
+        if workers not in _POOLS:
+            _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="predict")
+        return _POOLS[workers]
 
 
 def _predict_sequential(model: Any, inputs: pd.DataFrame) -> Any:
@@ -331,14 +381,17 @@ def _csv_bytes_fast(frame: pd.DataFrame, header: bool) -> bytes:
     if frame.shape[1] < 2 or not frame.columns.is_unique:
         raise FastPathDeclinedError("single or duplicated columns")
     head = neutralise_frame(frame.iloc[:0]).to_csv(index=False).encode("utf-8") if header else b""
-    parts = [head]
-    for start in range(0, len(frame), WRITE_BATCH_ROWS):
-        piece = frame.iloc[start : start + WRITE_BATCH_ROWS]
-        cells = [_column_text(piece[name]) for name in piece.columns]
-        lines = pc.binary_join_element_wise(*cells, ",")
-        lines = pc.binary_join_element_wise(lines, "", "\n")
-        parts.append(_string_data(lines))
-    return b"".join(parts)
+    pieces = [frame.iloc[s : s + WRITE_BATCH_ROWS] for s in range(0, len(frame), WRITE_BATCH_ROWS)]
+    # Arrow's kernels release the GIL: pieces are formatted side by side, joined in order.
+    lines = _pool(2).map(_lines, pieces) if len(pieces) > 1 else map(_lines, pieces)
+    return b"".join([head, *lines])
+
+
+def _lines(piece: pd.DataFrame) -> bytes:
+    """The CSV lines of some rows (no header)."""
+    cells = [_column_text(piece[name]) for name in piece.columns]
+    lines = pc.binary_join_element_wise(*cells, ",")
+    return _string_data(pc.binary_join_element_wise(lines, "", "\n"))
 
 
 def _string_data(array: pa.Array | pa.ChunkedArray) -> bytes:

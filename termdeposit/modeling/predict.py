@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -267,7 +268,7 @@ def score_file(
         if not parts:
             raise TermDepositError(f"'{source.name}' has no customers.", hint="Check the file.")
         _check_unique_ids(hashes)
-        probabilities = np.concatenate(parts)
+        probabilities = parts[0].copy()
         del parts, hashes  # 16 bytes per customer, not needed in the second pass
         call = decisions(probabilities, threshold, top_n)
         ranks = ranks_of(probabilities)
@@ -305,22 +306,54 @@ def _first_pass(
     file keeps none: its second pass reads it again, and memory stays bounded).
     """
     size = max(source.stat().st_size, 1)
-    parts: list[np.ndarray] = []
-    hashes: list[np.ndarray] = []
+    rows = _estimated_rows(source)
+    # Two growing arrays rather than a list of small ones: few, large allocations, so the
+    # memory freed by each chunk is not pinned between long-lived pieces.
+    probabilities = _GrowingArray(np.float64, int(rows * 1.05))
+    hashes = _GrowingArray(np.uint64, int(rows * 1.05))
     notices: list[str] = []
     cache: dict[int, Cohort] = {}
     keep: bool | None = None
-    for start, cohort in _validated_chunks(source, chunk_rows, fast):
-        parts.append(fastpath.predict_proba(model, cohort.frame.loc[:, list(INPUT_COLUMNS)]))
-        hashes.append(_id_hashes(cohort.frame[ID_COLUMN]))
-        notices = notices or cohort.notices
-        if keep is None:
-            rows = _estimated_rows(source)
-            keep = rows * _frame_bytes(cohort.frame) / len(cohort.frame) <= CHUNK_CACHE_BYTES
-        if keep:
-            cache[start] = cohort
-        report(min(0.5, 0.5 * sum(len(p) for p in parts) * 200 / size))
-    return parts, hashes, notices, cache
+    # Each chunk is predicted in the background while the next one is read and validated.
+    pending: Future[np.ndarray] | None = None
+    with ThreadPoolExecutor(1, thread_name_prefix="first-pass") as runner:
+        for start, cohort in _validated_chunks(source, chunk_rows, fast):
+            inputs = cohort.frame.loc[:, list(INPUT_COLUMNS)]
+            predicted = runner.submit(fastpath.predict_proba, model, inputs)
+            hashes.extend(_id_hashes(cohort.frame[ID_COLUMN]))
+            notices = notices or cohort.notices
+            if keep is None:
+                keep = rows * _frame_bytes(cohort.frame) / len(cohort.frame) <= CHUNK_CACHE_BYTES
+            if keep:
+                cache[start] = cohort
+            if pending is not None:
+                probabilities.extend(pending.result())
+            pending = predicted
+            report(min(0.5, 0.5 * hashes.size * 200 / size))
+        if pending is not None:
+            probabilities.extend(pending.result())
+    parts = [probabilities.values()] if probabilities.size else []
+    return parts, [hashes.values()], notices, cache
+
+
+class _GrowingArray:
+    """A 1-D array that grows by half its size when full."""
+
+    def __init__(self, dtype: Any, capacity: int) -> None:
+        self.data = np.empty(max(capacity, 1024), dtype=dtype)
+        self.size = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        end = self.size + len(values)
+        if end > len(self.data):
+            grown = np.empty(max(end, len(self.data) * 3 // 2), dtype=self.data.dtype)
+            grown[: self.size] = self.data[: self.size]
+            self.data = grown
+        self.data[self.size : end] = values
+        self.size = end
+
+    def values(self) -> np.ndarray:
+        return self.data[: self.size]
 
 
 def _estimated_rows(path: Path) -> float:
