@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -184,6 +185,15 @@ def main() -> None:
     card = registry.read_card(version)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-score-"))
     work.mkdir(parents=True, exist_ok=True)
+    try:
+        run(args, work, version, card)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, work: Path, version: str, card: dict) -> None:
+    """Generate the cohort files (unless already in ``work``) and measure every scorer."""
     src = work / f"cohort_{args.rows}.csv"
     if not src.is_file():
         make_cohort_csv(args.rows, src)
