@@ -26,7 +26,13 @@ import pandas as pd
 
 from termdeposit.errors import TermDepositError
 from termdeposit.features import PDAYS_NEVER, raw_feature_of
-from termdeposit.schema import CATEGORICAL_COLUMNS, ID_COLUMN, INPUT_COLUMNS, NUMERIC_COLUMNS
+from termdeposit.schema import (
+    CATEGORICAL_COLUMNS,
+    CONTEXT_INPUTS,
+    ID_COLUMN,
+    INPUT_COLUMNS,
+    NUMERIC_COLUMNS,
+)
 
 #: Readable names of the inputs, for people who never saw the bank's column names.
 FEATURE_LABELS: dict[str, str] = {
@@ -50,18 +56,6 @@ FEATURE_LABELS: dict[str, str] = {
     "euribor3m": "3-month Euribor rate",
     "nr.employed": "People employed (thousands)",
 }
-
-#: Inputs that describe the week and the economy, not the customer: the same for everyone
-#: called in a week, so they tell a caller nothing about the person (see :func:`reason_codes`).
-CONTEXT_INPUTS = (
-    "month",
-    "day_of_week",
-    "emp.var.rate",
-    "cons.price.idx",
-    "cons.conf.idx",
-    "euribor3m",
-    "nr.employed",
-)
 
 _VALUE_WORDS: dict[str, dict[str, str]] = {
     "education": {

@@ -28,22 +28,12 @@ from termdeposit import registry
 from termdeposit.config import BusinessSettings, default_settings
 from termdeposit.errors import TermDepositError
 from termdeposit.modeling.metrics import expected_calibration_error
-from termdeposit.schema import CATEGORICAL_COLUMNS, ID_COLUMN, INPUT_COLUMNS
+from termdeposit.schema import CATEGORICAL_COLUMNS, CONTEXT_INPUTS, ID_COLUMN, INPUT_COLUMNS
 from termdeposit.store import Store, open_store
 
 #: PSI bands: below 0.1 stable, 0.1-0.25 moderate shift, above 0.25 significant shift.
 PSI_MODERATE = 0.1
 PSI_SIGNIFICANT = 0.25
-#: Inputs that describe the week and the economy, identical for everyone called in a week.
-CONTEXT_INPUTS = (
-    "month",
-    "day_of_week",
-    "emp.var.rate",
-    "cons.price.idx",
-    "cons.conf.idx",
-    "euribor3m",
-    "nr.employed",
-)
 CUSTOMER_INPUTS = tuple(c for c in INPUT_COLUMNS if c not in CONTEXT_INPUTS)
 LIMITS_KEY = "alert_limits"
 #: Smallest share used for an empty bin, so PSI stays finite.

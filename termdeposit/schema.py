@@ -102,6 +102,17 @@ INPUT_COLUMNS: tuple[str, ...] = (
 )
 NUMERIC_COLUMNS = tuple(c for c in INPUT_COLUMNS if c in NUMERIC_INPUTS)
 CATEGORICAL_COLUMNS = tuple(c for c in INPUT_COLUMNS if c in CATEGORICAL_INPUTS)
+#: Inputs that describe the week and the economy, not the customer: the same for everyone
+#: called in a week (drift checks them by range; reason codes leave them out).
+CONTEXT_INPUTS: tuple[str, ...] = (
+    "month",
+    "day_of_week",
+    "emp.var.rate",
+    "cons.price.idx",
+    "cons.conf.idx",
+    "euribor3m",
+    "nr.employed",
+)
 #: Inputs whose blank cells mean the data set's ``unknown``.
 UNKNOWN_ALLOWED = tuple(c for c, v in CATEGORICAL_INPUTS.items() if "unknown" in v)
 
