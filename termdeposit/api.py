@@ -1,4 +1,4 @@
-"""The HTTP scoring API (FastAPI): health, model card, real-time predictions, file scoring.
+"""The HTTP API (FastAPI): health, model card, real-time predictions, file scoring, outcomes.
 
 Run it with ``termdeposit serve-api --host 127.0.0.1 --port 8000``; the OpenAPI docs are at
 ``/docs``. Every endpoint scores with the production model through the same contract and the
@@ -7,9 +7,19 @@ another version is promoted (the production pointer is checked at most once a se
 one ``stat`` call). Every scoring is written to the prediction log unless the caller asks
 ``log=false``; if the log cannot be written the API answers 503 and says so.
 
+``POST /outcomes`` records the week's call outcomes (a CSV or xlsx file with customer_id,
+called, subscribed; optional ``cohort`` as a form or query field) through
+:func:`termdeposit.feedback.record_feedback`: all or nothing, and idempotent (the same file
+again changes nothing). It answers a JSON summary (``rows``, ``added``, ``unchanged``,
+``cohorts``, ``notices``, ``message``).
+
 Errors a caller can cause answer 4xx with ``{"error", "hint", "problems": [{"field",
-"records", "problem"}]}``; records are numbered from 1. Set ``TERMDEPOSIT_API_TOKEN`` to
-require ``Authorization: Bearer <token>`` on everything but ``/health`` and the docs.
+"records", "problem"}]}``; records are numbered from 1. For an uploaded file, ``error`` is the
+same message the command line prints and the dashboard shows, and each problem names the
+``rows`` of the file (as numbered in a spreadsheet); a refused outcomes file also lists every
+row concerned in ``rows_concerned`` (``row``, ``customer_id``, ``problem``). Set
+``TERMDEPOSIT_API_TOKEN`` to require ``Authorization: Bearer <token>`` on everything but
+``/health`` and the docs.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import json
 import math
 import os
 import re
@@ -32,20 +43,19 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from fastapi import Body, Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi import Body, Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from termdeposit import config, fastpath, registry
+from termdeposit import compiled, config, fastpath, registry
 from termdeposit.errors import CohortValidationError, TermDepositError
 from termdeposit.logs import get_logger
 from termdeposit.modeling.predict import (
     DECISION_NO,
     DECISION_YES,
-    assemble_scored,
     decisions,
     file_sha256,
     ranks_of,
@@ -66,6 +76,8 @@ log = get_logger("api")
 
 #: Most customer records accepted by one ``POST /predict`` (larger cohorts: ``POST /score``).
 MAX_RECORDS = 1000
+#: Most rows listed in ``rows_concerned`` when an outcomes file is refused.
+MAX_LISTED_ROWS = 1000
 #: Seconds between two looks at the production pointer.
 POINTER_CHECK_SECONDS = 1.0
 TOKEN_ENV = "TERMDEPOSIT_API_TOKEN"
@@ -234,8 +246,12 @@ def _category(value: str, column: str) -> str | None:
     return text if text in CATEGORICAL_INPUTS[column] else None
 
 
-def _typed_records(records: list[BaseModel]) -> pd.DataFrame | None:
-    """The validated frame of clean records, built directly (no text round trip).
+#: Validated records as plain columns: ``customer_id`` and the 19 inputs, one list each.
+Columns = dict[str, list[Any]]
+
+
+def _typed_records(records: list[BaseModel]) -> Columns | None:
+    """The validated columns of clean records, built directly (no text round trip, no pandas).
 
     Returns None as soon as a value is anything but plainly valid: the records then go
     through :func:`~termdeposit.schema.validate_cohort`, which accepts or explains them.
@@ -251,20 +267,15 @@ def _typed_records(records: list[BaseModel]) -> pd.DataFrame | None:
             return None
         if len(set(ids)) != len(ids):
             return None
-    columns: dict[str, Any] = {ID_COLUMN: np.array(ids, dtype=object)}
+    columns: Columns = {ID_COLUMN: ids}
     for column in INPUT_COLUMNS:
         name = _FIELDS[column]
-        if column in NUMERIC_INPUTS:
-            values = [_number(getattr(r, name), column) for r in records]
-            if None in values:
-                return None
-            columns[column] = np.array(values, dtype="float64")
-        else:
-            values = [_category(getattr(r, name), column) for r in records]
-            if None in values:
-                return None
-            columns[column] = np.array(values, dtype=object)
-    return pd.DataFrame(columns)
+        check = _number if column in NUMERIC_INPUTS else _category
+        values = [check(getattr(r, name), column) for r in records]
+        if None in values:
+            return None
+        columns[column] = values
+    return columns
 
 
 def _text_records(records: list[BaseModel]) -> pd.DataFrame:
@@ -282,8 +293,8 @@ def _text_records(records: list[BaseModel]) -> pd.DataFrame:
     return pd.DataFrame(rows, dtype=str)
 
 
-def records_frame(records: list[BaseModel]) -> pd.DataFrame:
-    """Validate customer records through the cohort contract; return the typed frame.
+def records_columns(records: list[BaseModel]) -> Columns:
+    """Validate customer records through the cohort contract; return their typed columns.
 
     Raises:
         CohortValidationError: every problem, with records numbered from 1.
@@ -292,17 +303,31 @@ def records_frame(records: list[BaseModel]) -> pd.DataFrame:
     if typed is not None:
         return typed
     try:
-        return validate_cohort(_text_records(records), row_offset=-1).frame
+        frame = validate_cohort(_text_records(records), row_offset=-1).frame
     except CohortValidationError as exc:
         raise CohortValidationError(exc.problems, "The records cannot be scored.") from None
+    return {c: frame[c].tolist() for c in (ID_COLUMN, *INPUT_COLUMNS)}
 
 
-def _error(status: int, message: str, hint: str | None = None, problems: Any = None) -> Any:
+def columns_frame(columns: Columns) -> pd.DataFrame:
+    """Typed columns as the validated cohort frame (numbers float64, text as objects)."""
+    return pd.DataFrame(
+        {
+            c: np.asarray(columns[c], dtype="float64" if c in NUMERIC_INPUTS else object)
+            for c in (ID_COLUMN, *INPUT_COLUMNS)
+        }
+    )
+
+
+def _error(
+    status: int, message: str, hint: str | None = None, problems: Any = None, **extra: Any
+) -> Any:
     body: dict[str, Any] = {"error": message}
     if hint:
         body["hint"] = hint
     if problems:
         body["problems"] = problems
+    body.update(extra)
     return JSONResponse(body, status_code=status)
 
 
@@ -310,13 +335,13 @@ def _problems(exc: CohortValidationError, where: str) -> list[dict[str, str]]:
     return [{"field": p.column, where: p.rows, "problem": p.problem} for p in exc.problems]
 
 
-def _frame_sha256(frame: pd.DataFrame) -> str:
+def _columns_sha256(columns: Columns) -> str:
     """A fingerprint of validated records (the same records are one cohort in the log)."""
-    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    return hashlib.sha256(hashes.tobytes()).hexdigest()
+    text = json.dumps([columns[c] for c in (ID_COLUMN, *INPUT_COLUMNS)], separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _log_scoring(scored: pd.DataFrame, **details: Any) -> bool:
+def _log_scoring(scored: pd.DataFrame | Columns, **details: Any) -> bool:
     """Write a scoring to the prediction log (StoreUnavailableError -> 503)."""
     from termdeposit.store import log_scoring
 
@@ -328,10 +353,14 @@ def _log_scoring(scored: pd.DataFrame, **details: Any) -> bool:
 class _Pending:
     """One ``POST /predict`` waiting for its batch."""
 
-    frame: pd.DataFrame
+    columns: Columns
     threshold: float | None
     log: bool
     future: asyncio.Future[Any]
+
+    @property
+    def rows(self) -> int:
+        return len(self.columns[ID_COLUMN])
 
 
 @dataclass(frozen=True)
@@ -371,19 +400,19 @@ class PredictionBatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def score(self, frame: pd.DataFrame, threshold: float | None, log: bool) -> Scored:
+    async def score(self, columns: Columns, threshold: float | None, log: bool) -> Scored:
         """Queue validated records and wait for their batch."""
-        pending = _Pending(frame, threshold, log, asyncio.get_running_loop().create_future())
+        pending = _Pending(columns, threshold, log, asyncio.get_running_loop().create_future())
         await self._queue.put(pending)
         return await pending.future
 
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            rows = len(batch[0].frame)
+            rows = batch[0].rows
             while not self._queue.empty() and rows < self.max_rows:
                 batch.append(self._queue.get_nowait())
-                rows += len(batch[-1].frame)
+                rows += batch[-1].rows
             try:
                 results = await asyncio.to_thread(self._score_batch, batch)
             except Exception as exc:  # the model could not be used: every request learns why
@@ -398,9 +427,14 @@ class PredictionBatcher:
 
     def _score_batch(self, batch: list[_Pending]) -> list[Scored | Exception]:
         model = self.models.get()
-        frame = pd.concat([p.frame for p in batch], ignore_index=True)
-        probabilities = fastpath.predict_proba(model, frame.loc[:, list(INPUT_COLUMNS)])
-        bounds = np.cumsum([0] + [len(p.frame) for p in batch])
+        columns = _joined([p.columns for p in batch])
+        probabilities = None
+        if len(columns[ID_COLUMN]) <= fastpath.COMPILED_MAX_ROWS:
+            probabilities = compiled.positive_proba(model.pipeline, _input_arrays(columns))
+        if probabilities is None:
+            frame = columns_frame(columns).loc[:, list(INPUT_COLUMNS)]
+            probabilities = fastpath.predict_proba(model, frame)
+        bounds = np.cumsum([0] + [p.rows for p in batch])
         results: list[Scored | Exception] = []
         for pending, start, stop in zip(batch, bounds[:-1], bounds[1:], strict=True):
             rule = model.threshold if pending.threshold is None else pending.threshold
@@ -416,18 +450,48 @@ class PredictionBatcher:
 
     @staticmethod
     def _log(group: list[int], batch: list[_Pending], results: list[Any], version: str) -> None:
-        frame = pd.concat([batch[i].frame for i in group], ignore_index=True)
+        columns = _joined([batch[i].columns for i in group])
         probabilities = np.concatenate([results[i].probabilities for i in group])
         call = np.concatenate([results[i].call for i in group])
         _log_scoring(
-            assemble_scored(frame, probabilities, call, ranks_of(probabilities)),
-            file_sha256=_frame_sha256(frame),
+            _scored_columns(columns, probabilities, call),
+            file_sha256=_columns_sha256(columns),
             model_version=version,
             threshold=results[group[0]].threshold,
-            name=f"API requests ({len(frame)} records)",
+            name=f"API requests ({len(probabilities)} records)",
         )
         for i in group:
             results[i] = dataclasses.replace(results[i], logged=True)
+
+
+def _joined(parts: list[Columns]) -> Columns:
+    """The columns of several requests, one after the other."""
+    if len(parts) == 1:
+        return parts[0]
+    return {c: [v for part in parts for v in part[c]] for c in parts[0]}
+
+
+def _input_arrays(columns: Columns) -> dict[str, np.ndarray]:
+    """The 19 inputs as numpy arrays (numbers float64, categories as objects)."""
+    return {
+        c: np.asarray(columns[c], dtype="float64" if c in NUMERIC_INPUTS else object)
+        for c in INPUT_COLUMNS
+    }
+
+
+def _scored_columns(columns: Columns, probabilities: np.ndarray, call: np.ndarray) -> Columns:
+    """The scored records as the prediction log takes them: id, probability, decision, rank
+    and the inputs (whole numbers as integers, as in every scored output)."""
+    scored: Columns = {
+        ID_COLUMN: columns[ID_COLUMN],
+        "probability": probabilities.tolist(),
+        "decision": [bool(c) for c in call],
+        "rank": ranks_of(probabilities).tolist(),
+    }
+    for column in INPUT_COLUMNS:
+        whole = column in NUMERIC_INPUTS and NUMERIC_INPUTS[column][2]
+        scored[column] = [int(v) for v in columns[column]] if whole else columns[column]
+    return scored
 
 
 def _log_groups(batch: list[_Pending], results: list[Any]) -> list[list[int]]:
@@ -436,7 +500,7 @@ def _log_groups(batch: list[_Pending], results: list[Any]) -> list[list[int]]:
     for i, pending in enumerate(batch):
         if not pending.log:
             continue
-        ids = set(pending.frame[ID_COLUMN])
+        ids = set(pending.columns[ID_COLUMN])
         rule = results[i].threshold
         for threshold, seen, members in groups:
             if threshold == rule and not seen & ids:
@@ -477,8 +541,10 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
             f"`POST /predict` scores up to {MAX_RECORDS} customer records (JSON); "
             f"`POST /score` scores a cohort file (CSV or xlsx, up to {config.MAX_UPLOAD_MB} MB) "
             "and returns the scored CSV. Both use the production model and write the "
-            "prediction log (`log=false` to opt out). Errors: 4xx with `error`, `hint` and "
-            "`problems` (`field`, `records` numbered from 1, `problem`)."
+            "prediction log (`log=false` to opt out). `POST /outcomes` records the week's "
+            "call outcomes (customer_id, called, subscribed), all or nothing and idempotent. "
+            "Errors: 4xx with `error`, `hint` and `problems` (`field`, `records` numbered "
+            "from 1 or the file's `rows`, `problem`)."
         ),
         lifespan=lifespan,
         max_body_size=(config.MAX_UPLOAD_MB + 1) * 2**20,
@@ -499,13 +565,20 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
 
     @app.exception_handler(CohortValidationError)
     async def invalid_cohort(request: Request, exc: CohortValidationError) -> Any:
-        where = "records" if request.url.path.endswith("/predict") else "rows"
-        hint = (
-            "Fix the records and send them again; nothing was scored or stored."
-            if where == "records"
-            else exc.hint
-        )
-        return _error(422, exc.summary, hint, _problems(exc, where))
+        if request.url.path.endswith("/predict"):
+            hint = "Fix the records and send them again; nothing was scored or stored."
+            return _error(422, exc.summary, hint, _problems(exc, "records"))
+        from termdeposit.feedback import OutcomesError
+
+        # An uploaded file: the message the command line prints and the dashboard shows.
+        extra: dict[str, Any] = {}
+        if isinstance(exc, OutcomesError) and len(exc.details):
+            listed = exc.details.head(MAX_LISTED_ROWS).to_json(orient="records")
+            extra = {
+                "rows_concerned": json.loads(listed),
+                "rows_concerned_total": len(exc.details),
+            }
+        return _error(422, exc.message, exc.hint, _problems(exc, "rows"), **extra)
 
     @app.exception_handler(TermDepositError)
     async def user_error(request: Request, exc: TermDepositError) -> Any:
@@ -513,7 +586,9 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
 
         status = 503 if isinstance(exc, ModelError | StoreUnavailableError) else 400
         hint = exc.hint
-        if isinstance(exc, StoreUnavailableError):
+        if isinstance(exc, StoreUnavailableError) and request.url.path.endswith(
+            ("/predict", "/score")
+        ):
             hint = f"{hint or ''} Or score without logging: add log=false to the request.".strip()
         return _error(status, exc.message, hint)
 
@@ -601,10 +676,10 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
                 f"{len(records)} records: at most {MAX_RECORDS} per request; "
                 "score larger cohorts with POST /score.",
             )
-        frame = _typed_records(records)
-        if frame is None:
-            frame = await asyncio.to_thread(records_frame, records)
-        scored = await request.app.state.batcher.score(frame, threshold, log_predictions)
+        columns = _typed_records(records)
+        if columns is None:
+            columns = await asyncio.to_thread(records_columns, records)
+        scored = await request.app.state.batcher.score(columns, threshold, log_predictions)
         version = scored.model_version
         return JSONResponse(
             {
@@ -619,7 +694,7 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
                         "model_version": version,
                     }
                     for cid, p, c in zip(
-                        frame[ID_COLUMN], scored.probabilities, scored.call, strict=True
+                        columns[ID_COLUMN], scored.probabilities, scored.call, strict=True
                     )
                 ],
             }
@@ -635,12 +710,7 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
         """Score a cohort file; answer the scored CSV (id, probability, decision, rank, inputs)."""
         if threshold is not None and top is not None:
             raise TermDepositError("Give either threshold or top, not both.")
-        limit = config.MAX_UPLOAD_MB * 2**20
-        data = file.file.read(limit + 1)
-        if len(data) > limit:
-            raise StarletteHTTPException(
-                413, f"The file is over the {config.MAX_UPLOAD_MB} MB limit of one upload."
-            )
+        data = _read_upload(file)
         name = Path(file.filename or "upload.csv").name
         model = holder.get()
         cohort = load_cohort(data, name)
@@ -668,7 +738,64 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
             },
         )
 
+    @app.post("/outcomes", tags=["feedback"], dependencies=guarded)
+    def record_outcomes(
+        file: Annotated[
+            UploadFile,
+            File(description="Outcomes file (CSV or xlsx): customer_id, called, subscribed."),
+        ],
+        cohort: Annotated[
+            str | None,
+            Form(
+                description="The cohort these outcomes are for: id, week label or file name "
+                "(default: each customer's cohort is found by id)."
+            ),
+        ] = None,
+        cohort_query: Annotated[
+            str | None, Query(alias="cohort", description="The same, as a query field.")
+        ] = None,
+    ) -> JSONResponse:
+        """Record the week's call outcomes, all or nothing; the same file again changes nothing.
+
+        Refused files (unknown customers or cohort, contradictory rows, values other than
+        yes/no, outcomes that differ from those recorded earlier) answer 4xx with the message,
+        the problems and every row concerned; nothing is stored.
+        """
+        from termdeposit.feedback import record_feedback
+        from termdeposit.store import open_store
+
+        given = {c.strip() for c in (cohort, cohort_query) if c is not None and c.strip()}
+        if len(given) > 1:
+            raise TermDepositError(
+                f"Two different cohorts were given: {', '.join(sorted(given))}.",
+                hint="Give the cohort once, as a form field or as a query field.",
+            )
+        data = _read_upload(file)
+        name = Path(file.filename or "outcomes.csv").name
+        result = record_feedback(data, name, next(iter(given), None), store=open_store())
+        return JSONResponse(
+            {
+                "rows": result.rows,
+                "added": result.added,
+                "unchanged": result.unchanged,
+                "cohorts": result.cohorts,
+                "notices": result.notices,
+                "message": " ".join([result.summary(), *result.notices]),
+            }
+        )
+
     return app
+
+
+def _read_upload(file: UploadFile) -> bytes:
+    """The bytes of an uploaded file (413 over the upload limit)."""
+    limit = config.MAX_UPLOAD_MB * 2**20
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise StarletteHTTPException(
+            413, f"The file is over the {config.MAX_UPLOAD_MB} MB limit of one upload."
+        )
+    return data
 
 
 app = create_app()

@@ -43,9 +43,10 @@ class OutcomesError(CohortValidationError):
         problems: list[Problem],
         details: pd.DataFrame | None = None,
         summary: str = "The outcomes cannot be recorded.",
+        hint: str = "Fix the file and upload it again; no outcome was stored.",
     ) -> None:
         super().__init__(problems, summary)
-        self.hint = "Fix the file and upload it again; no outcome was stored."
+        self.hint = hint
         self.args = (f"{self.message} {self.hint}",)
         self.details = (
             details if details is not None else pd.DataFrame(columns=["row", ID_COLUMN, "problem"])
@@ -119,7 +120,7 @@ def read_outcomes(data: bytes, filename: str = "outcomes") -> pd.DataFrame:
         OutcomesError: every problem at once (missing columns, unreadable values, blank ids,
             contradictory duplicates), with the rows.
     """
-    raw = read_table(data, filename)
+    raw = read_table(data, filename, kind="outcomes")
     mapping: dict[str, str] = {}
     for column in raw.columns:
         key = _key(column)
@@ -268,6 +269,9 @@ def assign_cohorts(
             problems,
             _details_frame(details),
             summary="Some outcomes do not match a scored customer.",
+            hint="Check the customer ids (and the cohort chosen). Outcomes can be recorded "
+            "only for customers of a scored cohort: score their week's cohort first if it "
+            "was not. No outcome was stored.",
         )
     return out
 

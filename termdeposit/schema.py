@@ -123,6 +123,14 @@ MAX_HEADER_CHARS = 20_000
 #: Limits for xlsx workbooks (zip archives): total unpacked size and compression ratio.
 MAX_UNPACKED_BYTES = 500 * 2**20
 MAX_ZIP_RATIO = 200
+#: How messages name the file :func:`read_table` reads, by kind: (short name, what to upload).
+FILE_KINDS = {
+    "cohort": ("the cohort", "the weekly cohort file with its customers"),
+    "outcomes": (
+        "the outcomes",
+        "the week's outcomes file: one row per customer with customer_id, called and subscribed",
+    ),
+}
 
 ID_ALIASES = ("customerid", "id", "clientid", "customer", "client", "customerno")
 _MAX_LISTED_ROWS = 5
@@ -206,44 +214,53 @@ def _looks_binary(data: bytes) -> bool:
     return b"\x00" in head
 
 
-def read_table(data: bytes, filename: str = "upload") -> pd.DataFrame:
+def read_table(data: bytes, filename: str = "upload", kind: str = "cohort") -> pd.DataFrame:
     """Read a CSV (``;``/``,``/tab separated, any quoting, UTF-8 with or without BOM) or xlsx.
 
     All cells are read as text, so ids with leading zeros survive; typing happens in
     :func:`validate_cohort`. The file type is taken from the content, not the name.
 
+    Args:
+        kind: what the file should hold (a key of :data:`FILE_KINDS`), for the hints.
+
     Raises:
         TermDepositError: empty, binary or unreadable file, with what to do.
     """
+    name, upload = FILE_KINDS[kind]
     if not data or not data.strip():
-        raise TermDepositError(
-            f"'{filename}' is empty.", hint="Upload the weekly cohort file with its customers."
-        )
+        raise TermDepositError(f"'{filename}' is empty.", hint=f"Upload {upload}.")
     if len(data) > MAX_FILE_BYTES:
         raise TermDepositError(
             f"'{filename}' is {len(data) / 2**20:,.0f} MB, over the {MAX_FILE_BYTES // 2**20} MB "
             "limit for one upload.",
             hint="Split the cohort into smaller files, or score it with 'termdeposit score', "
-            "which reads large files in chunks.",
+            "which reads large files in chunks."
+            if kind == "cohort"
+            else f"Split {name} into smaller files and upload them one after the other.",
         )
     if data.startswith(b"PK\x03\x04"):
-        return _read_xlsx(data, filename)
+        return _read_xlsx(data, filename, name)
     if data.startswith(b"\xd0\xcf\x11\xe0"):
         raise TermDepositError(
             f"'{filename}' is an old-style (.xls) or password-protected Excel file.",
             hint="Open it in Excel, remove any password and save it as .xlsx or CSV UTF-8.",
         )
+    if data.startswith(b"%PDF"):
+        raise TermDepositError(
+            f"'{filename}' is a PDF document, not a CSV or Excel file.",
+            hint=f"Export {name} from the source system as CSV or .xlsx and upload that file.",
+        )
     if _looks_binary(data):
         raise TermDepositError(
             f"'{filename}' is not a CSV or Excel file (it holds binary data).",
-            hint="Upload the cohort as a CSV file or an .xlsx workbook.",
+            hint=f"Upload {name} as a CSV file or an .xlsx workbook.",
         )
     text = _decode(data)
     header_line = text.split("\n", 1)[0]
     if len(header_line) > MAX_HEADER_CHARS:
         raise TermDepositError(
             f"The first line of '{filename}' is {len(header_line):,} characters long: that is "
-            "not a cohort header (it has far too many columns).",
+            f"not the header of {name} (it has far too many columns).",
             hint="Upload a file whose first line holds the column names.",
         )
     separator = _sniff_separator(text)
@@ -275,7 +292,7 @@ def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _check_zip(data: bytes, filename: str) -> None:
+def _check_zip(data: bytes, filename: str, name: str = "the cohort") -> None:
     """Refuse workbooks that unpack to something huge (zip bombs) or carry macros."""
     import zipfile
 
@@ -291,7 +308,7 @@ def _check_zip(data: bytes, filename: str) -> None:
     if not any(n.startswith("xl/") for n in names):
         raise TermDepositError(
             f"'{filename}' is a zip archive, not an Excel workbook.",
-            hint="Upload the cohort as a CSV file or an .xlsx workbook.",
+            hint=f"Upload {name} as a CSV file or an .xlsx workbook.",
         )
     if any(n.endswith("vbaproject.bin") for n in names):
         raise TermDepositError(
@@ -303,12 +320,12 @@ def _check_zip(data: bytes, filename: str) -> None:
     if unpacked > MAX_UNPACKED_BYTES or unpacked / packed > MAX_ZIP_RATIO:
         raise TermDepositError(
             f"'{filename}' would unpack to {unpacked / 2**20:,.0f} MB: too large to open safely.",
-            hint="Save the cohort as CSV UTF-8 and upload that file.",
+            hint=f"Save {name} as CSV UTF-8 and upload that file.",
         )
 
 
-def _read_xlsx(data: bytes, filename: str) -> pd.DataFrame:
-    _check_zip(data, filename)
+def _read_xlsx(data: bytes, filename: str, name: str = "the cohort") -> pd.DataFrame:
+    _check_zip(data, filename, name)
     try:
         frame = pd.read_excel(io.BytesIO(data), dtype=str, engine="openpyxl")
     except Exception as exc:  # openpyxl raises many types for broken workbooks

@@ -17,9 +17,10 @@ import datetime as dt
 import getpass
 import hashlib
 import json
+import math
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -287,12 +288,23 @@ def _utc(value: Any) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+#: Query parameters of a database URL that can hold a credential (e.g. ``?password=``).
+_SECRET_QUERY_WORDS = ("password", "secret", "token")
+
+
 def safe_url(url: str) -> str:
-    """The database URL with its password hidden (for messages)."""
+    """The database URL with its password hidden, in the user part and in the query (for
+    messages and logs)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
         return "(unreadable database URL)"
+    hidden = {
+        key: "hidden"
+        for key in parsed.query
+        if any(word in key.lower() for word in _SECRET_QUERY_WORDS)
+    }
+    return parsed.update_query_dict(hidden).render_as_string(hide_password=True)
 
 
 def _batches(items: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
@@ -389,7 +401,7 @@ class Store:
 
     def log_scoring(
         self,
-        scored: pd.DataFrame | Iterable[pd.DataFrame],
+        scored: pd.DataFrame | Mapping[str, Any] | Iterable[pd.DataFrame],
         *,
         file_sha256: str,
         model_version: str,
@@ -405,8 +417,9 @@ class Store:
         Args:
             scored: one row per customer with ``customer_id``, ``probability``, ``decision``
                 (True / "will convert" = to call), ``rank`` (optional) and the 19 inputs
-                (the frame :func:`~termdeposit.modeling.predict.score_frame` returns), or an
-                iterable of such frames (chunks of a large file, ranks over the whole file).
+                (the frame :func:`~termdeposit.modeling.predict.score_frame` returns), the same
+                as a mapping of column name to values (the API's small batches, no pandas), or
+                an iterable of such frames (chunks of a large file, ranks over the whole file).
             file_sha256: sha256 of the uploaded file's bytes: the same file is one cohort.
             model_version: the version that scored it.
             threshold / top_n: the decision rule used (one of them).
@@ -428,7 +441,7 @@ class Store:
             )
         if threshold is None and top_n is None:
             raise TermDepositError("Say which decision rule was used: a threshold or a top N.")
-        chunks = [scored] if isinstance(scored, pd.DataFrame) else scored
+        chunks = [scored] if isinstance(scored, pd.DataFrame | Mapping) else scored
         user = user or current_user()
         rule = f"top {int(top_n)}" if top_n is not None else f"threshold {float(threshold):.6f}"
         stamp = now()
@@ -438,7 +451,7 @@ class Store:
             new_cohort = new_scoring = False
             total = calls = 0
             for raw in chunks:
-                frame = _prepared_scoring(raw)
+                frame = _prepared_scoring(raw)  # plain lists: no pandas per row
                 if cohort_id is None:
                     cohort_id, new_cohort = self._ensure_cohort(
                         conn, file_sha256, name, week_label, source, user, stamp
@@ -447,28 +460,24 @@ class Store:
                         conn, cohort_id, model_version, rule, threshold, top_n, source, user, stamp
                     )
                 if new_cohort:
-                    self._insert_customers(conn, cohort_id, frame, total)
+                    self._insert_customers(conn, cohort_id, frame.ids, frame.inputs, total)
                 if new_scoring:
                     rows = [
                         {
                             "scoring_id": scoring_id,
                             "customer_id": cid,
-                            "probability": float(p),
-                            "decision": bool(d),
-                            "rank": int(r),
+                            "probability": p,
+                            "decision": d,
+                            "rank": r,
                         }
                         for cid, p, d, r in zip(
-                            frame[ID_COLUMN],
-                            frame["probability"],
-                            frame["decision"],
-                            frame["rank"],
-                            strict=True,
+                            frame.ids, frame.probability, frame.decision, frame.rank, strict=True
                         )
                     ]
                     for batch in _batches(rows):
                         conn.execute(predictions.insert(), list(batch))
-                total += len(frame)
-                calls += int(frame["decision"].sum())
+                total += len(frame.ids)
+                calls += sum(frame.decision)
             if cohort_id is None:
                 raise TermDepositError("There are no scored customers to log.")
             self._finish_cohort(conn, cohort_id, new_cohort, total)
@@ -536,19 +545,17 @@ class Store:
             )
 
     def _insert_customers(
-        self, conn: Connection, cohort_id: int, frame: pd.DataFrame, offset: int
+        self, conn: Connection, cohort_id: int, ids: list[str], inputs: list[str], offset: int
     ) -> None:
-        """Store the customers of a new cohort with their inputs (JSON)."""
-        inputs = frame.loc[:, list(INPUT_COLUMNS)]
-        records = json.loads(inputs.to_json(orient="values"))
+        """Store the customers of a new cohort with their inputs (JSON, see _inputs_json)."""
         rows = [
             {
                 "cohort_id": cohort_id,
-                "customer_id": str(cid),
+                "customer_id": cid,
                 "row_number": offset + i,
-                "inputs": json.dumps(values, separators=(",", ":")),
+                "inputs": inputs,
             }
-            for i, (cid, values) in enumerate(zip(frame[ID_COLUMN], records, strict=True))
+            for i, (cid, inputs) in enumerate(zip(ids, inputs, strict=True))
         ]
         for batch in _batches(rows):
             conn.execute(cohort_customers.insert(), list(batch))
@@ -845,7 +852,8 @@ class Store:
                 conn, file_sha256, name, week_label, "ingest", user, now()
             )
             if new:
-                self._insert_customers(conn, cohort_id, customers, 0)
+                ids = [str(i) for i in customers[ID_COLUMN].tolist()]
+                self._insert_customers(conn, cohort_id, ids, _inputs_json(customers), 0)
             self._finish_cohort(conn, cohort_id, new, len(customers))
             counts = self._write_outcomes(
                 conn,
@@ -953,6 +961,9 @@ class Store:
                     strict=True,
                 )
             ]
+            # Rows go in key order: two uploads sharing rows then wait for each other instead of
+            # each holding a row the other needs (a deadlock on PostgreSQL that failed one).
+            records.sort(key=lambda r: (r["cohort_id"], r["customer_id"]))
             added = 0
             for batch in _batches(records):
                 added += len(
@@ -1202,8 +1213,40 @@ def _float_or_none(value: Any) -> float | None:
     return None if np.isnan(value) else value
 
 
-def _prepared_scoring(scored: pd.DataFrame) -> pd.DataFrame:
-    """Check a scored frame and normalise it (text ids, boolean decision, ranks)."""
+@dataclass
+class _ScoredRows:
+    """A scored frame as the prediction log stores it: one plain list per column."""
+
+    ids: list[str]
+    probability: list[float]
+    decision: list[bool]
+    rank: list[int]
+    inputs: list[str]  # each row's 19 inputs as a JSON list
+
+
+def _json_cell(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # as JSON null, never NaN (not JSON)
+    return value
+
+
+def _values(table: pd.DataFrame | Mapping[str, Any], column: str) -> list[Any]:
+    """One column of a frame, or of a mapping of columns, as a list of Python values."""
+    values = table[column]
+    return values.tolist() if hasattr(values, "tolist") else list(values)
+
+
+def _inputs_json(frame: pd.DataFrame | Mapping[str, Any]) -> list[str]:
+    """Each row's 19 inputs as a compact JSON list (missing numbers as null)."""
+    columns = [[_json_cell(v) for v in _values(frame, c)] for c in INPUT_COLUMNS]
+    return [
+        json.dumps(list(values), separators=(",", ":")) for values in zip(*columns, strict=True)
+    ]
+
+
+def _prepared_scoring(scored: pd.DataFrame | Mapping[str, Any]) -> _ScoredRows:
+    """Check a scored frame (or mapping of columns) and normalise it (text ids, boolean
+    decision, ranks)."""
     from termdeposit.modeling.predict import DECISION_YES, ranks_of
 
     needed = [ID_COLUMN, "probability", "decision", *INPUT_COLUMNS]
@@ -1213,19 +1256,23 @@ def _prepared_scoring(scored: pd.DataFrame) -> pd.DataFrame:
             "The scored cohort lacks columns the prediction log needs: " + ", ".join(missing),
             hint="Log the frame returned by score_frame (id, probability, decision, inputs).",
         )
-    if scored.empty:
+    ids = [str(i) for i in _values(scored, ID_COLUMN)]
+    if not ids:
         raise TermDepositError("There are no scored customers to log.")
-    frame = scored.reset_index(drop=True).copy()
-    frame[ID_COLUMN] = frame[ID_COLUMN].astype(str)
-    if frame[ID_COLUMN].duplicated().any():
+    if len(set(ids)) != len(ids):
         raise TermDepositError("The scored cohort has duplicate customer ids; nothing was logged.")
-    decision = frame["decision"]
-    frame["decision"] = (
-        decision.astype(bool) if decision.dtype == bool else decision.astype(str).eq(DECISION_YES)
+    calls = [
+        d if isinstance(d, bool) else str(d) == DECISION_YES for d in _values(scored, "decision")
+    ]
+    probability = np.asarray(_values(scored, "probability"), dtype=float)
+    ranks = _values(scored, "rank") if "rank" in scored else ranks_of(probability)
+    return _ScoredRows(
+        ids=ids,
+        probability=probability.tolist(),
+        decision=[bool(d) for d in calls],
+        rank=[int(r) for r in np.asarray(ranks).tolist()],
+        inputs=_inputs_json(scored),
     )
-    if "rank" not in frame:
-        frame["rank"] = ranks_of(frame["probability"].to_numpy(float))
-    return frame
 
 
 def _inputs_frame(raw: pd.DataFrame) -> pd.DataFrame:
@@ -1282,9 +1329,10 @@ def _insert_ignore(
 def _make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: e.g. a port that is not a number
         raise StoreUnavailableError(
-            f"TERMDEPOSIT_DB_URL is not a database URL ({url!r}).",
+            # The URL is not repeated: it may hold a password.
+            "TERMDEPOSIT_DB_URL is not a database URL (it could not be read).",
             hint="Use e.g. sqlite:///data/termdeposit.db or "
             "postgresql+psycopg://user:password@host:5432/termdeposit.",
         ) from exc
@@ -1302,6 +1350,9 @@ def _make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=60000")
             cursor.execute("PRAGMA journal_mode=WAL")
+            # With WAL, NORMAL keeps every commit safe from a crash of the process (power loss
+            # can lose the last commits, never corrupt the file) and spares an fsync per commit.
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -1337,7 +1388,7 @@ def open_store(url: str | None = None) -> Store:
 
 
 def log_scoring(
-    scored: pd.DataFrame,
+    scored: pd.DataFrame | Mapping[str, Any],
     *,
     file_sha256: str,
     model_version: str,

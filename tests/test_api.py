@@ -60,6 +60,25 @@ def test_predict_matches_the_pipeline(client, production_model, week_cohort):
     assert set(got["model_version"]) == {production_model.version}
 
 
+def test_direct_record_reading_equals_the_cohort_contract(week_cohort):
+    """The per-request shortcut (no text round trip) gives what validate_cohort gives."""
+    records = [api.CustomerRecord.model_validate(r) for r in _records(week_cohort, 40)]
+    direct = api._typed_records(records)
+    assert direct is not None
+    contract = validate_cohort(api._text_records(records), row_offset=-1).frame
+    pd.testing.assert_frame_equal(
+        api.columns_frame(direct), contract.loc[:, [ID_COLUMN, *INPUT_COLUMNS]], check_dtype=False
+    )
+    assert api.columns_frame(direct).dtypes.equals(
+        api.columns_frame(api.records_columns(records)).dtypes
+    )
+    # A value the shortcut cannot vouch for goes through the contract, which explains it.
+    odd = [api.CustomerRecord.model_validate({**_records(week_cohort, 1)[0], "age": "forty"})]
+    assert api._typed_records(odd) is None
+    with pytest.raises(api.CohortValidationError, match="cannot be scored"):
+        api.records_columns(odd)
+
+
 def test_predict_logs_to_the_prediction_log(client, week_cohort):
     from termdeposit.store import open_store
 

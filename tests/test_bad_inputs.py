@@ -2,62 +2,120 @@
 
 Every file in ``tests/fixtures/bad_inputs/`` (see ``cases.json``) is either accepted and scored,
 or refused with one message naming what is wrong; a refusal exits non-zero, writes no output
-and leaves the models folder byte-for-byte unchanged.
+and leaves the database and the models folder unchanged. The outcomes corpus
+(``bad_inputs/outcomes/``) goes through ``termdeposit feedback`` the same way. The dashboard
+and the API answer the same corpus in ``tests/app/test_bad_inputs_app.py`` and
+``tests/test_bad_inputs_api.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import string
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from corpus_support import (
+    CASES,
+    CORPUS,
+    OUTCOME_CASES,
+    OUTCOMES,
+    case_id,
+    cohort_refusal,
+    log_small_cohort,
+    models_digest,
+    outcomes_refusal,
+    store_counts,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from termdeposit import store
 from termdeposit.cli import app
 from termdeposit.modeling.predict import score_frame
 from termdeposit.schema import CATEGORICAL_INPUTS, ID_COLUMN, NUMERIC_INPUTS, validate_cohort
 
-CORPUS = Path(__file__).resolve().parent / "fixtures" / "bad_inputs"
-CASES = json.loads((CORPUS / "cases.json").read_text())
 runner = CliRunner()
 
 
-def _tree_digest(root: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+@pytest.fixture()
+def ops_db(tmp_path, monkeypatch, trained_version) -> store.Store:
+    """A fresh operations database for this test (the CLI reads TERMDEPOSIT_DB_URL)."""
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    monkeypatch.setenv("TERMDEPOSIT_DB_URL", url)
+    return store.open_store(url)
+
+
+@pytest.fixture()
+def scored_small(ops_db, production_model) -> store.Store:
+    """A database in which ``cohort_small.csv`` was scored and logged (cohort 1)."""
+    assert log_small_cohort(ops_db, production_model) == 1
+    return ops_db
 
 
 def test_corpus_is_large_enough():
     assert len(CASES) >= 40
     assert sum(not c["accept"] for c in CASES) >= 30
+    assert len(OUTCOME_CASES) >= 20
+    assert sum(not c["accept"] for c in OUTCOME_CASES) >= 15
+    for case in [*CASES, *OUTCOME_CASES]:
+        assert case["expect"] or case["accept"], case
+        if case["expect"]:
+            assert case["expect"].lower() not in case["file"].lower(), "the name would match"
+    for case in OUTCOME_CASES:
+        assert (OUTCOMES / case["file"]).is_file(), case
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c["file"] for c in CASES])
-def test_cli_answers_every_bad_input(case, trained_version, tmp_path):
-    models = Path(os.environ["TERMDEPOSIT_MODELS"])
-    before = _tree_digest(models)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_cli_answers_every_bad_input(case, ops_db, tmp_path):
+    before, models = store_counts(ops_db), models_digest()
     out = tmp_path / "calls.csv"
     result = runner.invoke(app, ["score", str(CORPUS / case["file"]), "--out", str(out)])
     assert "Traceback" not in result.output
     if case["accept"]:
         assert result.exit_code == 0, result.output
         assert len(pd.read_csv(out)) == case["rows"]
+        assert store_counts(ops_db)["predictions"] == before["predictions"] + case["rows"]
     else:
         assert result.exit_code == 2, result.output
         assert case["expect"].lower() in result.output.lower()
         assert result.output.count("Error:") == 1
+        assert f"Error: {cohort_refusal(case['file'])}\n" in result.output
         assert not out.exists()
-    assert _tree_digest(models) == before
+        assert store_counts(ops_db) == before
+    assert models_digest() == models
+
+
+def _feedback(name: str, cohort: str | None = None):
+    options = ["--cohort", cohort] if cohort is not None else []
+    return runner.invoke(app, ["feedback", str(OUTCOMES / name), *options])
+
+
+@pytest.mark.parametrize("case", OUTCOME_CASES, ids=case_id)
+def test_cli_answers_every_outcomes_file(case, scored_small):
+    if "before" in case:
+        first = _feedback(case["before"])
+        assert first.exit_code == 0, first.output
+    before, models = store_counts(scored_small), models_digest()
+    message = None if case["accept"] else outcomes_refusal(case, scored_small)
+    result = _feedback(case["file"], case.get("cohort"))
+    assert "Traceback" not in result.output
+    assert case["expect"].lower() in result.output.lower(), result.output
+    if case["accept"]:
+        assert result.exit_code == 0, result.output
+        after = store_counts(scored_small)
+        assert after["outcomes"] == before["outcomes"] + case["rows"]
+        assert after["outcome_uploads"] == before["outcome_uploads"] + 1
+        again = _feedback(case["file"], case.get("cohort"))
+        assert again.exit_code == 0 and "nothing changed" in again.output, again.output
+        assert store_counts(scored_small) == after
+    else:
+        assert result.exit_code == 2, result.output
+        assert result.output.count("Error:") == 1
+        assert f"Error: {message}\n" in result.output
+        assert store_counts(scored_small) == before
+    assert models_digest() == models
 
 
 def test_cli_refuses_a_million_columns(trained_version, tmp_path):

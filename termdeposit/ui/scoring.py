@@ -11,7 +11,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,8 +32,6 @@ from termdeposit.registry import LoadedModel
 from termdeposit.schema import TARGET, Cohort, load_cohort, validate_cohort
 from termdeposit.ui.common import log, show_error, show_unexpected
 
-#: Extensions the upload accepts (the content decides how it is read).
-UPLOAD_EXTENSIONS = (".csv", ".txt", ".tsv", ".xlsx", ".xls")
 #: Rows scored per step of the progress bar.
 SCORE_CHUNK_ROWS = 50_000
 
@@ -169,13 +167,11 @@ def cohort_curve_table(settings: BusinessSettings) -> pd.DataFrame | None:
 
 
 def _check_upload(name: str, size: int) -> None:
-    suffix = PurePath(name).suffix.lower()
-    if suffix not in UPLOAD_EXTENSIONS:
-        kind = f"a {suffix} file" if suffix else "a file without an extension"
-        raise TermDepositError(
-            f"'{name}' is {kind}, not a cohort file.",
-            hint="Upload the weekly cohort as a CSV file (.csv) or an Excel workbook (.xlsx).",
-        )
+    """Refuse an upload over the dashboard's size limit.
+
+    The file's type is not judged by its name: the content decides, in the same reader as
+    the command line and the API, so a file gets the same message in all three.
+    """
     limit = config.MAX_UPLOAD_MB
     if size > limit * 1024 * 1024:
         raise TermDepositError(
@@ -195,8 +191,12 @@ def _validated(data: bytes, name: str, sha: str) -> Cohort:
 
 
 def show_problems(exc: CohortValidationError) -> None:
-    """Show a validation failure: a summary, the problem table, and that nothing was scored."""
-    st.error(f"{exc.summary} Nothing was scored.\n\n{exc.hint}", icon=":material/error:")
+    """Show a validation failure: one box with what is wrong and what to do, then a table.
+
+    The box holds the message the command line prints and the API answers; the table lists
+    every problem with its rows.
+    """
+    st.error(f"{exc.message}\n\n{exc.hint}", icon=":material/error:")
     st.dataframe(
         pd.DataFrame(exc.as_records(), columns=["column", "rows", "problem"]),
         hide_index=True,

@@ -141,7 +141,11 @@ def _header_only(week_cohort: pd.DataFrame) -> bytes:
 
 
 BAD_UPLOADS = {
-    "wrong type": ("report.pdf", lambda w: b"%PDF-1.4 not a cohort", "not a cohort file"),
+    "wrong type": (
+        "report.pdf",
+        lambda w: b"%PDF-1.4 not a cohort",
+        "'report.pdf' is a PDF document, not a CSV or Excel file.",
+    ),
     "empty": ("empty.csv", lambda w: b"", "is empty"),
     "garbage": ("cohort.csv", lambda w: bytes(range(256)) * 40, "binary data"),
     "header only": ("cohort.csv", _header_only, "The file has no customers"),

@@ -1,0 +1,144 @@
+"""The bad-input corpus through the dashboard (AppTest): the Score cohort and Outcomes pages.
+
+Every corpus file (``fixtures/bad_inputs/``, see ``corpus_support``) is uploaded on the real
+page, as a user would. A refused file shows exactly one error box with the same message as
+the command line and the API, no exception, and leaves every table of the database and the
+models folder unchanged; an accepted cohort is scored with all its rows, accepted outcomes
+are recorded once (the same file again changes nothing).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from corpus_support import (
+    CASES,
+    CORPUS,
+    OUTCOME_CASES,
+    OUTCOMES,
+    SCORED_WEEK,
+    case_id,
+    cohort_refusal,
+    log_small_cohort,
+    models_digest,
+    outcomes_refusal,
+    store_counts,
+)
+from streamlit.testing.v1 import AppTest
+
+from termdeposit import store
+from termdeposit.economics import format_count
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+HOME = str(PROJECT_ROOT / "streamlit_app.py")
+SCORE = "pages/1_Score_cohort.py"
+OUTCOMES_PAGE = "pages/7_Outcomes.py"
+TIMEOUT = 120
+
+
+def _run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _open(page: str) -> AppTest:
+    """A new session (as a user opening the dashboard) on ``page``."""
+    at = _run(AppTest.from_file(HOME, default_timeout=TIMEOUT))
+    at.switch_page(page)
+    return _run(at)
+
+
+def _metric(at: AppTest, label: str) -> str:
+    matches = [m.value for m in at.metric if m.label == label]
+    assert len(matches) == 1, f"metric {label!r}: {[m.label for m in at.metric]}"
+    return matches[0]
+
+
+@pytest.fixture()
+def ops_db(tmp_path, monkeypatch, trained_version) -> store.Store:
+    """A fresh operations database for this test (the pages read TERMDEPOSIT_DB_URL)."""
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    monkeypatch.setenv("TERMDEPOSIT_DB_URL", url)
+    return store.open_store(url)
+
+
+@pytest.fixture()
+def scored_small(ops_db, production_model) -> store.Store:
+    """A database in which ``cohort_small.csv`` was scored and logged (cohort 1)."""
+    assert log_small_cohort(ops_db, production_model) == 1
+    return ops_db
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_score_page_answers_every_bad_input(case, ops_db):
+    at = _open(SCORE)
+    assert not at.error and at.session_state["scored"] is None
+    before, models = store_counts(ops_db), models_digest()
+    data = (CORPUS / case["file"]).read_bytes()
+    at.file_uploader(key="cohort_upload").upload(case["file"], data, "application/octet-stream")
+    _run(at)
+    errors = [e.value for e in at.error]
+    if case["accept"]:
+        assert errors == []
+        assert len(at.session_state["scored"]) == case["rows"]
+        assert _metric(at, "Customers") == format_count(case["rows"])
+        assert f"Cohort: {case['file']}" in [h.value for h in at.subheader]
+        assert store_counts(ops_db)["predictions"] == before["predictions"] + case["rows"]
+    else:
+        assert len(errors) == 1, errors
+        assert case["expect"].lower() in errors[0].lower(), errors[0]
+        assert errors[0].split("\n\n")[0] == cohort_refusal(case["file"]), "the CLI's message"
+        assert at.session_state["scored"] is None
+        assert store_counts(ops_db) == before
+    assert models_digest() == models
+
+
+def _record(at: AppTest, name: str) -> AppTest:
+    """Upload an outcomes file on the Outcomes page and press the record button."""
+    data = (OUTCOMES / name).read_bytes()
+    at.file_uploader(key="outcomes_upload").upload(name, data, "application/octet-stream")
+    _run(at)
+    at.button(key="outcomes_record").click()
+    return _run(at)
+
+
+@pytest.mark.parametrize("case", OUTCOME_CASES, ids=case_id)
+def test_outcomes_page_answers_every_outcomes_file(case, scored_small):
+    at = _open(OUTCOMES_PAGE)
+    assert not at.error
+    if "cohort" in case:
+        choice = at.selectbox(key="outcomes_cohort")
+        offered = [label for label in choice.options if f": {case['cohort']} (" in label]
+        if case["cohort"] != SCORED_WEEK:
+            # The page offers only scored cohorts: one never scored cannot be chosen at all.
+            assert offered == [], choice.options
+            return
+        assert len(offered) == 1, choice.options
+        choice.select(int(offered[0].split(":", 1)[0]))  # the options are cohort ids
+        _run(at)
+        assert at.selectbox(key="outcomes_cohort").value == 1
+    if "before" in case:
+        first = _record(at, case["before"])
+        assert not first.error and first.success, [e.value for e in first.error]
+    before, models = store_counts(scored_small), models_digest()
+    message = None if case["accept"] else outcomes_refusal(case, scored_small)
+    _record(at, case["file"])
+    errors = [e.value for e in at.error]
+    if case["accept"]:
+        assert errors == []
+        assert any(case["expect"].lower() in s.value.lower() for s in at.success), at.success
+        after = store_counts(scored_small)
+        assert after["outcomes"] == before["outcomes"] + case["rows"]
+        at.button(key="outcomes_record").click()  # the same file again
+        _run(at)
+        assert any("nothing changed" in s.value for s in at.success)
+        assert store_counts(scored_small) == after
+    else:
+        assert len(errors) == 1, errors
+        assert case["expect"].lower() in errors[0].lower(), errors[0]
+        assert errors[0].split("\n\n")[0] == message, "the CLI's message"
+        assert not at.success
+        assert store_counts(scored_small) == before
+    assert models_digest() == models
