@@ -7,7 +7,13 @@ from termdeposit import economics, plots, registry
 from termdeposit.economics import format_count, format_percent
 from termdeposit.errors import TermDepositError
 from termdeposit.ui import ops, scoring
-from termdeposit.ui.common import production_model, setup_page, show_error, show_unexpected
+from termdeposit.ui.common import (
+    production_model,
+    setup_page,
+    show_error,
+    show_unexpected,
+    signed_in_user,
+)
 
 METRIC_ROWS = [
     ("auc", "AUC (ranking quality, 0.5 = random)", "{:.3f}"),
@@ -138,7 +144,11 @@ st.caption(
     "Every change is checked first (the model must load and verify) and written to the audit "
     "log with your name and reason. Scores on every page switch to the new model."
 )
-who = st.text_input("Your name (for the audit log)", key="models_user")
+who = signed_in_user()
+if who:
+    st.caption(f"Recorded in the audit log as **{who}** (signed in).")
+else:
+    who = st.text_input("Your name (for the audit log)", key="models_user")
 reason = st.text_input("Reason", key="models_reason", placeholder="e.g. better on the last month")
 others = [r["Version"] for r in rows if r["Version"] != production]
 promote_col, rollback_col = st.columns(2)
@@ -150,7 +160,11 @@ with rollback_col:
     rollback = st.button("Roll back", key="models_rollback", disabled=production is None)
 if promote or rollback:
     if not reason.strip() or not who.strip():
-        st.error("Give your name and a reason first: both go into the audit log.")
+        st.error(
+            "Give your name and a reason first: both go into the audit log."
+            if not who.strip()
+            else "Give a reason first: it goes into the audit log."
+        )
     else:
         try:
             if promote:

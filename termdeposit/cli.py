@@ -7,7 +7,9 @@ exits with code 2 (no traceback).
 from __future__ import annotations
 
 import json
+import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,6 +52,11 @@ models_app = typer.Typer(
     cls=FriendlyErrors, help="List, promote and roll back model versions.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
+
+
+def _private_output(out: Path) -> Path:
+    """A hidden file name beside ``out`` that no other run uses (scored there, then renamed)."""
+    return out.with_name(f".{out.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.scoring")
 
 
 def _progress_bar(label: str) -> tuple[Any, Any]:
@@ -194,42 +201,48 @@ def score_cmd(
     log_store = None if no_log else prediction_log.open_store()
     loaded = registry.load_model(model)
     bar, update = _progress_bar("Scoring")
-    with bar:
-        if engine == "dask":
-            from termdeposit.scale import dask_client, score_partitioned
+    # Scored into a file of this run's own, logged from it, then renamed to --out: another
+    # scoring writing the same --out meanwhile can neither mix its rows into this run's log
+    # nor leave a half-written file; a failure leaves an earlier --out as it was.
+    staged = _private_output(out)
+    try:
+        with bar:
+            if engine == "dask":
+                from termdeposit.scale import dask_client, score_partitioned
 
-            with dask_client(scheduler, workers) as client:
-                summary = score_partitioned(
-                    loaded, cohort, out, threshold, top, client, progress=update
+                with dask_client(scheduler, workers) as client:
+                    summary = score_partitioned(
+                        loaded, cohort, staged, threshold, top, client, progress=update
+                    )
+            else:
+                summary = score_file(
+                    loaded, cohort, staged, threshold, top, progress=update, force_chunked=chunked
                 )
-        else:
-            summary = score_file(
-                loaded, cohort, out, threshold, top, progress=update, force_chunked=chunked
+        for notice in summary.notices:
+            typer.echo(f"Note: {notice}", err=True)
+        if log_store is None:
+            typer.secho(
+                "Note: --no-log: these predictions were NOT logged.", err=True, fg="yellow"
             )
-    for notice in summary.notices:
-        typer.echo(f"Note: {notice}", err=True)
-    if log_store is None:
-        typer.secho("Note: --no-log: these predictions were NOT logged.", err=True, fg="yellow")
-    else:
-        try:
+        else:
             logged = prediction_log.log_scored_output(
                 log_store,
-                out,
+                staged,
                 cohort,
                 model_version=loaded.version,
                 threshold=loaded.threshold if threshold is None and top is None else threshold,
                 top_n=top,
                 week_label=week_label,
             )
-        except TermDepositError:
-            out.unlink(missing_ok=True)
-            raise
-        typer.echo(
-            f"Logged as cohort {logged.cohort_id}"
-            + ("" if logged.new_cohort else " (this file was scored before)")
-            + ".",
-            err=True,
-        )
+            typer.echo(
+                f"Logged as cohort {logged.cohort_id}"
+                + ("" if logged.new_cohort else " (this file was scored before)")
+                + ".",
+                err=True,
+            )
+        os.replace(staged, out)
+    finally:
+        staged.unlink(missing_ok=True)
     typer.echo(
         f"Scored {summary.rows} customers with model {loaded.version}: {summary.calls} to call, "
         f"{summary.expected_subscriptions:.1f} subscriptions expected. Wrote {out}."

@@ -13,6 +13,7 @@ import io
 import os
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -98,6 +99,15 @@ def _atomic_write(path: Path, content: bytes) -> None:
             os.unlink(tmp)
 
 
+def _without_credentials(url: str) -> str:
+    """The URL as it may be shown or logged: no user:password@ part, no query string."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 def fetch_data(
     url: str | None = None, dest_dir: Path | None = None, timeout: float = 60.0
 ) -> Path:
@@ -113,18 +123,19 @@ def fetch_data(
     """
     url = url or os.environ.get("TERMDEPOSIT_DATA_URL", config.DATA_URL)
     dest = (dest_dir or config.raw_data_dir()) / config.RAW_FILE_NAME
-    log.info("downloading %s", url)
+    shown = _without_credentials(url)
+    log.info("downloading %s", shown)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (fixed URL)
             payload = response.read()
     except urllib.error.HTTPError as exc:
         raise DataDownloadError(
-            f"The data server answered {exc.code} for {url}.",
+            f"The data server answered {exc.code} for {shown}.",
             hint="Try again later, or put bank-additional-full.csv into data/raw/ by hand.",
         ) from exc
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         raise DataDownloadError(
-            f"Could not reach {url} ({getattr(exc, 'reason', exc)}).",
+            f"Could not reach {shown} ({getattr(exc, 'reason', exc)}).",
             hint="Check the network connection, or put bank-additional-full.csv into "
             "data/raw/ by hand (or point TERMDEPOSIT_DATA at a folder holding it).",
         ) from exc

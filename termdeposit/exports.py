@@ -75,6 +75,8 @@ def write_atomic(path: Path, content: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before the rename: no empty file after a power cut
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

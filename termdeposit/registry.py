@@ -149,11 +149,29 @@ def save_model(
             card["reference_sha256"] = _sha256(staging / REFERENCE_FILE)
         (staging / config.MODEL_CARD).write_text(json.dumps(card, indent=2, default=str))
         _write_checksums(staging)
+        _sync_folder(staging)
         os.replace(staging, final)
+        _sync_folder(root, files=False)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return version
+
+
+def _sync_folder(folder: Path, files: bool = True) -> None:
+    """Flush a folder's files and the folder itself to disk (so a power cut right after a
+    rename cannot leave a renamed model folder or pointer with empty files)."""
+    if files:
+        for path in folder.iterdir():
+            if path.is_file():
+                with open(path, "rb") as handle:
+                    os.fsync(handle.fileno())
+    if hasattr(os, "O_DIRECTORY"):  # folders cannot be opened for syncing on Windows
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def read_card(version: str, models_dir: Path | None = None) -> dict[str, Any]:
@@ -309,7 +327,10 @@ def _write_pointer(root: Path, version: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=root, prefix=".pointer-")
     with os.fdopen(fd, "w") as handle:
         handle.write(version + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, root / config.PRODUCTION_POINTER)
+    _sync_folder(root, files=False)
 
 
 def audit_log(models_dir: Path | None = None) -> list[dict[str, Any]]:

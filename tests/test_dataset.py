@@ -137,3 +137,15 @@ def test_changed_reference_file_is_refused(data_dir, tmp_path):
         verify_raw_file(copy)
     with pytest.raises(TermDepositError, match="fetch-data"):
         verify_raw_file(Path(tmp_path / "missing.csv"))
+
+
+def test_fetch_never_shows_credentials_of_the_url(tmp_path, caplog):
+    """A data URL with user:password@ or a token in its query: neither is logged or shown."""
+    caplog.set_level("DEBUG")
+    url = "http://analyst:s3cr3t-pw@127.0.0.1:9/archive.zip?token=t0k3n-value"
+    with pytest.raises(DataDownloadError) as info:
+        fetch_data(url, tmp_path, timeout=2)
+    shown = f"{info.value.message} {info.value.hint or ''} {caplog.text}"
+    assert "127.0.0.1:9/archive.zip" in shown
+    assert "s3cr3t-pw" not in shown and "t0k3n-value" not in shown and "analyst" not in shown
+    assert not any(tmp_path.iterdir())

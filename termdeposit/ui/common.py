@@ -22,6 +22,11 @@ Session state (persistent keys, survive page switches):
     ``capacity_on``, ``capacity_agents``, ``capacity_calls_per_agent``, ``capacity_days``
                           the sidebar's capacity form (capacity = agents x calls x days)
 
+Sign-in (optional): when ``.streamlit/secrets.toml`` has an ``[auth]`` section (Streamlit's
+OpenID Connect sign-in, see README "Sign-in (optional)"), every page asks the user to sign in
+before it shows anything, and the sidebar shows who is signed in with a "Sign out" button.
+Without an ``[auth]`` section the dashboard is open, as on a laptop.
+
 Widgets never own these values: each widget has a private key (``_w_<key>``) that is set from
 the persistent key before it is drawn and copied back when the user changes it. (Streamlit
 forgets a widget's state when the page that drew it is left, even if the next page draws a
@@ -30,10 +35,13 @@ widget with the same key.)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from termdeposit import registry
 from termdeposit.config import BusinessSettings, default_settings
@@ -221,6 +229,108 @@ def _sidebar_settings() -> BusinessSettings:
     return settings
 
 
+#: Settings every OpenID Connect provider needs in ``[auth]`` (or ``[auth.<provider>]``).
+AUTH_PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
+
+
+def _secrets_files_exist() -> bool:
+    from streamlit import config as st_config
+
+    return any(Path(p).expanduser().exists() for p in st_config.get_option("secrets.files"))
+
+
+def auth_settings() -> Mapping[str, Any] | None:
+    """The ``[auth]`` section of the dashboard's secrets, or None when sign-in is not set up.
+
+    No secrets file at all is normal (the dashboard runs open) and shows nothing. A secrets
+    file that exists but cannot be read stops the page: it may hold a sign-in configuration,
+    and the dashboard must not fall back to running open.
+    """
+    try:
+        section = st.secrets.get("auth")
+    except FileNotFoundError as exc:  # Streamlit's "no secrets" / "unreadable secrets" error
+        if not _secrets_files_exist():
+            return None
+        log.error("the dashboard's secrets file could not be read: %s", type(exc).__name__)
+        st.error(
+            "The dashboard's secrets file (.streamlit/secrets.toml) could not be read, so "
+            "sign-in cannot be checked. Nothing is shown until it is fixed.",
+            icon=":material/lock:",
+        )
+        st.stop()
+    return section if isinstance(section, Mapping) and section else None
+
+
+def _providers(section: Mapping[str, Any]) -> list[str | None]:
+    """Provider names to offer: None for the default ``[auth]`` settings, else sub-sections."""
+    if all(key in section for key in AUTH_PROVIDER_KEYS):
+        return [None]
+    return [
+        str(name)
+        for name, value in section.items()
+        if isinstance(value, Mapping) and all(key in value for key in AUTH_PROVIDER_KEYS)
+    ]
+
+
+def signed_in_user() -> str | None:
+    """Who is signed in (e-mail, else name), or None when sign-in is off or nobody is."""
+    if auth_settings() is None or not st.user.get("is_logged_in", False):
+        return None
+    who = st.user.get("email") or st.user.get("name")
+    return str(who)[:64] if who else None
+
+
+def _login(provider: str | None) -> None:
+    try:
+        st.login(provider)
+    except StreamlitAPIException as exc:  # e.g. Authlib not installed, incomplete settings
+        log.error("sign-in could not start: %s", exc)
+        st.session_state["_sign_in_error"] = (
+            "Sign-in could not start: the server's sign-in set-up is incomplete (the details "
+            "are in the server log). Tell the team that runs this dashboard."
+        )
+
+
+def require_sign_in() -> None:
+    """With sign-in configured, stop the page until the user is signed in; show who is.
+
+    Does nothing when the secrets have no ``[auth]`` section (the dashboard runs open).
+    """
+    section = auth_settings()
+    if section is None:
+        return
+    if not st.user.get("is_logged_in", False):
+        st.title("termdeposit")
+        st.info(
+            "This dashboard holds customer data: sign in with your company account to use it.",
+            icon=":material/lock:",
+        )
+        problem = st.session_state.pop("_sign_in_error", None)
+        if problem:
+            st.error(problem, icon=":material/error:")
+        providers = _providers(section)
+        if not providers:
+            log.error("[auth] in secrets.toml has no complete provider settings")
+            st.error(
+                "Sign-in is switched on but not completely set up (client_id, client_secret "
+                "and server_metadata_url are needed). Tell the team that runs this dashboard.",
+                icon=":material/error:",
+            )
+        for provider in providers:
+            st.button(
+                "Sign in" if provider is None else f"Sign in with {provider}",
+                key=f"sign_in_{provider or 'default'}",
+                type="primary",
+                on_click=_login,
+                args=(provider,),
+            )
+        st.stop()
+    name, email = st.user.get("name"), st.user.get("email")
+    shown = f"{name} ({email})" if name and email else (name or email or "signed in")
+    st.sidebar.caption(f"Signed in as **{shown}**")
+    st.sidebar.button("Sign out", key="sign_out", on_click=st.logout)
+
+
 #: Streamlit names the home page after its file ("streamlit app"); show "Home" instead.
 _HOME_LABEL_CSS = """<style>
 [data-testid="stSidebarNavLink"] span[label="streamlit app"] p {
@@ -237,6 +347,7 @@ def setup_page(title: str, icon: str = ":material/call:") -> BusinessSettings:
     """Set the page up: config, session state, sidebar (model + settings); return settings."""
     st.set_page_config(page_title=f"{title} · termdeposit", page_icon=icon, layout="wide")
     st.html(_HOME_LABEL_CSS)
+    require_sign_in()
     init_state()
     st.session_state["_page_changed"] = st.session_state.get("_page") != title
     st.session_state["_page"] = title
