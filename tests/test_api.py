@@ -149,6 +149,17 @@ def test_record_limit(client, week_cohort):
     assert client.post("/predict", json=records).status_code == 413
 
 
+def test_files_over_the_upload_limit_are_refused_before_reading(client, monkeypatch):
+    from termdeposit import config
+
+    monkeypatch.setattr(config, "MAX_UPLOAD_MB", 1)
+    big = b"customer_id,age\n" + b"C1,41\n" * 200_000  # 1.2 MB
+    for path in ("/score", "/outcomes"):
+        answer = client.post(path, files={"file": ("big.csv", big, "text/csv")})
+        assert answer.status_code == 413, (path, answer.text)
+        assert "limit of one upload" in answer.json()["error"]
+
+
 def test_score_upload_equals_the_cli_output(client, week_cohort, production_model, tmp_path):
     source = tmp_path / "week.csv"
     source.write_bytes(csv_bytes(week_cohort))
