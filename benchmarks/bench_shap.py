@@ -9,12 +9,20 @@ training search, printed below), then times, on the last ``--rows`` rows of the 
 - ``baseline``: the same pipeline's ``predict_proba`` on the same rows, in the same run, so the
   ratios say how many times dearer explaining is than scoring on this machine, whatever its load.
 
+Random forests are explained by ``termdeposit.treeshap.ForestShap``; for them the script also
+times shap's own exact ``TreeExplainer`` on the first ``--shap-rows`` rows (same run, same
+matrix), and prints the speed-up per row and the largest difference between the two
+explanations (after summing one-hot columns). ``--deep`` adds a deep forest of the full
+training profile's extreme (250 trees, max_depth 14, min_samples_leaf 1).
+
 Also prints the overall view's sample size per family (``SAMPLE_LIMITS``) and its time, and,
-with ``--production``, the production model from the registry.
+with ``--production``, the production model from the registry. The load average is printed
+before and after: other jobs on the machine slow every figure down.
 
 Usage::
 
     TERMDEPOSIT_DATA=../shared/data .venv/bin/python benchmarks/bench_shap.py
+    .venv/bin/python benchmarks/bench_shap.py --families random_forest --deep --shap-rows 100
     .venv/bin/python benchmarks/bench_shap.py --families xgboost logreg --rows 2000
 """
 
@@ -42,6 +50,13 @@ FAMILY_PARAMS: dict[str, dict[str, Any]] = {
     },
     "xgboost": {"clf__n_estimators": 200, "clf__max_depth": 3},
 }
+#: The deepest forest the full training profile can pick (``--deep``).
+DEEP_FOREST = {
+    "clf__n_estimators": 250,
+    "clf__max_depth": 14,
+    "clf__min_samples_leaf": 1,
+    "clf__max_features": 0.3,
+}
 
 
 def _timed(function: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
@@ -58,7 +73,30 @@ def _one_row_ms(explainer: Any, frame: pd.DataFrame, repeats: int = 20) -> float
     return 1000 * statistics.median(times)
 
 
-def bench(name: str, artifact: Any, reference: pd.DataFrame, rows: pd.DataFrame) -> dict:
+def _versus_shap(explainer: Any, rows: pd.DataFrame, explained: Any, seconds: float) -> dict:
+    """shap's exact TreeExplainer on the first rows of a random forest's matrix, same run."""
+    import shap
+
+    matrix = explainer.matrix(rows)
+    reference, shap_seconds = _timed(
+        shap.TreeExplainer(explainer.classifier).shap_values, matrix, check_additivity=False
+    )
+    values = np.asarray(reference)[..., 1] @ explainer.aggregation
+    ours = explained.values.to_numpy()[: len(rows)]
+    ms_row = 1000 * seconds / len(explained)
+    shap_ms_row = 1000 * shap_seconds / len(rows)
+    return {
+        "shap rows": len(rows),
+        "shap ms/row": round(shap_ms_row, 3),
+        "speed-up vs shap": round(shap_ms_row / ms_row, 1),
+        "max diff vs shap": f"{np.abs(ours - values).max():.1e}",
+        "table MiB": round(explainer.shap_explainer.table_nbytes / 2**20, 1),
+    }
+
+
+def bench(
+    name: str, artifact: Any, reference: pd.DataFrame, rows: pd.DataFrame, shap_rows: int = 0
+) -> dict:
     """Time one artifact; return a row of the results table."""
     from termdeposit import explain
     from termdeposit.schema import INPUT_COLUMNS
@@ -73,6 +111,9 @@ def bench(name: str, artifact: Any, reference: pd.DataFrame, rows: pd.DataFrame)
     _, reasons = _timed(explain.reason_codes, None, rows, explainer=explainer)
     limit = explainer.sample_limit
     sample, sample_seconds = _timed(explain.explain_sample, explainer, rows, limit)
+    versus = {}
+    if explainer.family == "random_forest" and shap_rows > 0:
+        versus = _versus_shap(explainer, rows.iloc[:shap_rows], explanation, seconds)
     return {
         "model": name,
         "rows": len(rows),
@@ -88,6 +129,7 @@ def bench(name: str, artifact: Any, reference: pd.DataFrame, rows: pd.DataFrame)
         "overall view rows": len(sample),
         "overall view s": round(sample_seconds, 2),
         "max additivity error": float(error.max()),
+        **versus,
     }
 
 
@@ -97,6 +139,10 @@ def main() -> None:
     parser.add_argument("--families", nargs="+", default=["logreg", "xgboost", "random_forest"])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--production", action="store_true", help="also the production model")
+    parser.add_argument(
+        "--shap-rows", type=int, default=300, help="rows for shap's own TreeExplainer (forests)"
+    )
+    parser.add_argument("--deep", action="store_true", help="also a deep forest (full profile)")
     args = parser.parse_args()
     os.environ.setdefault("TERMDEPOSIT_LOG", "WARNING")
 
@@ -111,19 +157,21 @@ def main() -> None:
     reference = fit.sample(5000, random_state=0)
     rows = frame.iloc[-args.rows :].reset_index(drop=True)
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; rows {len(rows):,}")
+    runs = [(family, family, FAMILY_PARAMS[family]) for family in args.families]
+    if args.deep:
+        runs.append(("deep random_forest", "random_forest", DEEP_FOREST))
     results = []
-    for family in args.families:
-        params = FAMILY_PARAMS[family]
+    for name, family, params in runs:
         pipeline = build_pipeline(family).set_params(**params)
         _, fit_seconds = _timed(pipeline.fit, fit.loc[:, list(INPUT_COLUMNS)], y[splits.fit_time])
-        print(f"{family}: fitted in {fit_seconds:.1f} s with {params}", flush=True)
-        results.append(bench(family, pipeline, reference, rows))
+        print(f"{name}: fitted in {fit_seconds:.1f} s with {params}", flush=True)
+        results.append(bench(name, pipeline, reference, rows, args.shap_rows))
     if args.production:
         from termdeposit import registry
 
         model = registry.load_model()
         name = f"production {model.version} ({model.card.get('family')})"
-        results.append(bench(name, model.pipeline, model.reference(), rows))
+        results.append(bench(name, model.pipeline, model.reference(), rows, args.shap_rows))
     table = pd.DataFrame(results).set_index("model")
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(table.T.to_string())
@@ -132,6 +180,8 @@ def main() -> None:
         f"{TARGET_ONE_MS:.0f} ms. 'explain/predict' = SHAP time / scoring time, same rows, "
         "same run."
     )
+    one, five, _ = os.getloadavg()
+    print(f"Load average at the end: {one:.1f} (1 min), {five:.1f} (5 min).")
 
 
 if __name__ == "__main__":

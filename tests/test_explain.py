@@ -195,6 +195,18 @@ def test_large_cohorts_are_explained_on_a_stated_fixed_sample(rf):
     )
 
 
+def test_a_larger_forest_gets_a_proportionally_smaller_sample(rf, monkeypatch):
+    explainer, _ = rf
+    work = explainer.shap_explainer.work_per_row
+    assert work > 0
+    assert explainer.sample_limit == explain.SAMPLE_LIMITS["random_forest"]  # a small forest
+    monkeypatch.setattr(explain, "FOREST_WORK_FOR_FULL_SAMPLE", work // 4)
+    limit = explainer.sample_limit  # a quarter of the full sample, in hundreds
+    assert limit % 100 == 0 and 2_400 <= limit <= 2_500
+    monkeypatch.setattr(explain, "FOREST_WORK_FOR_FULL_SAMPLE", 1)
+    assert explainer.sample_limit == explain.MIN_FOREST_SAMPLE
+
+
 def test_what_if_changes_the_score_and_says_what_changed(rf):
     explainer, rows = rf
     customer = rows.iloc[[0]]

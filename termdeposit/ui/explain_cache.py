@@ -54,7 +54,11 @@ def explainer_for(model: LoadedModel) -> ModelExplainer | None:
 def model_note(explainer: ModelExplainer, model: LoadedModel) -> str:
     """What is explained and on which scale, in two sentences."""
     family = model.card.get("family_label", explainer.family)
-    method = "LinearExplainer" if explainer.family == "logreg" else "TreeExplainer (exact)"
+    method = {
+        "logreg": "LinearExplainer",
+        "xgboost": "TreeExplainer (exact)",
+        "random_forest": "exact path-dependent tree SHAP (termdeposit.treeshap)",
+    }.get(explainer.family, "TreeExplainer (exact)")
     if explainer.scale == "probability":
         scale = (
             "Contributions are in probability points: they add up, from the average "

@@ -73,7 +73,7 @@ def test_explanations_explain_the_top_customer(explanations, production_model, w
     text = _text(at)
     assert production_model.version in text
     assert len(at.get("plotly_chart")) >= 4
-    limit = explain.SAMPLE_LIMITS[production_model.card["family"]]
+    limit = explain.build_explainer(production_model).sample_limit
     if len(week) > limit:
         assert f"random sample of {limit:,} of them" in text
     else:
