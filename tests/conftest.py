@@ -82,3 +82,40 @@ def week_cohort(reference):
     from termdeposit.dataset import make_cohort
 
     return make_cohort(reference, 39, with_outcomes=True)
+
+
+@pytest.fixture()
+def ops_db(tmp_path, monkeypatch, trained_version):
+    """A fresh operations database (SQLite) for one test; CLI, app and API read it through
+    TERMDEPOSIT_DB_URL."""
+    from termdeposit import store
+
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    monkeypatch.setenv("TERMDEPOSIT_DB_URL", url)
+    return store.open_store(url)
+
+
+@pytest.fixture()
+def scored_small(ops_db, production_model):
+    """An operations database in which ``fixtures/cohort_small.csv`` was scored and logged
+    (cohort 1)."""
+    from corpus_support import log_small_cohort
+
+    assert log_small_cohort(ops_db, production_model) == 1
+    return ops_db
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path) -> str:
+    """A fresh, empty database URL: a SQLite file, or a schema on the PostgreSQL server."""
+    from store_support import drop_pg_schema, pg_schema_url
+
+    from termdeposit import store
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ops.db'}"
+        return
+    url, schema = pg_schema_url()
+    yield url
+    store._STORES.pop(url, None)
+    drop_pg_schema(schema)

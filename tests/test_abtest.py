@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_store import scored_week, sha  # noqa: F401
+from store_support import scored_week, sha
 
 from termdeposit import abtest, store
 from termdeposit.config import BusinessSettings

@@ -22,7 +22,6 @@ from corpus_support import (
     OUTCOMES,
     case_id,
     cohort_refusal,
-    log_small_cohort,
     models_digest,
     outcomes_refusal,
     store_counts,
@@ -31,27 +30,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from termdeposit import store
 from termdeposit.cli import app
 from termdeposit.modeling.predict import score_frame
 from termdeposit.schema import CATEGORICAL_INPUTS, ID_COLUMN, NUMERIC_INPUTS, validate_cohort
 
 runner = CliRunner()
-
-
-@pytest.fixture()
-def ops_db(tmp_path, monkeypatch, trained_version) -> store.Store:
-    """A fresh operations database for this test (the CLI reads TERMDEPOSIT_DB_URL)."""
-    url = f"sqlite:///{tmp_path / 'ops.db'}"
-    monkeypatch.setenv("TERMDEPOSIT_DB_URL", url)
-    return store.open_store(url)
-
-
-@pytest.fixture()
-def scored_small(ops_db, production_model) -> store.Store:
-    """A database in which ``cohort_small.csv`` was scored and logged (cohort 1)."""
-    assert log_small_cohort(ops_db, production_model) == 1
-    return ops_db
 
 
 def test_corpus_is_large_enough():

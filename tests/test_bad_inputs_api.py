@@ -20,14 +20,13 @@ from corpus_support import (
     SMALL_COHORT,
     case_id,
     cohort_refusal,
-    log_small_cohort,
     models_digest,
     outcomes_refusal,
     store_counts,
 )
 from fastapi.testclient import TestClient
 
-from termdeposit import api, store
+from termdeposit import api
 from termdeposit.schema import read_table
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -38,21 +37,6 @@ def client(production_model):
     """One API for the module (it opens the database named by TERMDEPOSIT_DB_URL per call)."""
     with TestClient(api.create_app(token="")) as test_client:
         yield test_client
-
-
-@pytest.fixture()
-def ops_db(tmp_path, monkeypatch, trained_version) -> store.Store:
-    """A fresh operations database for this test."""
-    url = f"sqlite:///{tmp_path / 'ops.db'}"
-    monkeypatch.setenv("TERMDEPOSIT_DB_URL", url)
-    return store.open_store(url)
-
-
-@pytest.fixture()
-def scored_small(ops_db, production_model) -> store.Store:
-    """A database in which ``cohort_small.csv`` was scored and logged (cohort 1)."""
-    assert log_small_cohort(ops_db, production_model) == 1
-    return ops_db
 
 
 def _upload(name: str, data: bytes) -> dict:

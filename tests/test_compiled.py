@@ -63,6 +63,24 @@ def test_compiled_equals_pipeline(family, calibration, params, sample):
         assert scorer.positive_proba(row)[0] == _predict_sequential(model, row)[0, 1]
 
 
+def test_large_batches_equal_the_pipeline_too(production_model, reference):
+    """Above the forest-walk size, categories are looked up per distinct value and the forest
+    is scikit-learn's own: still the pipeline's numbers, bit for bit."""
+    inputs = reference.loc[:, list(INPUT_COLUMNS)].iloc[:6_000]
+    scorer = compiled.scorer_for(production_model.pipeline)
+    assert scorer is not None
+    np.testing.assert_array_equal(
+        scorer.positive_proba(inputs),
+        _predict_sequential(production_model.pipeline, inputs)[:, 1],
+    )
+    np.testing.assert_array_equal(
+        scorer.encode(inputs),
+        production_model.pipeline[:2].transform(inputs)
+        if hasattr(production_model.pipeline, "steps")
+        else production_model.pipeline.calibrated_classifiers_[0].estimator[:2].transform(inputs),
+    )
+
+
 def test_encoding_is_bit_identical(sample):
     X, y, test = sample
     model = _fitted("logreg", "none", X, y)

@@ -19,7 +19,6 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from test_faults import child_argv, children, wait_until_paused  # noqa: F401 (a fixture)
-from test_store import db_url  # noqa: F401 (a fixture)
 from typer.testing import CliRunner
 
 from termdeposit import store

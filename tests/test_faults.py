@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from test_store import db_url, scored_week, sha  # noqa: F401 (db_url is a fixture)
+from store_support import scored_week, sha
 from typer.testing import CliRunner
 
 from termdeposit import calllist, config, exports, fastpath, registry, store

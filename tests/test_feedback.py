@@ -6,7 +6,7 @@ import multiprocessing as mp
 
 import pandas as pd
 import pytest
-from test_store import db_url, scored_week, sha  # noqa: F401 (db_url is a fixture)
+from store_support import scored_week, sha
 from typer.testing import CliRunner
 
 from termdeposit import store

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
-from test_store import scored_week, sha  # noqa: F401
+from store_support import sha
 from typer.testing import CliRunner
 
 from termdeposit import monitoring, store

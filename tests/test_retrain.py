@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from test_store import sha  # noqa: F401
+from store_support import sha
 from typer.testing import CliRunner
 
 from termdeposit import registry, retrain, store

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
-from test_store import PG_ENV, db_url  # noqa: F401 (db_url is a fixture)
+from store_support import PG_ENV
 from typer.testing import CliRunner
 
 from termdeposit import api, registry, store

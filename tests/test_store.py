@@ -7,74 +7,18 @@ and the URL is missing they fail, never skip. Each PostgreSQL test works in its 
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from store_support import scored_week, sha
 from typer.testing import CliRunner
 
 from termdeposit import store
 from termdeposit.cli import app
 from termdeposit.dataset import make_cohort
 from termdeposit.errors import TermDepositError
-from termdeposit.modeling.predict import DECISION_NO, DECISION_YES
-from termdeposit.schema import ID_COLUMN, INPUT_COLUMNS, validate_cohort
-
-PG_ENV = "TERMDEPOSIT_TEST_PG_URL"
-
-
-def pg_schema_url() -> tuple[str, str]:
-    """A URL whose search_path is a fresh schema on the test server, and that schema."""
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.fail(
-            f"{PG_ENV} is not set: start the test server with scripts/start_test_postgres.sh "
-            "and export the URL it prints (or deselect with -m 'not postgres')."
-        )
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(base)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    engine.dispose()
-    separator = "&" if "?" in base else "?"
-    return f"{base}{separator}options=-csearch_path%3D{schema}", schema
-
-
-def drop_pg_schema(schema: str) -> None:
-    engine = sa.create_engine(os.environ[PG_ENV])
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-    engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path) -> str:
-    """A fresh, empty database URL: a SQLite file, or a schema on the PostgreSQL server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ops.db'}"
-        return
-    url, schema = pg_schema_url()
-    yield url
-    store._STORES.pop(url, None)
-    drop_pg_schema(schema)
-
-
-def scored_week(reference: pd.DataFrame, week: int, seed: int = 0) -> pd.DataFrame:
-    """A week of the reference data as the scoring functions return it (random scores)."""
-    frame = validate_cohort(make_cohort(reference, week).astype(str)).frame
-    rng = np.random.default_rng(seed)
-    frame.insert(1, "probability", rng.random(len(frame)))
-    frame.insert(2, "decision", np.where(frame["probability"] >= 0.5, DECISION_YES, DECISION_NO))
-    return frame
-
-
-def sha(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()
+from termdeposit.schema import ID_COLUMN, INPUT_COLUMNS
 
 
 def test_same_file_is_one_cohort_and_inputs_round_trip(db_url, reference):

@@ -20,14 +20,12 @@ from corpus_support import (
     SCORED_WEEK,
     case_id,
     cohort_refusal,
-    log_small_cohort,
     models_digest,
     outcomes_refusal,
     store_counts,
 )
 from streamlit.testing.v1 import AppTest
 
-from termdeposit import store
 from termdeposit.economics import format_count
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -54,21 +52,6 @@ def _metric(at: AppTest, label: str) -> str:
     matches = [m.value for m in at.metric if m.label == label]
     assert len(matches) == 1, f"metric {label!r}: {[m.label for m in at.metric]}"
     return matches[0]
-
-
-@pytest.fixture()
-def ops_db(tmp_path, monkeypatch, trained_version) -> store.Store:
-    """A fresh operations database for this test (the pages read TERMDEPOSIT_DB_URL)."""
-    url = f"sqlite:///{tmp_path / 'ops.db'}"
-    monkeypatch.setenv("TERMDEPOSIT_DB_URL", url)
-    return store.open_store(url)
-
-
-@pytest.fixture()
-def scored_small(ops_db, production_model) -> store.Store:
-    """A database in which ``cohort_small.csv`` was scored and logged (cohort 1)."""
-    assert log_small_cohort(ops_db, production_model) == 1
-    return ops_db
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)

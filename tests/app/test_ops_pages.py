@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from termdeposit import abtest, monitoring, store
+from termdeposit import abtest, monitoring
 from termdeposit.backtest import BacktestConfig, run_backtest
 from termdeposit.economics import format_money
 from termdeposit.feedback import outcomes_file, simulated_outcomes
@@ -37,14 +37,6 @@ def _metric(at: AppTest, label: str) -> str:
     matches = [m.value for m in at.metric if m.label == label]
     assert len(matches) == 1, f"metric {label!r}: {[m.label for m in at.metric]}"
     return matches[0]
-
-
-@pytest.fixture()
-def ops_db(tmp_path, monkeypatch, trained_version) -> store.Store:
-    """A fresh prediction log for this test (the app reads TERMDEPOSIT_DB_URL)."""
-    url = f"sqlite:///{tmp_path / 'ops.db'}"
-    monkeypatch.setenv("TERMDEPOSIT_DB_URL", url)
-    return store.open_store(url)
 
 
 @pytest.fixture()
