@@ -381,7 +381,7 @@ def test_scoring_failing_midway_keeps_the_previous_output_and_logs_nothing(
     monkeypatch.setattr(fastpath, "csv_bytes", fail_on_third_chunk)
     with pytest.raises(OSError, match="No space left"):
         score_file(production_model, cohort, out, force_chunked=True, chunk_rows=500)
-    assert chunks["n"] == 3
+    assert chunks["n"] >= 3  # chunks are formatted two at a time: a later one may have begun
     assert out.read_bytes() == earlier
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scored.csv", "week39.csv"]
     monkeypatch.undo()

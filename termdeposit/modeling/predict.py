@@ -272,18 +272,23 @@ def score_file(
         del parts, hashes  # 16 bytes per customer, not needed in the second pass
         call = decisions(probabilities, threshold, top_n)
         ranks = ranks_of(probabilities)
+        total = len(probabilities)
+
+        def render(chunk: tuple[int, Cohort]) -> tuple[int, bytes]:
+            start, cohort = chunk
+            if cohort.ids_generated:
+                cohort.frame[ID_COLUMN] = generated_ids(start, len(cohort.frame), total)
+            stop = start + len(cohort.frame)
+            out = assemble_scored(
+                cohort.frame, probabilities[start:stop], call[start:stop], ranks[start:stop]
+            )
+            return stop, fastpath.csv_bytes(out, header=start == 0)
+
         with open(tmp, "wb") as handle:
-            total = len(probabilities)
             reread = _validated_chunks(source, chunk_rows, fast, total, min(cache, default=total))
-            for start, cohort in itertools.chain(reread, cache.items()):
-                if cohort.ids_generated:
-                    cohort.frame[ID_COLUMN] = generated_ids(start, len(cohort.frame), total)
-                stop = start + len(cohort.frame)
-                out = assemble_scored(
-                    cohort.frame, probabilities[start:stop], call[start:stop], ranks[start:stop]
-                )
-                handle.write(fastpath.csv_bytes(out, header=start == 0))
-                report(0.5 + 0.5 * stop / len(probabilities))
+            for stop, data in _in_order(render, itertools.chain(reread, cache.items())):
+                handle.write(data)
+                report(0.5 + 0.5 * stop / total)
         tmp.replace(destination)
         return FileScoreSummary(
             len(probabilities),
@@ -296,6 +301,22 @@ def score_file(
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _in_order(
+    function: Callable[[Any], Any], items: Iterator[Any], workers: int = 2, window: int = 3
+) -> Iterator[Any]:
+    """``map(function, items)`` on ``workers`` threads, in order, with at most ``window``
+    results waiting: chunks are formatted two at a time (Arrow releases Python's lock) while
+    memory stays bounded, whatever the number of chunks."""
+    with ThreadPoolExecutor(workers, thread_name_prefix="render") as pool:
+        pending: list[Future[Any]] = []
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) >= window:
+                yield pending.pop(0).result()
+        while pending:
+            yield pending.pop(0).result()
 
 
 def _first_pass(
