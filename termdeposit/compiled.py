@@ -3,7 +3,8 @@
 Scoring one customer through the scikit-learn pipeline costs tens of milliseconds, nearly all
 of it overhead (pandas frames built and copied by each step, column selection, one joblib task
 per tree), not arithmetic; on a million customers the encoding steps alone take a third of the
-scoring time, holding Python's lock while other threads read and write the files. :class:`CompiledScorer` reads the fitted steps once — the modes of
+scoring time, holding Python's lock while other threads read and write the files.
+:class:`CompiledScorer` reads the fitted steps once — the modes of
 :class:`~termdeposit.features.BankCleaner`, the categories of the one-hot encoder, the means
 and scales of the scaler, the trees of a forest, the calibration map — and replays the same
 operations on numpy arrays:
