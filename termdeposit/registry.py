@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ import pandas as pd
 
 from termdeposit import config
 from termdeposit.errors import TermDepositError
+from termdeposit.logs import get_logger
+
+log = get_logger("registry")
 
 VERSION_PATTERN = re.compile(r"^v\d{8}-\d{6}(?:-\d+)?(?:-[a-z0-9]+)?$")
 REFERENCE_FILE = "reference.parquet"
@@ -115,6 +119,28 @@ def new_version(models_dir: Path | None = None, now: dt.datetime | None = None) 
     return version
 
 
+#: Hidden leftovers of a save or promotion killed half-way are removed after this long (a
+#: save in progress writes its staging folder in seconds, so it is never this old).
+STALE_DEBRIS_SECONDS = 3600
+
+
+def _remove_stale_debris(root: Path) -> None:
+    """Remove what a killed save or promotion left behind (``.staging-*`` folders,
+    ``.pointer-*`` files) once it is old: nothing reads it, and it would pile up."""
+    cutoff = time.time() - STALE_DEBRIS_SECONDS
+    for path in [*root.glob(".staging-*"), *root.glob(".pointer-*")]:
+        try:
+            if path.is_symlink() or path.lstat().st_mtime > cutoff:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            log.info("removed %s, left by an interrupted save", path.name)
+        except OSError:  # another process removed it first, or it cannot be: harmless
+            continue
+
+
 def save_model(
     pipeline: Any,
     card: dict[str, Any],
@@ -132,6 +158,7 @@ def save_model(
     final = root / version
     if final.exists():
         raise ModelError(f"Model {version} already exists.", hint="Use a new version name.")
+    _remove_stale_debris(root)
     staging = Path(tempfile.mkdtemp(dir=root, prefix=".staging-"))
     try:
         artifact = staging / config.MODEL_ARTIFACT

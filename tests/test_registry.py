@@ -129,3 +129,24 @@ def test_signing_key_requires_a_matching_signature(models_copy, production_model
     monkeypatch.setenv("TERMDEPOSIT_SIGNING_KEY", "another key")
     with pytest.raises(ModelError, match="not signed"):
         registry.load_model(signed)
+
+
+def test_old_leftovers_of_killed_saves_are_removed_recent_ones_kept(models_copy):
+    import os
+    import time
+
+    stale_dir = models_copy / ".staging-killed"
+    stale_dir.mkdir()
+    (stale_dir / "best_model.pkl").write_bytes(b"half")
+    stale_file = models_copy / ".pointer-killed"
+    stale_file.write_text("v1\n")
+    old = time.time() - registry.STALE_DEBRIS_SECONDS - 60
+    for path in (stale_dir / "best_model.pkl", stale_dir, stale_file):
+        os.utime(path, (old, old))
+    fresh = models_copy / ".staging-in-progress"
+    fresh.mkdir()
+    before = registry.list_versions()
+    version = registry.save_model({"not": "a model"}, {"x": 1}, version="v29990101-000002")
+    assert not stale_dir.exists() and not stale_file.exists()
+    assert fresh.is_dir()  # another save may be writing it right now
+    assert registry.list_versions() == [*before, version]
