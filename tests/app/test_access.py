@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from app_support import run as _run
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.util import patch_config_options
@@ -36,12 +37,6 @@ AUTH = {
     "server_metadata_url": "https://login.example.com/.well-known/openid-configuration",
 }
 ANA = {"is_logged_in": True, "name": "Ana Lopes", "email": "ana.lopes@bank.example"}
-
-
-def _run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def _all_text(at: AppTest) -> str:

@@ -9,9 +9,10 @@ are recorded once (the same file again changes nothing).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from app_support import HOME
+from app_support import metric as _metric
+from app_support import run as _run
 from corpus_support import (
     CASES,
     CORPUS,
@@ -28,17 +29,9 @@ from streamlit.testing.v1 import AppTest
 
 from termdeposit.economics import format_count
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-HOME = str(PROJECT_ROOT / "streamlit_app.py")
 SCORE = "pages/1_Score_cohort.py"
 OUTCOMES_PAGE = "pages/7_Outcomes.py"
 TIMEOUT = 120
-
-
-def _run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def _open(page: str) -> AppTest:
@@ -46,12 +39,6 @@ def _open(page: str) -> AppTest:
     at = _run(AppTest.from_file(HOME, default_timeout=TIMEOUT))
     at.switch_page(page)
     return _run(at)
-
-
-def _metric(at: AppTest, label: str) -> str:
-    matches = [m.value for m in at.metric if m.label == label]
-    assert len(matches) == 1, f"metric {label!r}: {[m.label for m in at.metric]}"
-    return matches[0]
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)

@@ -6,32 +6,21 @@ demo week, so a page that explains the wrong customer or shows a stale figure fa
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from app_support import HOME
+from app_support import run as _run
+from app_support import text as _text
 from streamlit.testing.v1 import AppTest
 
 from termdeposit import explain, fairness
 from termdeposit.economics import format_percent
 from termdeposit.schema import ID_COLUMN, INPUT_COLUMNS, validate_cohort
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-HOME = str(PROJECT_ROOT / "streamlit_app.py")
 EXPLANATIONS = "pages/5_Explanations.py"
 FAIRNESS = "pages/6_Fairness.py"
 TIMEOUT = 300
-
-
-def _run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _text(at: AppTest) -> str:
-    return "\n".join(str(m.value) for m in [*at.markdown, *at.caption, *at.info, *at.warning])
 
 
 def _metrics(at: AppTest, label: str) -> list[str]:

@@ -5,10 +5,11 @@ Each test uses its own database; figures on the pages are compared with the libr
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
+from app_support import HOME, PROJECT_ROOT
+from app_support import metric as _metric
+from app_support import run as _run
 from streamlit.testing.v1 import AppTest
 
 from termdeposit import abtest, monitoring
@@ -16,8 +17,6 @@ from termdeposit.backtest import BacktestConfig, run_backtest
 from termdeposit.economics import format_money
 from termdeposit.feedback import outcomes_file, simulated_outcomes
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-HOME = str(PROJECT_ROOT / "streamlit_app.py")
 SCORE = "pages/1_Score_cohort.py"
 CALL_LIST = "pages/3_Call_list.py"
 MODELS = "pages/4_Models.py"
@@ -25,18 +24,6 @@ OUTCOMES = "pages/7_Outcomes.py"
 MONITORING = "pages/8_Monitoring.py"
 BACKTEST = "pages/9_Backtest.py"
 TIMEOUT = 240
-
-
-def _run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _metric(at: AppTest, label: str) -> str:
-    matches = [m.value for m in at.metric if m.label == label]
-    assert len(matches) == 1, f"metric {label!r}: {[m.label for m in at.metric]}"
-    return matches[0]
 
 
 @pytest.fixture()

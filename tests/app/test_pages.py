@@ -7,10 +7,12 @@ shows a stale, rounded-wrong or mis-selected number fails here.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
+from app_support import HOME
+from app_support import metric as _metric
+from app_support import run as _run
+from app_support import text as _text
 from streamlit.testing.v1 import AppTest
 
 from termdeposit import config, economics, registry
@@ -19,30 +21,12 @@ from termdeposit.config import default_settings
 from termdeposit.economics import format_count, format_money, format_percent
 from termdeposit.schema import INPUT_COLUMNS, validate_cohort
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-HOME = str(PROJECT_ROOT / "streamlit_app.py")
 SCORE = "pages/1_Score_cohort.py"
 THRESHOLD = "pages/2_Threshold_and_profit.py"
 CALL_LIST = "pages/3_Call_list.py"
 MODELS = "pages/4_Models.py"
 DEMO_LABEL = "2009-05 wk2"  # week 39, the week of the ``week_cohort`` fixture
 TIMEOUT = 180
-
-
-def _run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _metric(at: AppTest, label: str) -> str:
-    matches = [m.value for m in at.metric if m.label == label]
-    assert len(matches) == 1, f"metric {label!r}: {[m.label for m in at.metric]}"
-    return matches[0]
-
-
-def _text(at: AppTest) -> str:
-    return "\n".join(str(m.value) for m in [*at.markdown, *at.caption, *at.info, *at.warning])
 
 
 @pytest.fixture()
