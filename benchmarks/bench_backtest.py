@@ -11,7 +11,8 @@ and the steps between them, so each step's contribution shows:
 - ``+ Platt on recent outcomes``: the product's method (recalibration on the latest weeks
   holding >= 1,000 outcomes);
 - variants of the product's method: intercept or isotonic recalibration, recency weighting
-  (half-life 26 weeks), weekly retraining (skipped with ``--quick``).
+  (half-life 26 weeks), weekly retraining and the regression averaged with a random forest
+  (the training's ``blend`` candidate; both skipped with ``--quick``).
 
 For each it prints profit, calls, subscribers reached and calibration error, the ratio to
 calling everyone and to the reference figure, and the hindsight bound: what the best weekly
@@ -60,6 +61,7 @@ def variants(quick: bool) -> dict[str, BacktestConfig]:
     }
     if not quick:
         chosen["  retrained every week"] = replace(product, retrain_every=1)
+        chosen["  regression + random forest average"] = replace(product, model="blend")
     return chosen
 
 

@@ -49,6 +49,14 @@ FAMILY_PARAMS: dict[str, dict[str, Any]] = {
         "clf__max_features": 0.3,
     },
     "xgboost": {"clf__n_estimators": 200, "clf__max_depth": 3},
+    "blend": {
+        "clean__macro": "all",
+        "clf__linear_drop": [-6, -5, -4, -3],  # the regression sees nr.employed only
+        "clf__forest__n_estimators": 120,
+        "clf__forest__max_depth": 9,
+        "clf__forest__min_samples_leaf": 20,
+        "clf__forest__max_features": 0.3,
+    },
 }
 #: The deepest forest the full training profile can pick (``--deep``).
 DEEP_FOREST = {
@@ -136,7 +144,9 @@ def bench(
 def main() -> None:
     """Fit, time and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", nargs="+", default=["logreg", "xgboost", "random_forest"])
+    parser.add_argument(
+        "--families", nargs="+", default=["logreg", "xgboost", "random_forest", "blend"]
+    )
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--production", action="store_true", help="also the production model")
     parser.add_argument(

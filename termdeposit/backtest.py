@@ -27,6 +27,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from termdeposit.errors import TermDepositError
+from termdeposit.modeling.blend import macro_drop_positions
 from termdeposit.modeling.metrics import expected_calibration_error
 from termdeposit.modeling.train import build_pipeline
 from termdeposit.schema import INPUT_COLUMNS, TARGET
@@ -35,6 +36,9 @@ from termdeposit.schema import INPUT_COLUMNS, TARGET
 FIRST_SCORED_WEEK = 13
 RECALIBRATIONS = ("none", "intercept", "platt", "isotonic")
 THRESHOLD_RULES = ("break-even", "past-profit")
+BACKTEST_MODELS = ("logreg", "blend")
+#: The forest of the ``blend`` backtest model (fixed: the replay retrains 27 times).
+BLEND_FOREST = {"n_estimators": 150, "max_depth": 10, "min_samples_leaf": 20, "max_features": 0.3}
 
 ProgressFn = Callable[[float], None]
 
@@ -56,6 +60,8 @@ class BacktestConfig:
         macro: macro-economic inputs the model sees (``all`` or ``nr.employed``).
         C: inverse regularisation strength of the logistic regression.
         half_life_weeks: recency weighting of training rows (None = all rows weigh the same).
+        model: ``logreg``, or ``blend`` (that regression averaged with a random forest on all
+            five macro inputs, as the training's fourth candidate).
     """
 
     call_cost: float = 5.0
@@ -70,6 +76,7 @@ class BacktestConfig:
     macro: str = "nr.employed"
     C: float = 1.0
     half_life_weeks: float | None = None
+    model: str = "logreg"
 
     def check(self) -> BacktestConfig:
         """Refuse settings that cannot be replayed, with what to use instead."""
@@ -86,6 +93,11 @@ class BacktestConfig:
         if self.macro not in ("all", "nr.employed"):
             raise TermDepositError(
                 f"Unknown macro input set '{self.macro}'.", hint="Use all or nr.employed."
+            )
+        if self.model not in BACKTEST_MODELS:
+            raise TermDepositError(
+                f"Unknown backtest model '{self.model}'.",
+                hint=f"Use one of: {', '.join(BACKTEST_MODELS)}.",
             )
         if self.retrain_every < 1 or self.lookback_weeks < 1 or self.recalibration_rows < 1:
             raise TermDepositError(
@@ -261,7 +273,14 @@ def run_backtest(
     with threadpool_limits(1):
         for i, week in enumerate(scored_weeks):
             if trained_at is None or i % config.retrain_every == 0:
-                key = (week, config.macro, config.C, config.half_life_weeks, len(frame))
+                key = (
+                    week,
+                    config.macro,
+                    config.C,
+                    config.half_life_weeks,
+                    config.model,
+                    len(frame),
+                )
                 if key not in cache:
                     train_rows = weeks_all < week
                     model = _fit(X[train_rows], y[train_rows], weeks_all[train_rows], week, config)
@@ -334,13 +353,22 @@ def run_backtest(
 def _fit(
     X: pd.DataFrame, y: np.ndarray, weeks: np.ndarray, week: int, config: BacktestConfig
 ) -> Any:
-    """Fit the scoring pipeline (logistic regression) on the weeks before ``week``."""
+    """Fit the scoring pipeline (logistic regression, or the blend) on the weeks before it."""
     if len(y) == 0 or y.min() == y.max():
         raise TermDepositError(
             f"Week {week} has no earlier weeks with both outcomes to learn from.",
             hint="Start the backtest at a later week.",
         )
-    model = build_pipeline("logreg").set_params(clean__macro=config.macro, clf__C=config.C)
+    if config.model == "blend":
+        model = build_pipeline("blend").set_params(
+            clean__macro="all",
+            clf__linear_drop=macro_drop_positions(config.macro),
+            clf__linear__C=config.C,
+            clf__forest__n_jobs=1,
+            **{f"clf__forest__{k}": v for k, v in BLEND_FOREST.items()},
+        )
+    else:
+        model = build_pipeline("logreg").set_params(clean__macro=config.macro, clf__C=config.C)
     weights = None
     if config.half_life_weeks:
         weights = 0.5 ** ((week - weeks) / config.half_life_weeks)

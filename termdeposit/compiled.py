@@ -18,6 +18,8 @@ operations on numpy arrays:
   the encoded matrix (sequential backend);
 - logistic regression and XGBoost: the fitted classifier's own ``predict_proba`` /
   ``decision_function`` on the encoded matrix;
+- the regression + forest average: the regression's ``predict_proba`` and the forest as
+  above, on each member's columns, combined by the blend's own formula;
 - calibration (``CalibratedClassifierCV`` with ``ensemble=False``): the fitted calibrator on
   the same response the wrapper uses.
 
@@ -40,6 +42,7 @@ from joblib import parallel_config
 
 from termdeposit.fastpath import FastPathDeclinedError
 from termdeposit.features import NEVER_CONTACTED, PDAYS_CAP, PDAYS_NEVER, BankCleaner
+from termdeposit.modeling.blend import BlendClassifier
 from termdeposit.schema import INPUT_COLUMNS
 
 #: Up to this many rows the forest is walked here (all trees at once, level by level); above,
@@ -149,6 +152,7 @@ class CompiledScorer:
         self.classifier = classifier
         self.uses_decision_function = hasattr(pipeline, "decision_function")
         self.forest = self._read_forest(classifier)
+        self.blend = classifier if isinstance(classifier, BlendClassifier) else None
 
     @staticmethod
     def _read_encoder(prep: Any) -> list[tuple[str, list[str], int, Any]]:
@@ -183,8 +187,16 @@ class CompiledScorer:
         from sklearn.ensemble import RandomForestClassifier
         from sklearn.linear_model import LogisticRegression
 
+        from termdeposit.modeling.blend import BlendClassifier
+
         if isinstance(classifier, RandomForestClassifier):
             return _Forest(classifier)
+        if isinstance(classifier, BlendClassifier):
+            if not isinstance(classifier.linear_, LogisticRegression) or not isinstance(
+                classifier.forest_, RandomForestClassifier
+            ):
+                raise NotCompilableError("a blend of other members is not compiled")
+            return _Forest(classifier.forest_)
         if isinstance(classifier, LogisticRegression):
             return None
         if type(classifier).__name__ == "XGBClassifier":
@@ -233,6 +245,16 @@ class CompiledScorer:
 
     def response(self, X: np.ndarray) -> np.ndarray:
         """The uncalibrated classifier's output on the encoded matrix."""
+        blend = self.blend
+        if blend is not None:
+            linear = blend.linear_.predict_proba(X[:, blend.linear_columns_])[:, 1]
+            trees = X[:, blend.forest_columns_]
+            if len(X) <= FOREST_WALK_MAX_ROWS:
+                forest = self.forest.positive_proba(trees)
+            else:
+                with parallel_config(backend="sequential"):
+                    forest = blend.forest_.predict_proba(trees)[:, 1]
+            return blend.combine(linear, forest)
         if self.forest is not None and len(X) <= FOREST_WALK_MAX_ROWS:
             return self.forest.positive_proba(X)
         if self.forest is not None:

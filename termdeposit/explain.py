@@ -5,10 +5,11 @@ steps turn the inputs into the model's matrix (SMOTE only acts while training), 
 explains the classifier on that matrix: shap's ``TreeExplainer`` (exact, path-dependent) for
 XGBoost, :class:`~termdeposit.treeshap.ForestShap` for random forests (the same exact
 path-dependent values as ``TreeExplainer``, computed tens of times faster), shap's
-``LinearExplainer`` for logistic regression. When the artifact is wrapped for calibration,
-the model inside is explained: contributions add up to its raw output (log-odds for logistic
-regression and XGBoost, probability for a random forest), while the probability users see
-comes from the whole calibrated artifact.
+``LinearExplainer`` for logistic regression, and :class:`BlendShap` (the two combined, in
+probability) for their average. When the artifact is wrapped for calibration, the model
+inside is explained: contributions add up to its raw output (log-odds for logistic
+regression and XGBoost, probability for a random forest or the average), while the
+probability users see comes from the whole calibrated artifact.
 
 One-hot columns are summed back to the input they came from (one ``job``, not twelve
 ``job_*``; ``never_contacted`` belongs to ``pdays``), so every explanation speaks of the 19
@@ -89,7 +90,9 @@ LEVEL_SHARE = 0.25
 CHUNK_ROWS = 5_000
 #: Most customers the overall view explains per model family: the measured speed of exact
 #: SHAP on two cores (``benchmarks/bench_shap.py``) keeps each view within about 2 seconds.
-SAMPLE_LIMITS = {"logreg": 50_000, "xgboost": 10_000, "random_forest": 10_000}
+SAMPLE_LIMITS = {"logreg": 50_000, "xgboost": 10_000, "random_forest": 10_000, "blend": 10_000}
+#: Families explained in probability (their contributions add up to a probability).
+PROBABILITY_FAMILIES = ("random_forest", "blend")
 #: A Random Forest's cost grows with its trees (``ForestShap.work_per_row``): up to this much
 #: work per row, 10,000 rows take about 1–1.6 s here; a larger forest gets a proportionally
 #: smaller sample (never under :data:`MIN_FOREST_SAMPLE`), so the view stays near 2 s.
@@ -111,6 +114,10 @@ def family_of(classifier: Any) -> str:
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
 
+    from termdeposit.modeling.blend import BlendClassifier
+
+    if isinstance(classifier, BlendClassifier):
+        return "blend"
     if isinstance(classifier, LogisticRegression):
         return "logreg"
     if isinstance(classifier, RandomForestClassifier):
@@ -119,7 +126,10 @@ def family_of(classifier: Any) -> str:
         return "xgboost"
     raise TermDepositError(
         f"Explanations are not available for a {type(classifier).__name__} model.",
-        hint="Explanations cover logistic regression, random forest and XGBoost models.",
+        hint=(
+            "Explanations cover logistic regression, random forest, XGBoost and their "
+            "regression + forest average."
+        ),
     )
 
 
@@ -217,7 +227,7 @@ class ModelExplainer:
     @property
     def scale(self) -> str:
         """What contributions are measured in: ``log-odds`` or ``probability``."""
-        return "probability" if self.family == "random_forest" else "log-odds"
+        return "probability" if self.family in PROBABILITY_FAMILIES else "log-odds"
 
     @property
     def sample_limit(self) -> int:
@@ -225,7 +235,7 @@ class ModelExplainer:
         Random Forest, its size)."""
         limit = SAMPLE_LIMITS[self.family]
         work = getattr(self.shap_explainer, "work_per_row", None)
-        if self.family == "random_forest" and work and work > FOREST_WORK_FOR_FULL_SAMPLE:
+        if self.family in PROBABILITY_FAMILIES and work and work > FOREST_WORK_FOR_FULL_SAMPLE:
             scaled = int(limit * FOREST_WORK_FOR_FULL_SAMPLE / work) // 100 * 100
             limit = max(MIN_FOREST_SAMPLE, scaled)
         return limit
@@ -248,7 +258,7 @@ class ModelExplainer:
     def _output(self, matrix: np.ndarray) -> np.ndarray:
         if self.family == "logreg":
             return self.classifier.decision_function(matrix)
-        if self.family == "random_forest":
+        if self.family in PROBABILITY_FAMILIES:
             return self.classifier.predict_proba(matrix)[:, 1]
         import xgboost
 
@@ -258,7 +268,7 @@ class ModelExplainer:
         )
 
     def _shap(self, matrix: np.ndarray) -> np.ndarray:
-        if self.family in ("logreg", "random_forest"):
+        if self.family != "xgboost":
             values = self.shap_explainer.shap_values(matrix)
         else:
             values = self.shap_explainer.shap_values(matrix, check_additivity=False)
@@ -380,6 +390,8 @@ def build_explainer(model: Any, reference: pd.DataFrame | None = None) -> ModelE
         background = explainer.matrix(inputs)
         masker = shap.maskers.Independent(background, max_samples=len(background))
         explainer.shap_explainer = shap.LinearExplainer(classifier, masker)
+    elif family == "blend":
+        explainer.shap_explainer = BlendShap(classifier, explainer.matrix(inputs))
     elif family == "xgboost":
         # A single-threaded copy: on a busy machine, waking XGBoost's thread pool costs tens
         # of milliseconds per call, which dwarfs explaining one customer (and barely speeds
@@ -399,6 +411,70 @@ def build_explainer(model: Any, reference: pd.DataFrame | None = None) -> ModelE
     expected = np.ravel(np.asarray(explainer.shap_explainer.expected_value, dtype=float))
     explainer.base_value = float(expected[-1])
     return explainer
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+class BlendShap:
+    """SHAP values of the regression + forest average, in probability.
+
+    The forest's part is its exact path-dependent TreeSHAP (probability), times its weight. The
+    regression's exact SHAP values are in log-odds (``LinearExplainer`` against the training
+    sample); each customer's are scaled by the slope of the logistic curve between the
+    regression's average log-odds and the customer's (the secant, the derivative when the two
+    meet), so they add up to the regression's probability minus its average, times its weight.
+    Contributions therefore add up, for every customer, to the blended probability minus the
+    base value; signs and the order within the regression's part are kept.
+
+    Args:
+        blend: the fitted :class:`~termdeposit.modeling.blend.BlendClassifier`.
+        background: encoded training customers (the regression's reference).
+    """
+
+    def __init__(self, blend: Any, background: np.ndarray) -> None:
+        import shap
+
+        from termdeposit.treeshap import ForestShap
+
+        self.blend = blend
+        self.weight = float(blend.weight)
+        linear_background = background[:, blend.linear_columns_]
+        masker = shap.maskers.Independent(linear_background, max_samples=len(linear_background))
+        self.linear = shap.LinearExplainer(blend.linear_, masker)
+        self.forest = ForestShap(blend.forest_)
+        self.linear_base = float(np.ravel(np.asarray(self.linear.expected_value, float))[-1])
+        self.expected_value = self.weight * float(_sigmoid(np.float64(self.linear_base))) + (
+            1.0 - self.weight
+        ) * float(self.forest.expected_value)
+
+    @property
+    def work_per_row(self) -> int:
+        """The forest's cost per row (the regression's is negligible)."""
+        return int(self.forest.work_per_row)
+
+    def shap_values(self, X: np.ndarray) -> np.ndarray:
+        """Contributions of every encoded column, rows x columns, in probability."""
+        X = np.asarray(X, dtype=np.float64)
+        out = np.zeros(X.shape, dtype=np.float64)
+        phi = np.asarray(self.linear.shap_values(X[:, self.blend.linear_columns_]), float)
+        base = self.linear_base
+        logit = base + phi.sum(axis=1)
+        gap = logit - base
+        close = np.abs(gap) < 1e-9
+        p_base = _sigmoid(np.float64(base))
+        secant = np.where(
+            close,
+            p_base * (1.0 - p_base),
+            (_sigmoid(logit) - p_base) / np.where(close, 1.0, gap),
+        )
+        out[:, self.blend.linear_columns_] += self.weight * phi * secant[:, None]
+        forest = np.asarray(self.forest.shap_values(X[:, self.blend.forest_columns_]), float)
+        if forest.ndim == 3:
+            forest = forest[:, :, 1]
+        out[:, self.blend.forest_columns_] += (1.0 - self.weight) * forest
+        return out
 
 
 def explain_in_chunks(

@@ -69,6 +69,16 @@ def test_reference_method_and_its_past_profit_threshold(reference):
     assert result.ece == result.ece_raw, "no recalibration in the reference method"
 
 
+def test_blend_model_is_trained_on_the_past_and_scores_differently(reference, few_weeks):
+    result = run_backtest(reference, BacktestConfig(**FEW, model="blend"))
+    assert list(result.weeks["week"]) == [13, 14, 15, 16, 17]
+    assert result.calls_all == few_weeks.calls_all
+    assert result.profit_call_all == few_weeks.profit_call_all
+    assert not result.weeks["mean_probability"].equals(few_weeks.weeks["mean_probability"])
+    with pytest.raises(TermDepositError, match="Unknown backtest model"):
+        BacktestConfig(model="svm").check()
+
+
 def test_helpers():
     p = np.array([0.9, 0.6, 0.3, 0.1])
     y = np.array([1, 1, 0, 0])

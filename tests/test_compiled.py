@@ -11,6 +11,7 @@ from sklearn.preprocessing import MinMaxScaler
 
 from termdeposit import compiled
 from termdeposit.fastpath import _predict_sequential
+from termdeposit.modeling.blend import macro_drop_positions
 from termdeposit.modeling.train import build_pipeline
 from termdeposit.schema import INPUT_COLUMNS, TARGET
 
@@ -43,6 +44,17 @@ CASES = [
     ("random_forest", "sigmoid", {"clf__n_estimators": 20, "clf__min_samples_leaf": 1}),
     ("xgboost", "none", {"clf__n_estimators": 50}),
     ("xgboost", "isotonic", {"clf__n_estimators": 40, "smote__enabled": True}),
+    ("blend", "none", {"clf__forest__n_estimators": 30, "clf__forest__max_depth": 9}),
+    (
+        "blend",
+        "isotonic",
+        {"clf__forest__n_estimators": 20, "clf__linear_drop": macro_drop_positions("nr.employed")},
+    ),
+    (
+        "blend",
+        "sigmoid",
+        {"clean__macro": "nr.employed", "clf__forest__n_estimators": 20, "smote__enabled": True},
+    ),
 ]
 
 

@@ -12,6 +12,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from termdeposit import explain
 from termdeposit.errors import TermDepositError
+from termdeposit.modeling.blend import macro_drop_positions
 from termdeposit.modeling.train import build_pipeline
 from termdeposit.schema import ID_COLUMN, INPUT_COLUMNS, TARGET
 
@@ -19,6 +20,12 @@ SMALL_PARAMS = {
     "logreg": {},
     "random_forest": {"clf__n_estimators": 25, "clf__max_depth": 6, "clf__n_jobs": 1},
     "xgboost": {"clf__n_estimators": 40, "clf__n_jobs": 1},
+    "blend": {
+        "clf__forest__n_estimators": 25,
+        "clf__forest__max_depth": 6,
+        "clf__forest__n_jobs": 1,
+        "clf__linear_drop": macro_drop_positions("nr.employed"),
+    },
 }
 
 
@@ -51,6 +58,8 @@ def _fit(family: str, train: pd.DataFrame, macro: str = "all", calibrate: bool =
         ("xgboost", False),
         ("xgboost", True),
         ("logreg", True),
+        ("blend", False),
+        ("blend", True),
     ],
 )
 def test_base_value_plus_contributions_is_the_model_output(small, family, calibrate):

@@ -6,6 +6,8 @@ forest, XGBoost) is tuned with ``BayesSearchCV`` over ``StratifiedKFold``. The f
 chosen with the production use in view: trained on the past, scoring the future. So each
 family's best configuration is also scored on a time-ordered validation slice taken from the
 end of the training rows, and that score decides (the random-fold CV score breaks near-ties).
+The average of the searched logistic regression and random forest (``blend``, see
+:mod:`termdeposit.modeling.blend`) is a fourth candidate, scored the same two ways.
 Calibration is applied only when it measurably lowers the calibration error of out-of-fold
 probabilities. The two hold-outs (random 20%, last 20% in time) are never looked at before the
 final evaluation.
@@ -30,23 +32,39 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
+from sklearn.model_selection import (
+    StratifiedKFold,
+    cross_val_predict,
+    cross_val_score,
+    train_test_split,
+)
 from skopt import BayesSearchCV
 from skopt.space import Categorical, Integer, Real
 from xgboost import XGBClassifier
 
 from termdeposit.features import EXCLUDED_FEATURES, BankCleaner, build_preprocessor
 from termdeposit.logs import get_logger
+from termdeposit.modeling.blend import (
+    BLEND_WEIGHT,
+    BlendClassifier,
+    dropped_inputs,
+    macro_drop_positions,
+)
 from termdeposit.modeling.metrics import classification_metrics, expected_calibration_error
 from termdeposit.schema import INPUT_COLUMNS, TARGET
 
 log = get_logger("train")
 
 FAMILIES = ("logreg", "random_forest", "xgboost")
+#: A fourth candidate, not searched but built from the searched regression and forest
+#: (see termdeposit.modeling.blend): their probabilities averaged.
+BLEND = "blend"
+BLEND_MEMBERS = ("logreg", "random_forest")
 FAMILY_LABELS = {
     "logreg": "Logistic Regression",
     "random_forest": "Random Forest",
     "xgboost": "XGBoost",
+    BLEND: "Logistic Regression + Random Forest (average)",
 }
 HOLDOUT_SHARE = 0.2
 #: A family within this much time-validation AUC of the best is a near-tie (CV score decides).
@@ -130,6 +148,13 @@ def build_pipeline(family: str, random_state: int = 0) -> ImbPipeline:
         classifier = RandomForestClassifier(
             n_estimators=200, min_samples_leaf=10, n_jobs=2, random_state=random_state
         )
+    elif family == BLEND:
+        classifier = BlendClassifier(
+            linear=LogisticRegression(max_iter=2000, C=1.0),
+            forest=RandomForestClassifier(
+                n_estimators=200, min_samples_leaf=10, n_jobs=2, random_state=random_state
+            ),
+        )
     elif family == "xgboost":
         classifier = XGBClassifier(
             n_estimators=200,
@@ -141,7 +166,7 @@ def build_pipeline(family: str, random_state: int = 0) -> ImbPipeline:
             eval_metric="logloss",
         )
     else:
-        raise ValueError(f"Unknown model family {family!r}; choose one of {FAMILIES}.")
+        raise ValueError(f"Unknown model family {family!r}; choose one of {(*FAMILIES, BLEND)}.")
     return ImbPipeline(
         [
             ("clean", BankCleaner()),
@@ -283,6 +308,89 @@ def _search_family(
     return _plain(dict(search.best_params_)), float(search.best_score_)
 
 
+def blend_params(
+    linear: FamilyResult, forest: FamilyResult, forest_macro: str | None = None
+) -> dict[str, Any]:
+    """Settings of the blend pipeline from the searched regression and forest.
+
+    Each member keeps its searched hyper-parameters and the regression its macro-economic
+    inputs; the forest's inputs are ``forest_macro`` (default: its own choice). Averaging needs
+    both probabilities on the same scale, so neither member is fitted with class weights or
+    SMOTE (both inflate the probabilities of the rare class; calibration comes after the
+    average).
+    """
+    macros = (
+        linear.params.get("clean__macro", "all"),
+        forest_macro or forest.params.get("clean__macro", "all"),
+    )
+    shared = "all" if "all" in macros else "nr.employed"
+    params: dict[str, Any] = {
+        "clean__macro": shared,
+        "smote__enabled": False,
+        "clf__linear_drop": list(macro_drop_positions(macros[0]) if shared == "all" else ()),
+        "clf__forest_drop": list(macro_drop_positions(macros[1]) if shared == "all" else ()),
+    }
+    for member, result in (("linear", linear), ("forest", forest)):
+        for key, value in result.params.items():
+            if key.startswith("clf__"):
+                params[f"clf__{member}__{key[len('clf__') :]}"] = value
+    if "clf__linear__class_weight" in params:
+        params["clf__linear__class_weight"] = None
+    if "clf__forest__class_weight" in params:
+        params["clf__forest__class_weight"] = None
+    return params
+
+
+def _near_tie_choice(scores: dict[str, tuple[float, float]]) -> str:
+    """The option with the best time-validation AUC; options within NEAR_TIE of it are a
+    near-tie decided by the random-fold CV AUC. ``scores``: option -> (cv, time-val)."""
+    best_time = max(t for _, t in scores.values())
+    contenders = [k for k, (_, t) in scores.items() if t >= best_time - NEAR_TIE]
+    return max(contenders, key=lambda k: scores[k][0])
+
+
+def _blend_candidate(
+    linear: FamilyResult,
+    forest: FamilyResult,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    search_idx: np.ndarray,
+    cut: int,
+    profile: Profile,
+    random_state: int,
+) -> FamilyResult:
+    """Score the averaged regression + forest like the searched families: random-fold CV AUC
+    on the search rows (the same folds) and AUC on the time-ordered validation slice. The
+    forest's macro-economic inputs are chosen again for the average, by the family rule (best
+    on the time slice, near-ties to the CV score): what suits the forest alone need not suit
+    it beside the regression."""
+    t0 = time.perf_counter()
+    folds = StratifiedKFold(profile.folds, shuffle=True, random_state=random_state)
+    scores: dict[str, tuple[float, float]] = {}
+    options: dict[str, dict[str, Any]] = {}
+    for macro in MACRO_CHOICES:
+        params = blend_params(linear, forest, forest_macro=macro)
+        model = build_pipeline(BLEND, random_state).set_params(**params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            cv = cross_val_score(
+                model, X.iloc[search_idx], y[search_idx], cv=folds, scoring="roc_auc"
+            )
+            fitted = clone(model).fit(X.iloc[:cut], y[:cut])
+        time_auc = roc_auc_score(y[cut:], fitted.predict_proba(X.iloc[cut:])[:, 1])
+        scores[macro] = (float(np.mean(cv)), float(time_auc))
+        options[macro] = params
+    macro = _near_tie_choice(scores)
+    return FamilyResult(
+        BLEND,
+        scores[macro][0],
+        scores[macro][1],
+        options[macro],
+        time.perf_counter() - t0,
+        {f"forest: {m}": round(t, 5) for m, (_, t) in scores.items()},
+    )
+
+
 def _cross_fitted_ece(y: np.ndarray, scores: np.ndarray, method: str, seed: int) -> float:
     """ECE of a calibration map fitted on half the out-of-fold scores, judged on the other."""
     if method == "none":
@@ -309,13 +417,26 @@ def choose_calibration(
     cv = StratifiedKFold(folds, shuffle=True, random_state=random_state)
     oof = cross_val_predict(pipeline, X, y, cv=cv, method="predict_proba")[:, 1]
     ece = {m: _cross_fitted_ece(y, oof, m, random_state) for m in ("none", "sigmoid", "isotonic")}
-    best = min(ece, key=lambda m: ece[m])
-    method = best if ece["none"] - ece[best] >= CALIBRATION_MIN_GAIN else "none"
     return {
-        "method": method,
+        "method": calibration_rule(ece),
         "oof_ece": {k: round(v, 5) for k, v in ece.items()},
-        "rule": f"calibrate only if cross-fitted ECE drops by >= {CALIBRATION_MIN_GAIN}",
+        "rule": (
+            f"calibrate only if cross-fitted ECE drops by >= {CALIBRATION_MIN_GAIN}; isotonic "
+            f"(a step function: it ties customers and so loses ranking) only if it beats the "
+            f"sigmoid by >= {CALIBRATION_MIN_GAIN} too"
+        ),
     }
+
+
+def calibration_rule(ece: dict[str, float]) -> str:
+    """The calibration method from cross-fitted ECEs of ``none``, ``sigmoid`` and ``isotonic``:
+    each step up in flexibility must lower the error by at least CALIBRATION_MIN_GAIN."""
+    method = "none"
+    if ece["none"] - ece["sigmoid"] >= CALIBRATION_MIN_GAIN:
+        method = "sigmoid"
+    if ece[method] - ece["isotonic"] >= CALIBRATION_MIN_GAIN:
+        method = "isotonic"
+    return method
 
 
 def with_calibration(base: Any, method: str, profile: Profile, random_state: int) -> Any:
@@ -369,7 +490,8 @@ def train(
     cut = int(round(len(X_train) * 0.8))
 
     results: list[FamilyResult] = []
-    steps = len(families) + 2
+    with_blend = all(f in families for f in BLEND_MEMBERS)
+    steps = len(families) + 2 + int(with_blend)
     for i, family in enumerate(families):
         report(f"Searching {FAMILY_LABELS[family]}", i / steps)
         t0 = time.perf_counter()
@@ -393,9 +515,26 @@ def train(
         )
         log.info("%s: cv auc %.4f, time-val auc %.4f", family, cv_auc, time_auc)
 
-    best_time = max(r.time_val_auc for r in results)
-    contenders = [r for r in results if r.time_val_auc >= best_time - NEAR_TIE]
-    chosen = max(contenders, key=lambda r: r.cv_auc)
+    if with_blend:
+        report(f"Averaging {FAMILY_LABELS[BLEND]}", len(families) / steps)
+        members = {r.family: r for r in results}
+        results.append(
+            _blend_candidate(
+                members["logreg"],
+                members["random_forest"],
+                X_train,
+                y_train,
+                search_idx,
+                cut,
+                settings,
+                random_state,
+            )
+        )
+        blend = results[-1]
+        log.info("blend: cv auc %.4f, time-val auc %.4f", blend.cv_auc, blend.time_val_auc)
+
+    by_family = {r.family: r for r in results}
+    chosen = by_family[_near_tie_choice({r.family: (r.cv_auc, r.time_val_auc) for r in results})]
     selection = {
         "chosen": chosen.family,
         "best_by_random_cv": max(results, key=lambda r: r.cv_auc).family,
@@ -404,12 +543,16 @@ def train(
             "each family's hyper-parameters come from BayesSearchCV on random stratified "
             "folds; its macro-economic input set and the family itself are chosen by AUC on a "
             "time-ordered validation slice (last 20% of the selection rows, model fitted on "
-            f"the rows before it); families within {NEAR_TIE} of the best are a near-tie "
-            "decided by the random-fold CV AUC"
+            f"the rows before it); the average of the searched regression and forest "
+            f"(blend) is scored the same way; candidates within {NEAR_TIE} of the best are a "
+            "near-tie decided by the random-fold CV AUC"
         ),
     }
 
-    report(f"Checking calibration of {FAMILY_LABELS[chosen.family]}", len(families) / steps)
+    report(
+        f"Checking calibration of {FAMILY_LABELS[chosen.family]}",
+        (len(families) + int(with_blend)) / steps,
+    )
     base = build_pipeline(chosen.family, random_state).set_params(**chosen.params)
     calibration = choose_calibration(
         base, X_train, y_train, settings.calibration_folds, random_state
@@ -417,7 +560,7 @@ def train(
     artifact = with_calibration(base, calibration["method"], settings, random_state)
     pipeline = artifact.fit(X_all.iloc[splits.fit_time], y_all[splits.fit_time])
 
-    report("Evaluating on the two hold-outs", (len(families) + 1) / steps)
+    report("Evaluating on the two hold-outs", (steps - 1) / steps)
     twin = clone(artifact).fit(X_all.iloc[splits.fit_random], y_all[splits.fit_random])
     metrics = {
         "random": classification_metrics(
@@ -509,6 +652,7 @@ def build_card(result: TrainingResult, data_sha256: str, random_state: int = 0) 
             "modes_learned": dict(cleaner.modes_),
         },
         "params": result.params,
+        **(_blend_card(result.params) if result.family == BLEND else {}),
         "smote": bool(result.params.get("smote__enabled", False)),
         "families": [
             {
@@ -539,6 +683,20 @@ def build_card(result: TrainingResult, data_sha256: str, random_state: int = 0) 
         ),
         "training_seconds": round(result.seconds, 1),
         "libraries": library_versions(),
+    }
+
+
+def _blend_card(params: dict[str, Any]) -> dict[str, Any]:
+    """What the model card says about the two members of a blend."""
+    return {
+        "blend": {
+            "weight_logistic_regression": BLEND_WEIGHT,
+            "weight_random_forest": round(1 - BLEND_WEIGHT, 6),
+            "inputs_left_out_by_logistic_regression": dropped_inputs(
+                params.get("clf__linear_drop")
+            ),
+            "inputs_left_out_by_random_forest": dropped_inputs(params.get("clf__forest_drop")),
+        }
     }
 
 

@@ -58,6 +58,10 @@ def model_note(explainer: ModelExplainer, model: LoadedModel) -> str:
         "logreg": "LinearExplainer",
         "xgboost": "TreeExplainer (exact)",
         "random_forest": "exact path-dependent tree SHAP (termdeposit.treeshap)",
+        "blend": (
+            "exact tree SHAP for the forest and LinearExplainer for the regression "
+            "(its log-odds contributions rescaled to probability)"
+        ),
     }.get(explainer.family, "TreeExplainer (exact)")
     if explainer.scale == "probability":
         scale = (

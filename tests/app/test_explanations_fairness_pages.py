@@ -143,3 +143,55 @@ def test_fairness_page_shows_the_model_cards_section(fairness_page, production_m
     assert section["computed_on"] in text
     ratio = section["attributes"]["age band"]["demographic_parity_ratio"]
     assert f"parity ratio {ratio}" in text
+
+
+@pytest.fixture()
+def blend_production(models_copy, production_model, reference):
+    """A small regression + forest average promoted to production in a private models folder."""
+    from termdeposit import registry
+    from termdeposit.modeling.blend import macro_drop_positions
+    from termdeposit.modeling.train import BLEND, FAMILY_LABELS, build_pipeline
+
+    params = {
+        "clean__macro": "all",
+        "clf__linear_drop": list(macro_drop_positions("nr.employed")),
+        "clf__forest__n_estimators": 30,
+        "clf__forest__max_depth": 7,
+        "clf__forest__n_jobs": 1,
+    }
+    rows = reference.iloc[:30_000]
+    pipeline = build_pipeline(BLEND).set_params(**params)
+    pipeline.fit(rows.loc[:, list(INPUT_COLUMNS)], rows["y"].to_numpy())
+    card = {
+        key: value
+        for key, value in production_model.card.items()
+        if key not in ("version", "created", "artifact", "artifact_sha256", "reference_sha256")
+    }
+    card.update(family=BLEND, family_label=FAMILY_LABELS[BLEND], params=params)
+    version = registry.save_model(
+        pipeline, card, reference=production_model.reference(), models_dir=models_copy
+    )
+    registry.promote(version, reason="blend page test", models_dir=models_copy)
+    return registry.load_model(version, models_copy)
+
+
+def test_an_averaged_model_is_explained_and_its_blind_twin_trained(blend_production, week_cohort):
+    model = blend_production
+    at = _open_with_demo(None, EXPLANATIONS, "explain_demo")
+    assert not at.exception and not at.error
+    text = _text(at)
+    assert model.version in text and "Logistic Regression + Random Forest (average)" in text
+    assert "probability points" in text
+    frame = validate_cohort(week_cohort.astype(str)).frame
+    frame["probability"] = model.predict_proba(frame.loc[:, list(INPUT_COLUMNS)])
+    top = frame.sort_values("probability", ascending=False, kind="stable").iloc[[0]]
+    assert f"**Customer {top[ID_COLUMN].iloc[0]}** · rank 1 of 2,864" in text
+    reasons = explain.reason_codes(model, top).iloc[0, 1:]
+    shown = next(m.value for m in at.markdown if m.value.startswith("1. "))
+    assert shown.splitlines() == [f"{i}. {r}" for i, r in enumerate(reasons, 1) if r]
+
+    fair = _open_with_demo(None, FAIRNESS, "fairness_demo")
+    fair.button(key="fairness_blind").click()
+    _run(fair)
+    assert not fair.exception and not fair.error
+    assert "without" in _text(fair)

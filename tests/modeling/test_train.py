@@ -60,7 +60,12 @@ def test_quick_profile_reaches_the_targets(production_model):
     assert metrics["time"]["auc"] >= 0.72
     assert metrics["random"]["ece"] <= 0.03
     card = production_model.card
-    assert {f["family"] for f in card["families"]} == {"logreg", "random_forest", "xgboost"}
+    assert {f["family"] for f in card["families"]} == {
+        "logreg",
+        "random_forest",
+        "xgboost",
+        "blend",
+    }
     assert card["selection"]["chosen"] == card["family"]
     assert card["calibration"]["method"] in {"none", "sigmoid", "isotonic"}
 
