@@ -42,7 +42,7 @@ from joblib import parallel_config
 
 from termdeposit.fastpath import FastPathDeclinedError
 from termdeposit.features import NEVER_CONTACTED, PDAYS_CAP, PDAYS_NEVER, BankCleaner
-from termdeposit.modeling.blend import BlendClassifier
+from termdeposit.modeling.blend import BlendClassifier, kept_columns
 from termdeposit.schema import INPUT_COLUMNS
 
 #: Up to this many rows the forest is walked here (all trees at once, level by level); above,
@@ -187,8 +187,6 @@ class CompiledScorer:
         from sklearn.ensemble import RandomForestClassifier
         from sklearn.linear_model import LogisticRegression
 
-        from termdeposit.modeling.blend import BlendClassifier
-
         if isinstance(classifier, RandomForestClassifier):
             return _Forest(classifier)
         if isinstance(classifier, BlendClassifier):
@@ -247,8 +245,8 @@ class CompiledScorer:
         """The uncalibrated classifier's output on the encoded matrix."""
         blend = self.blend
         if blend is not None:
-            linear = blend.linear_.predict_proba(X[:, blend.linear_columns_])[:, 1]
-            trees = X[:, blend.forest_columns_]
+            linear = blend.linear_.predict_proba(kept_columns(X, blend.linear_columns_))[:, 1]
+            trees = kept_columns(X, blend.forest_columns_)
             if len(X) <= FOREST_WALK_MAX_ROWS:
                 forest = self.forest.positive_proba(trees)
             else:

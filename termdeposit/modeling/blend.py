@@ -54,6 +54,11 @@ def dropped_inputs(positions: Any) -> list[str]:
     return [tail[len(tail) + int(p)] for p in positions or ()]
 
 
+def kept_columns(X: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """``X[:, kept]``, without a copy when every column is kept."""
+    return X if len(kept) == X.shape[1] else X[:, kept]
+
+
 class BlendClassifier(ClassifierMixin, BaseEstimator):
     """Probability = weight x regression's + (1 - weight) x forest's.
 
@@ -109,8 +114,8 @@ class BlendClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "linear_")
         X = np.asarray(X, dtype=np.float64)
         return (
-            self.linear_.predict_proba(X[:, self.linear_columns_])[:, 1],
-            self.forest_.predict_proba(X[:, self.forest_columns_])[:, 1],
+            self.linear_.predict_proba(kept_columns(X, self.linear_columns_))[:, 1],
+            self.forest_.predict_proba(kept_columns(X, self.forest_columns_))[:, 1],
         )
 
     def combine(self, linear: np.ndarray, forest: np.ndarray) -> np.ndarray:
