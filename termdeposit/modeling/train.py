@@ -131,7 +131,7 @@ PROFILES = {
     "full": Profile(
         name="full",
         folds=5,
-        iterations={"logreg": 16, "random_forest": 10, "xgboost": 20},
+        iterations={"logreg": 16, "random_forest": 16, "xgboost": 20},
         search_rows=None,
         calibration_folds=5,
         rf_trees=(100, 250),
