@@ -6,6 +6,7 @@ import streamlit as st
 from termdeposit import economics, plots, registry
 from termdeposit.economics import format_count, format_percent
 from termdeposit.errors import TermDepositError
+from termdeposit.modeling.train import FAMILY_LABELS
 from termdeposit.ui import ops, scoring
 from termdeposit.ui.common import (
     production_model,
@@ -70,6 +71,11 @@ if model is not None:
     with st.expander("How this model was chosen"):
         families = pd.DataFrame(card.get("families", []))
         if not families.empty:
+            chosen = card.get("selection", {}).get("chosen")
+            families["family"] = [
+                FAMILY_LABELS.get(f, f) + (" (chosen)" if f == chosen else "")
+                for f in families["family"]
+            ]
             st.dataframe(
                 families.loc[:, ["family", "cv_auc", "time_val_auc", "seconds"]].rename(
                     columns={
