@@ -4,8 +4,8 @@ The two families fail in opposite places on this data (README, "Model choice"): 
 forest ranks best when the future looks like the past (random hold-out) but extrapolates
 badly as the economy moves (time hold-out); the logistic regression, on the customer inputs
 and ``nr.employed`` only, extrapolates best but misses the forest's interactions. Averaging
-their probabilities keeps most of both. The weight is fixed at one half, not tuned: tuning it
-on the time-ordered validation slice would simply pick the regression again.
+their probabilities keeps most of both. The weight is fixed at one half, not tuned: one choice
+fewer made on the small time-ordered validation slice.
 
 :class:`BlendClassifier` is the classifier step of the one scoring pipeline (clean -> encode
 -> optional SMOTE -> classifier), so every other part of the product (calibration, registry,

@@ -42,6 +42,7 @@ from skopt import BayesSearchCV
 from skopt.space import Categorical, Integer, Real
 from xgboost import XGBClassifier
 
+from termdeposit.errors import TermDepositError
 from termdeposit.features import EXCLUDED_FEATURES, BankCleaner, build_preprocessor
 from termdeposit.logs import get_logger
 from termdeposit.modeling.blend import (
@@ -468,6 +469,17 @@ def train(
         progress: called with (step description, fraction done).
     """
     started = time.perf_counter()
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown or not families:
+        raise TermDepositError(
+            f"Unknown model family: {', '.join(map(repr, unknown))}."
+            if unknown
+            else "No model family to search.",
+            hint=(
+                f"Use {', '.join(FAMILIES)}. The average of {BLEND_MEMBERS[0]} and "
+                f"{BLEND_MEMBERS[1]} is added by itself when both are searched."
+            ),
+        )
     settings = PROFILES[profile]
     report = progress or (lambda step, fraction: None)
     for column in EXCLUDED_FEATURES:

@@ -150,3 +150,13 @@ def test_every_family_builds_and_has_a_search_space():
     with pytest.raises(ValueError):
         build_pipeline("svm")
     assert build_preprocessor() is not build_preprocessor()
+
+
+@pytest.mark.parametrize("families", [("svm",), ("blend",), ("logreg", "trees"), ()])
+def test_unknown_families_are_refused_before_any_work(reference, families):
+    from termdeposit.errors import TermDepositError
+    from termdeposit.modeling import train as train_module
+
+    with pytest.raises(TermDepositError, match="model family") as info:
+        train_module.train(reference.head(500), profile="quick", families=families)
+    assert "logreg, random_forest, xgboost" in info.value.hint
