@@ -424,7 +424,8 @@ class BlendShap:
     regression's exact SHAP values are in log-odds (``LinearExplainer`` against the training
     sample); each customer's are scaled by the slope of the logistic curve between the
     regression's average log-odds and the customer's (the secant, the derivative when the two
-    meet), so they add up to the regression's probability minus its average, times its weight.
+    meet), so they add up to the regression's probability minus the probability at its average
+    log-odds, times its weight.
     Contributions therefore add up, for every customer, to the blended probability minus the
     base value; signs and the order within the regression's part are kept.
 
