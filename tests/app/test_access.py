@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from app_support import run as _run
+from app_support import save_copy
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.util import patch_config_options
@@ -163,12 +164,7 @@ def test_named_providers_get_one_button_each(trained_version, monkeypatch):
 def test_signed_in_user_is_shown_recorded_in_the_audit_log_and_can_sign_out(
     models_copy, production_model
 ):
-    card = {
-        k: v
-        for k, v in production_model.card.items()
-        if k not in ("version", "created", "artifact_sha256")
-    }
-    second = registry.save_model(production_model.pipeline, card, production_model.reference())
+    second = save_copy(production_model)
     first = registry.production_version()
 
     at = _run(_home(secrets={"auth": AUTH}, user=dict(ANA)))

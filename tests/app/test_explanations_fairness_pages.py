@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from app_support import HOME
+from app_support import HOME, save_copy
 from app_support import run as _run
 from app_support import text as _text
 from streamlit.testing.v1 import AppTest
@@ -162,14 +162,13 @@ def blend_production(models_copy, production_model, reference):
     rows = reference.iloc[:30_000]
     pipeline = build_pipeline(BLEND).set_params(**params)
     pipeline.fit(rows.loc[:, list(INPUT_COLUMNS)], rows["y"].to_numpy())
-    card = {
-        key: value
-        for key, value in production_model.card.items()
-        if key not in ("version", "created", "artifact", "artifact_sha256", "reference_sha256")
-    }
-    card.update(family=BLEND, family_label=FAMILY_LABELS[BLEND], params=params)
-    version = registry.save_model(
-        pipeline, card, reference=production_model.reference(), models_dir=models_copy
+    version = save_copy(
+        production_model,
+        pipeline,
+        models_copy,
+        family=BLEND,
+        family_label=FAMILY_LABELS[BLEND],
+        params=params,
     )
     registry.promote(version, reason="blend page test", models_dir=models_copy)
     return registry.load_model(version, models_copy)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from app_support import HOME
+from app_support import HOME, save_copy
 from app_support import metric as _metric
 from app_support import run as _run
 from app_support import text as _text
@@ -283,12 +283,7 @@ def test_call_list_page_lists_removes_and_offers_both_files(demo, week_curve, do
 
 
 def test_models_page_promotes_and_rolls_back(models_copy, production_model):
-    card = {
-        k: v
-        for k, v in production_model.card.items()
-        if k not in ("version", "created", "artifact_sha256")
-    }
-    second = registry.save_model(production_model.pipeline, card, production_model.reference())
+    second = save_copy(production_model)
     first = registry.production_version()
     at = _run(AppTest.from_file(HOME, default_timeout=TIMEOUT))
     at.switch_page(MODELS)
