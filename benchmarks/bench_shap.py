@@ -56,6 +56,8 @@ FAMILY_PARAMS: dict[str, dict[str, Any]] = {
         "clf__forest__max_depth": 9,
         "clf__forest__min_samples_leaf": 20,
         "clf__forest__max_features": 0.3,
+        "clf__boosted__n_estimators": 200,
+        "clf__boosted__max_depth": 3,
     },
 }
 #: The deepest forest the full training profile can pick (``--deep``).

@@ -6,7 +6,7 @@ import streamlit as st
 from termdeposit import economics, plots, registry
 from termdeposit.economics import format_count, format_percent
 from termdeposit.errors import TermDepositError
-from termdeposit.modeling.train import FAMILY_LABELS
+from termdeposit.modeling.train import FAMILY_LABELS, family_label
 from termdeposit.ui import ops, scoring
 from termdeposit.ui.common import (
     production_model,
@@ -72,9 +72,11 @@ if model is not None:
         families = pd.DataFrame(card.get("families", []))
         if not families.empty:
             chosen = card.get("selection", {}).get("chosen")
+            settings = families["params"] if "params" in families else [{}] * len(families)
             families["family"] = [
-                FAMILY_LABELS.get(f, f) + (" (chosen)" if f == chosen else "")
-                for f in families["family"]
+                (family_label(f, p or {}) if f in FAMILY_LABELS else f)
+                + (" (chosen)" if f == chosen else "")
+                for f, p in zip(families["family"], settings, strict=True)
             ]
             st.dataframe(
                 families.loc[:, ["family", "cv_auc", "time_val_auc", "seconds"]].rename(

@@ -37,7 +37,8 @@ FIRST_SCORED_WEEK = 13
 RECALIBRATIONS = ("none", "intercept", "platt", "isotonic")
 THRESHOLD_RULES = ("break-even", "past-profit")
 BACKTEST_MODELS = ("logreg", "blend")
-#: The forest of the ``blend`` backtest model (fixed: the replay retrains 27 times).
+#: The forest of the ``blend`` backtest model, the regression + forest average (fixed: the
+#: replay retrains 27 times).
 BLEND_FOREST = {"n_estimators": 150, "max_depth": 10, "min_samples_leaf": 20, "max_features": 0.3}
 
 ProgressFn = Callable[[float], None]
@@ -365,6 +366,7 @@ def _fit(
             clf__linear_drop=macro_drop_positions(config.macro),
             clf__linear__C=config.C,
             clf__forest__n_jobs=1,
+            clf__boosted=None,
             **{f"clf__forest__{k}": v for k, v in BLEND_FOREST.items()},
         )
     else:

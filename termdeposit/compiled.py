@@ -18,8 +18,8 @@ operations on numpy arrays:
   the encoded matrix (sequential backend);
 - logistic regression and XGBoost: the fitted classifier's own ``predict_proba`` /
   ``decision_function`` on the encoded matrix;
-- the regression + forest average: the regression's ``predict_proba`` and the forest as
-  above, on each member's columns, combined by the blend's own formula;
+- the average of the families (blend): the regression's and XGBoost's ``predict_proba`` and
+  the forest as above, each on its member's columns, combined by the blend's own formula;
 - calibration (``CalibratedClassifierCV`` with ``ensemble=False``): the fitted calibrator on
   the same response the wrapper uses.
 
@@ -190,8 +190,11 @@ class CompiledScorer:
         if isinstance(classifier, RandomForestClassifier):
             return _Forest(classifier)
         if isinstance(classifier, BlendClassifier):
-            if not isinstance(classifier.linear_, LogisticRegression) or not isinstance(
-                classifier.forest_, RandomForestClassifier
+            boosted = classifier.boosted_
+            if (
+                not isinstance(classifier.linear_, LogisticRegression)
+                or not isinstance(classifier.forest_, RandomForestClassifier)
+                or (boosted is not None and type(boosted).__name__ != "XGBClassifier")
             ):
                 raise NotCompilableError("a blend of other members is not compiled")
             return _Forest(classifier.forest_)
@@ -252,7 +255,10 @@ class CompiledScorer:
             else:
                 with parallel_config(backend="sequential"):
                     forest = blend.forest_.predict_proba(trees)[:, 1]
-            return blend.combine(linear, forest)
+            if blend.boosted_ is None:
+                return blend.combine(linear, forest)
+            boosted = blend.boosted_.predict_proba(kept_columns(X, blend.boosted_columns_))[:, 1]
+            return blend.combine(linear, forest, np.asarray(boosted, dtype=np.float64))
         if self.forest is not None and len(X) <= FOREST_WALK_MAX_ROWS:
             return self.forest.positive_proba(X)
         if self.forest is not None:

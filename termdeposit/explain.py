@@ -418,16 +418,16 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 class BlendShap:
-    """SHAP values of the regression + forest average, in probability.
+    """SHAP values of the average of the families (blend), in probability.
 
-    The forest's part is its exact path-dependent TreeSHAP (probability), times its weight. The
-    regression's exact SHAP values are in log-odds (``LinearExplainer`` against the training
-    sample); each customer's are scaled by the slope of the logistic curve between the
-    regression's average log-odds and the customer's (the secant, the derivative when the two
-    meet), so they add up to the regression's probability minus the probability at its average
-    log-odds, times its weight.
+    The forest's part is its exact path-dependent TreeSHAP (probability), times its share. The
+    regression's and XGBoost's exact SHAP values are in log-odds (``LinearExplainer`` against
+    the training sample, TreeSHAP for XGBoost); each customer's are scaled by the slope of the
+    logistic curve between the member's average log-odds and the customer's (the secant, the
+    derivative when the two meet), so they add up to the member's probability minus the
+    probability at its average log-odds, times its share.
     Contributions therefore add up, for every customer, to the blended probability minus the
-    base value; signs and the order within the regression's part are kept.
+    base value; signs and the order within each member's part are kept.
 
     Args:
         blend: the fitted :class:`~termdeposit.modeling.blend.BlendClassifier`.
@@ -440,15 +440,26 @@ class BlendShap:
         from termdeposit.treeshap import ForestShap
 
         self.blend = blend
-        self.weight = float(blend.weight)
+        self.shares = dict(zip(blend.members, blend.shares(), strict=True))
         linear_background = background[:, blend.linear_columns_]
         masker = shap.maskers.Independent(linear_background, max_samples=len(linear_background))
-        self.linear = shap.LinearExplainer(blend.linear_, masker)
+        #: member -> (explainer in log-odds, its average log-odds)
+        self.margin: dict[str, tuple[Any, float]] = {}
+        linear = shap.LinearExplainer(blend.linear_, masker)
+        self.margin["linear"] = (linear, _last(linear.expected_value))
+        if blend.boosted_ is not None:
+            # Single-threaded, as for an XGBoost model on its own (see make_explainer).
+            booster = blend.boosted_.get_booster().copy()
+            booster.set_param({"nthread": 1})
+            boosted = shap.TreeExplainer(booster)
+            # shap settles XGBoost's expected value once it has explained a row.
+            boosted.shap_values(background[:1, blend.boosted_columns_])
+            self.margin["boosted"] = (boosted, _last(boosted.expected_value))
         self.forest = ForestShap(blend.forest_)
-        self.linear_base = float(np.ravel(np.asarray(self.linear.expected_value, float))[-1])
-        self.expected_value = self.weight * float(_sigmoid(np.float64(self.linear_base))) + (
-            1.0 - self.weight
-        ) * float(self.forest.expected_value)
+        self.expected_value = sum(
+            self.shares[name] * float(_sigmoid(np.float64(base)))
+            for name, (_, base) in self.margin.items()
+        ) + self.shares["forest"] * float(self.forest.expected_value)
 
     @property
     def work_per_row(self) -> int:
@@ -459,23 +470,30 @@ class BlendShap:
         """Contributions of every encoded column, rows x columns, in probability."""
         X = np.asarray(X, dtype=np.float64)
         out = np.zeros(X.shape, dtype=np.float64)
-        phi = np.asarray(self.linear.shap_values(X[:, self.blend.linear_columns_]), float)
-        base = self.linear_base
-        logit = base + phi.sum(axis=1)
-        gap = logit - base
-        close = np.abs(gap) < 1e-9
-        p_base = _sigmoid(np.float64(base))
-        secant = np.where(
-            close,
-            p_base * (1.0 - p_base),
-            (_sigmoid(logit) - p_base) / np.where(close, 1.0, gap),
-        )
-        out[:, self.blend.linear_columns_] += self.weight * phi * secant[:, None]
+        for name, (explainer, base) in self.margin.items():
+            columns = getattr(self.blend, f"{name}_columns_")
+            member = getattr(self.blend, f"{name}_")
+            phi = np.asarray(explainer.shap_values(X[:, columns]), float)
+            probability = np.asarray(member.predict_proba(X[:, columns])[:, 1], float)
+            gap = phi.sum(axis=1)
+            close = np.abs(gap) < 1e-9
+            p_base = _sigmoid(np.float64(base))
+            secant = np.where(
+                close,
+                p_base * (1.0 - p_base),
+                (probability - p_base) / np.where(close, 1.0, gap),
+            )
+            out[:, columns] += self.shares[name] * phi * secant[:, None]
         forest = np.asarray(self.forest.shap_values(X[:, self.blend.forest_columns_]), float)
         if forest.ndim == 3:
             forest = forest[:, :, 1]
-        out[:, self.blend.forest_columns_] += (1.0 - self.weight) * forest
+        out[:, self.blend.forest_columns_] += self.shares["forest"] * forest
         return out
+
+
+def _last(value: Any) -> float:
+    """The positive class's entry of a SHAP expected value (a scalar or one per class)."""
+    return float(np.ravel(np.asarray(value, dtype=float))[-1])
 
 
 def explain_in_chunks(

@@ -44,16 +44,34 @@ CASES = [
     ("random_forest", "sigmoid", {"clf__n_estimators": 20, "clf__min_samples_leaf": 1}),
     ("xgboost", "none", {"clf__n_estimators": 50}),
     ("xgboost", "isotonic", {"clf__n_estimators": 40, "smote__enabled": True}),
-    ("blend", "none", {"clf__forest__n_estimators": 30, "clf__forest__max_depth": 9}),
+    (
+        "blend",
+        "none",
+        {
+            "clf__forest__n_estimators": 30,
+            "clf__forest__max_depth": 9,
+            "clf__boosted__n_estimators": 30,
+            "clf__boosted_drop": macro_drop_positions("nr.employed"),
+        },
+    ),
     (
         "blend",
         "isotonic",
-        {"clf__forest__n_estimators": 20, "clf__linear_drop": macro_drop_positions("nr.employed")},
+        {
+            "clf__forest__n_estimators": 20,
+            "clf__boosted": None,
+            "clf__linear_drop": macro_drop_positions("nr.employed"),
+        },
     ),
     (
         "blend",
         "sigmoid",
-        {"clean__macro": "nr.employed", "clf__forest__n_estimators": 20, "smote__enabled": True},
+        {
+            "clean__macro": "nr.employed",
+            "clf__forest__n_estimators": 20,
+            "clf__boosted__n_estimators": 20,
+            "smote__enabled": True,
+        },
     ),
 ]
 

@@ -24,6 +24,16 @@ SMALL_PARAMS = {
         "clf__forest__n_estimators": 25,
         "clf__forest__max_depth": 6,
         "clf__forest__n_jobs": 1,
+        "clf__boosted__n_estimators": 30,
+        "clf__boosted__n_jobs": 1,
+        "clf__linear_drop": macro_drop_positions("nr.employed"),
+    },
+    # The regression + forest average (no XGBoost member).
+    "blend_pair": {
+        "clf__forest__n_estimators": 25,
+        "clf__forest__max_depth": 6,
+        "clf__forest__n_jobs": 1,
+        "clf__boosted": None,
         "clf__linear_drop": macro_drop_positions("nr.employed"),
     },
 }
@@ -39,7 +49,9 @@ def small(reference) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _fit(family: str, train: pd.DataFrame, macro: str = "all", calibrate: bool = False):
-    pipeline = build_pipeline(family).set_params(**SMALL_PARAMS[family], clean__macro=macro)
+    pipeline = build_pipeline(family.removesuffix("_pair")).set_params(
+        **SMALL_PARAMS[family], clean__macro=macro
+    )
     if calibrate:
         pipeline = CalibratedClassifierCV(
             pipeline,
@@ -60,6 +72,7 @@ def _fit(family: str, train: pd.DataFrame, macro: str = "all", calibrate: bool =
         ("logreg", True),
         ("blend", False),
         ("blend", True),
+        ("blend_pair", False),
     ],
 )
 def test_base_value_plus_contributions_is_the_model_output(small, family, calibrate):

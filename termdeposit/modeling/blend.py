@@ -1,17 +1,18 @@
-"""An equal-weight average of a logistic regression and a random forest (the ``blend`` family).
+"""An equal-weight average of the searched families (the ``blend`` family).
 
-The two families fail in opposite places on this data (README, "Model choice"): the random
-forest ranks best when the future looks like the past (random hold-out) but extrapolates
-badly as the economy moves (time hold-out); the logistic regression, on the customer inputs
-and ``nr.employed`` only, extrapolates best but misses the forest's interactions. Averaging
-their probabilities keeps most of both. The weight is fixed at one half, not tuned: one choice
-fewer made on the small time-ordered validation slice.
+The families fail in opposite places on this data (README, "Model choice"): the tree models
+rank best when the future looks like the past (random hold-out) but extrapolate badly as the
+economy moves (time hold-out); the logistic regression, on the customer inputs and
+``nr.employed`` only, extrapolates best but misses the trees' interactions. Averaging their
+probabilities keeps most of both. The members are the logistic regression, the random forest
+and, when it was searched, XGBoost; each has the same share, not a tuned one: one choice fewer
+made on the small time-ordered validation slice.
 
 :class:`BlendClassifier` is the classifier step of the one scoring pipeline (clean -> encode
 -> optional SMOTE -> classifier), so every other part of the product (calibration, registry,
 scoring, fairness twins) treats it like any other family. Each member may leave out some
 macro-economic columns of the encoded matrix: the regression usually sees only
-``nr.employed``, the forest all five. Those columns are named by their position from the end
+``nr.employed``, the trees all five. Those columns are named by their position from the end
 of the matrix (the numeric block comes last, in a fixed order), so the positions hold whatever
 categories a training fold happens to contain.
 """
@@ -28,8 +29,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from termdeposit.features import CLEAN_NUMERIC, MACRO_COLUMNS
 
-#: The regression's share of the averaged probability.
-BLEND_WEIGHT = 0.5
+#: The members, in the order their probabilities are added: (attribute, drop setting, label).
+MEMBERS = (
+    ("linear", "linear_drop", "logistic_regression"),
+    ("forest", "forest_drop", "random_forest"),
+    ("boosted", "boosted_drop", "xgboost"),
+)
 
 
 def macro_drop_positions(macro: str) -> tuple[int, ...]:
@@ -60,29 +65,49 @@ def kept_columns(X: np.ndarray, kept: np.ndarray) -> np.ndarray:
 
 
 class BlendClassifier(ClassifierMixin, BaseEstimator):
-    """Probability = weight x regression's + (1 - weight) x forest's.
+    """Probability = weight x regression's + the rest shared equally by the tree members.
 
     Args:
         linear: the (unfitted) logistic regression.
         forest: the (unfitted) random forest.
-        weight: the regression's share.
-        linear_drop / forest_drop: encoded columns each member leaves out, as negative
-            positions (see :func:`macro_drop_positions`).
+        boosted: the (unfitted) XGBoost model, or None for a regression + forest average.
+        weight: the regression's share; None (the default) gives every member the same share.
+        linear_drop / forest_drop / boosted_drop: encoded columns each member leaves out, as
+            negative positions (see :func:`macro_drop_positions`).
     """
 
     def __init__(
         self,
         linear: Any = None,
         forest: Any = None,
-        weight: float = BLEND_WEIGHT,
+        boosted: Any = None,
+        weight: float | None = None,
         linear_drop: tuple[int, ...] = (),
         forest_drop: tuple[int, ...] = (),
+        boosted_drop: tuple[int, ...] = (),
     ) -> None:
         self.linear = linear
         self.forest = forest
+        self.boosted = boosted
         self.weight = weight
         self.linear_drop = linear_drop
         self.forest_drop = forest_drop
+        self.boosted_drop = boosted_drop
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """Names of the members this blend has (``linear``, ``forest`` and maybe ``boosted``)."""
+        return tuple(
+            name for name, _, _ in MEMBERS if name != "boosted" or self.boosted is not None
+        )
+
+    def shares(self) -> tuple[float, ...]:
+        """Each member's share of the probability, in :attr:`members` order."""
+        n = len(self.members)
+        w = 1.0 / n if self.weight is None else float(self.weight)
+        if not 0.0 <= w <= 1.0:
+            raise ValueError(f"weight must be between 0 and 1, not {self.weight}")
+        return (w, *([(1.0 - w) / (n - 1)] * (n - 1)))
 
     @staticmethod
     def _kept(width: int, drop: tuple[int, ...]) -> np.ndarray:
@@ -92,37 +117,57 @@ class BlendClassifier(ClassifierMixin, BaseEstimator):
         return np.array([i for i in range(width) if i not in dropped], dtype=np.intp)
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> BlendClassifier:
-        """Fit both members on their columns of the encoded matrix."""
-        if not 0.0 <= float(self.weight) <= 1.0:
-            raise ValueError(f"weight must be between 0 and 1, not {self.weight}")
+        """Fit every member on its columns of the encoded matrix."""
+        self.shares()  # refuses a bad weight before any work
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y)
         self.n_features_in_ = X.shape[1]
-        self.linear_columns_ = self._kept(X.shape[1], tuple(self.linear_drop))
-        self.forest_columns_ = self._kept(X.shape[1], tuple(self.forest_drop))
-        linear = LogisticRegression(max_iter=2000) if self.linear is None else clone(self.linear)
-        forest = RandomForestClassifier() if self.forest is None else clone(self.forest)
-        self.linear_ = linear.fit(X[:, self.linear_columns_], y, sample_weight=sample_weight)
-        self.forest_ = forest.fit(X[:, self.forest_columns_], y, sample_weight=sample_weight)
-        if list(self.linear_.classes_) != list(self.forest_.classes_):
-            raise ValueError("the two members learned different classes")
-        self.classes_ = self.linear_.classes_
+        defaults = {
+            "linear": LogisticRegression(max_iter=2000),
+            "forest": RandomForestClassifier(),
+        }
+        classes = None
+        for name, drop, _ in MEMBERS:
+            if name not in self.members:
+                setattr(self, f"{name}_", None)
+                setattr(self, f"{name}_columns_", None)
+                continue
+            columns = self._kept(X.shape[1], tuple(getattr(self, drop)))
+            unfitted = getattr(self, name)
+            model = clone(defaults[name] if unfitted is None else unfitted)
+            model.fit(X[:, columns], y, sample_weight=sample_weight)
+            if classes is not None and list(model.classes_) != list(classes):
+                raise ValueError("the members learned different classes")
+            classes = model.classes_
+            setattr(self, f"{name}_", model)
+            setattr(self, f"{name}_columns_", columns)
+        self.classes_ = classes
         return self
 
-    def member_probabilities(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Each member's positive-class probability (regression, forest)."""
+    def member_probabilities(self, X: Any) -> tuple[np.ndarray, ...]:
+        """Each member's positive-class probability, in :attr:`members` order."""
         check_is_fitted(self, "linear_")
         X = np.asarray(X, dtype=np.float64)
-        return (
-            self.linear_.predict_proba(kept_columns(X, self.linear_columns_))[:, 1],
-            self.forest_.predict_proba(kept_columns(X, self.forest_columns_))[:, 1],
+        return tuple(
+            np.asarray(
+                getattr(self, f"{name}_").predict_proba(
+                    kept_columns(X, getattr(self, f"{name}_columns_"))
+                )[:, 1],
+                dtype=np.float64,
+            )
+            for name in self.members
         )
 
-    def combine(self, linear: np.ndarray, forest: np.ndarray) -> np.ndarray:
+    def combine(self, *probabilities: np.ndarray) -> np.ndarray:
         """The blended positive-class probability from the members' (one formula, shared
         with the compiled scorer so both give the same bits)."""
-        w = float(self.weight)
-        return w * linear + (1.0 - w) * forest
+        shares = self.shares()
+        if len(probabilities) != len(shares):
+            raise ValueError(f"expected {len(shares)} member probabilities")
+        out = shares[0] * probabilities[0]
+        for share, p in zip(shares[1:], probabilities[1:], strict=True):
+            out = out + share * p
+        return out
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities of both classes."""

@@ -46,7 +46,7 @@ from termdeposit.errors import TermDepositError
 from termdeposit.features import EXCLUDED_FEATURES, BankCleaner, build_preprocessor
 from termdeposit.logs import get_logger
 from termdeposit.modeling.blend import (
-    BLEND_WEIGHT,
+    MEMBERS,
     BlendClassifier,
     dropped_inputs,
     macro_drop_positions,
@@ -57,15 +57,18 @@ from termdeposit.schema import INPUT_COLUMNS, TARGET
 log = get_logger("train")
 
 FAMILIES = ("logreg", "random_forest", "xgboost")
-#: A fourth candidate, not searched but built from the searched regression and forest
-#: (see termdeposit.modeling.blend): their probabilities averaged.
+#: A fourth candidate, not searched but built from the searched families (see
+#: termdeposit.modeling.blend): their probabilities averaged. It needs the regression and the
+#: forest; XGBoost joins when it was searched too.
 BLEND = "blend"
 BLEND_MEMBERS = ("logreg", "random_forest")
+#: The blend member each searched family becomes.
+BLEND_MEMBER_OF = {"logreg": "linear", "random_forest": "forest", "xgboost": "boosted"}
 FAMILY_LABELS = {
     "logreg": "Logistic Regression",
     "random_forest": "Random Forest",
     "xgboost": "XGBoost",
-    BLEND: "Logistic Regression + Random Forest (average)",
+    BLEND: "Average of Logistic Regression, Random Forest and XGBoost",
 }
 HOLDOUT_SHARE = 0.2
 #: A family within this much time-validation AUC of the best is a near-tie (CV score decides).
@@ -155,17 +158,10 @@ def build_pipeline(family: str, random_state: int = 0) -> ImbPipeline:
             forest=RandomForestClassifier(
                 n_estimators=200, min_samples_leaf=10, n_jobs=2, random_state=random_state
             ),
+            boosted=_xgboost(random_state),
         )
     elif family == "xgboost":
-        classifier = XGBClassifier(
-            n_estimators=200,
-            max_depth=3,
-            learning_rate=0.05,
-            tree_method="hist",
-            n_jobs=2,
-            random_state=random_state,
-            eval_metric="logloss",
-        )
+        classifier = _xgboost(random_state)
     else:
         raise ValueError(f"Unknown model family {family!r}; choose one of {(*FAMILIES, BLEND)}.")
     return ImbPipeline(
@@ -176,6 +172,30 @@ def build_pipeline(family: str, random_state: int = 0) -> ImbPipeline:
             ("clf", classifier),
         ]
     )
+
+
+def _xgboost(random_state: int) -> XGBClassifier:
+    return XGBClassifier(
+        n_estimators=200,
+        max_depth=3,
+        learning_rate=0.05,
+        tree_method="hist",
+        n_jobs=2,
+        random_state=random_state,
+        eval_metric="logloss",
+    )
+
+
+def blend_label(params: dict[str, Any]) -> str:
+    """The blend's name in words, from its settings (XGBoost is a member unless set to None)."""
+    if "clf__boosted" in params and params["clf__boosted"] is None:
+        return "Average of Logistic Regression and Random Forest"
+    return FAMILY_LABELS[BLEND]
+
+
+def family_label(family: str, params: dict[str, Any]) -> str:
+    """A family's name in words (the blend's names its members)."""
+    return blend_label(params) if family == BLEND else FAMILY_LABELS[family]
 
 
 def search_space(family: str, profile: Profile) -> dict[str, Any]:
@@ -310,35 +330,45 @@ def _search_family(
 
 
 def blend_params(
-    linear: FamilyResult, forest: FamilyResult, forest_macro: str | None = None
+    linear: FamilyResult,
+    forest: FamilyResult,
+    tree_macro: str | None = None,
+    boosted: FamilyResult | None = None,
 ) -> dict[str, Any]:
-    """Settings of the blend pipeline from the searched regression and forest.
+    """Settings of the blend pipeline from the searched families.
 
     Each member keeps its searched hyper-parameters and the regression its macro-economic
-    inputs; the forest's inputs are ``forest_macro`` (default: its own choice). Averaging needs
-    both probabilities on the same scale, so neither member is fitted with class weights or
-    SMOTE (both inflate the probabilities of the rare class; calibration comes after the
-    average).
+    inputs; the tree members' inputs are ``tree_macro`` (default: each tree family's own
+    choice). Without ``boosted`` the blend is the regression + forest average. Averaging needs
+    every probability on the same scale, so no member is fitted with class weights or SMOTE
+    (both inflate the probabilities of the rare class; calibration comes after the average).
     """
-    macros = (
-        linear.params.get("clean__macro", "all"),
-        forest_macro or forest.params.get("clean__macro", "all"),
-    )
-    shared = "all" if "all" in macros else "nr.employed"
-    params: dict[str, Any] = {
-        "clean__macro": shared,
-        "smote__enabled": False,
-        "clf__linear_drop": list(macro_drop_positions(macros[0]) if shared == "all" else ()),
-        "clf__forest_drop": list(macro_drop_positions(macros[1]) if shared == "all" else ()),
+    searched = {"linear": linear, "forest": forest, "boosted": boosted}
+    macros = {
+        name: (
+            result.params.get("clean__macro", "all")
+            if name == "linear" or tree_macro is None
+            else tree_macro
+        )
+        for name, result in searched.items()
+        if result is not None
     }
-    for member, result in (("linear", linear), ("forest", forest)):
+    shared = "all" if "all" in macros.values() else "nr.employed"
+    params: dict[str, Any] = {"clean__macro": shared, "smote__enabled": False}
+    if boosted is None:
+        params["clf__boosted"] = None
+    for name, drop, _ in MEMBERS:
+        if name in macros:
+            positions = macro_drop_positions(macros[name]) if shared == "all" else ()
+            params[f"clf__{drop}"] = list(positions)
+    for name, result in searched.items():
+        if result is None:
+            continue
         for key, value in result.params.items():
             if key.startswith("clf__"):
-                params[f"clf__{member}__{key[len('clf__') :]}"] = value
-    if "clf__linear__class_weight" in params:
-        params["clf__linear__class_weight"] = None
-    if "clf__forest__class_weight" in params:
-        params["clf__forest__class_weight"] = None
+                params[f"clf__{name}__{key[len('clf__') :]}"] = value
+        if f"clf__{name}__class_weight" in params:
+            params[f"clf__{name}__class_weight"] = None
     return params
 
 
@@ -353,6 +383,7 @@ def _near_tie_choice(scores: dict[str, tuple[float, float]]) -> str:
 def _blend_candidate(
     linear: FamilyResult,
     forest: FamilyResult,
+    boosted: FamilyResult | None,
     X: pd.DataFrame,
     y: np.ndarray,
     search_idx: np.ndarray,
@@ -360,17 +391,17 @@ def _blend_candidate(
     profile: Profile,
     random_state: int,
 ) -> FamilyResult:
-    """Score the averaged regression + forest like the searched families: random-fold CV AUC
-    on the search rows (the same folds) and AUC on the time-ordered validation slice. The
-    forest's macro-economic inputs are chosen again for the average, by the family rule (best
-    on the time slice, near-ties to the CV score): what suits the forest alone need not suit
-    it beside the regression."""
+    """Score the average of the searched families like the families themselves: random-fold CV
+    AUC on the search rows (the same folds) and AUC on the time-ordered validation slice. The
+    tree members' macro-economic inputs are chosen again for the average, together, by the
+    family rule (best on the time slice, near-ties to the CV score): what suits a tree model
+    alone need not suit it beside the regression."""
     t0 = time.perf_counter()
     folds = StratifiedKFold(profile.folds, shuffle=True, random_state=random_state)
     scores: dict[str, tuple[float, float]] = {}
     options: dict[str, dict[str, Any]] = {}
     for macro in MACRO_CHOICES:
-        params = blend_params(linear, forest, forest_macro=macro)
+        params = blend_params(linear, forest, tree_macro=macro, boosted=boosted)
         model = build_pipeline(BLEND, random_state).set_params(**params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -388,7 +419,7 @@ def _blend_candidate(
         scores[macro][1],
         options[macro],
         time.perf_counter() - t0,
-        {f"forest: {m}": round(t, 5) for m, (_, t) in scores.items()},
+        {f"trees: {m}": round(t, 5) for m, (_, t) in scores.items()},
     )
 
 
@@ -476,8 +507,8 @@ def train(
             if unknown
             else "No model family to search.",
             hint=(
-                f"Use {', '.join(FAMILIES)}. The average of {BLEND_MEMBERS[0]} and "
-                f"{BLEND_MEMBERS[1]} is added by itself when both are searched."
+                f"Use {', '.join(FAMILIES)}. The average of the searched families is added "
+                f"by itself when {BLEND_MEMBERS[0]} and {BLEND_MEMBERS[1]} are among them."
             ),
         )
     settings = PROFILES[profile]
@@ -528,12 +559,13 @@ def train(
         log.info("%s: cv auc %.4f, time-val auc %.4f", family, cv_auc, time_auc)
 
     if with_blend:
-        report(f"Averaging {FAMILY_LABELS[BLEND]}", len(families) / steps)
         members = {r.family: r for r in results}
+        report(f"Averaging {', '.join(FAMILY_LABELS[f] for f in members)}", len(families) / steps)
         results.append(
             _blend_candidate(
                 members["logreg"],
                 members["random_forest"],
+                members.get("xgboost"),
                 X_train,
                 y_train,
                 search_idx,
@@ -555,14 +587,14 @@ def train(
             "each family's hyper-parameters come from BayesSearchCV on random stratified "
             "folds; its macro-economic input set and the family itself are chosen by AUC on a "
             "time-ordered validation slice (last 20% of the selection rows, model fitted on "
-            f"the rows before it); the average of the searched regression and forest "
-            f"(blend) is scored the same way; candidates within {NEAR_TIE} of the best are a "
+            f"the rows before it); the equal-share average of the searched families (blend) is "
+            f"scored the same way; candidates within {NEAR_TIE} of the best are a "
             "near-tie decided by the random-fold CV AUC"
         ),
     }
 
     report(
-        f"Checking calibration of {FAMILY_LABELS[chosen.family]}",
+        f"Checking calibration of {family_label(chosen.family, chosen.params)}",
         (len(families) + int(with_blend)) / steps,
     )
     base = build_pipeline(chosen.family, random_state).set_params(**chosen.params)
@@ -644,7 +676,7 @@ def build_card(result: TrainingResult, data_sha256: str, random_state: int = 0) 
     used = [str(c) for c in cleaner.get_feature_names_out()]
     return {
         "family": result.family,
-        "family_label": FAMILY_LABELS[result.family],
+        "family_label": family_label(result.family, result.params),
         "profile": result.profile,
         "random_state": random_state,
         "data_sha256": data_sha256,
@@ -699,15 +731,17 @@ def build_card(result: TrainingResult, data_sha256: str, random_state: int = 0) 
 
 
 def _blend_card(params: dict[str, Any]) -> dict[str, Any]:
-    """What the model card says about the two members of a blend."""
+    """What the model card says about the members of a blend: share and inputs left out."""
+    model = build_pipeline(BLEND).set_params(**params).named_steps["clf"]
+    shares = dict(zip(model.members, model.shares(), strict=True))
     return {
         "blend": {
-            "weight_logistic_regression": BLEND_WEIGHT,
-            "weight_random_forest": round(1 - BLEND_WEIGHT, 6),
-            "inputs_left_out_by_logistic_regression": dropped_inputs(
-                params.get("clf__linear_drop")
-            ),
-            "inputs_left_out_by_random_forest": dropped_inputs(params.get("clf__forest_drop")),
+            label: {
+                "share": round(shares[name], 6),
+                "inputs_left_out": dropped_inputs(params.get(f"clf__{drop}")),
+            }
+            for name, drop, label in MEMBERS
+            if name in shares
         }
     }
 

@@ -59,8 +59,8 @@ def model_note(explainer: ModelExplainer, model: LoadedModel) -> str:
         "xgboost": "TreeExplainer (exact)",
         "random_forest": "exact path-dependent tree SHAP (termdeposit.treeshap)",
         "blend": (
-            "exact tree SHAP for the forest and LinearExplainer for the regression "
-            "(its log-odds contributions rescaled to probability)"
+            "exact tree SHAP for the tree models, LinearExplainer for the regression "
+            "(log-odds contributions rescaled to probability)"
         ),
     }.get(explainer.family, "TreeExplainer (exact)")
     if explainer.scale == "probability":

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from termdeposit import explain, fairness
 from termdeposit.economics import format_percent
+from termdeposit.modeling.train import BLEND, FAMILY_LABELS
 from termdeposit.schema import ID_COLUMN, INPUT_COLUMNS, validate_cohort
 
 EXPLANATIONS = "pages/5_Explanations.py"
@@ -147,10 +148,10 @@ def test_fairness_page_shows_the_model_cards_section(fairness_page, production_m
 
 @pytest.fixture()
 def blend_production(models_copy, production_model, reference):
-    """A small regression + forest average promoted to production in a private models folder."""
+    """A small average of the three families promoted to production in a private models folder."""
     from termdeposit import registry
     from termdeposit.modeling.blend import macro_drop_positions
-    from termdeposit.modeling.train import BLEND, FAMILY_LABELS, build_pipeline
+    from termdeposit.modeling.train import build_pipeline
 
     params = {
         "clean__macro": "all",
@@ -158,6 +159,8 @@ def blend_production(models_copy, production_model, reference):
         "clf__forest__n_estimators": 30,
         "clf__forest__max_depth": 7,
         "clf__forest__n_jobs": 1,
+        "clf__boosted__n_estimators": 40,
+        "clf__boosted__n_jobs": 1,
     }
     rows = reference.iloc[:30_000]
     pipeline = build_pipeline(BLEND).set_params(**params)
@@ -179,7 +182,7 @@ def test_an_averaged_model_is_explained_and_its_blind_twin_trained(blend_product
     at = _open_with_demo(None, EXPLANATIONS, "explain_demo")
     assert not at.exception and not at.error
     text = _text(at)
-    assert model.version in text and "Logistic Regression + Random Forest (average)" in text
+    assert model.version in text and FAMILY_LABELS[BLEND] in text
     assert "probability points" in text
     frame = validate_cohort(week_cohort.astype(str)).frame
     frame["probability"] = model.predict_proba(frame.loc[:, list(INPUT_COLUMNS)])

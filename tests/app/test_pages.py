@@ -19,7 +19,7 @@ from termdeposit import config, economics, registry
 from termdeposit.calllist import file_stem
 from termdeposit.config import default_settings
 from termdeposit.economics import format_count, format_money, format_percent
-from termdeposit.modeling.train import FAMILY_LABELS
+from termdeposit.modeling.train import BLEND, FAMILY_LABELS
 from termdeposit.schema import INPUT_COLUMNS, validate_cohort
 
 SCORE = "pages/1_Score_cohort.py"
@@ -294,9 +294,9 @@ def test_models_page_promotes_and_rolls_back(models_copy, production_model):
     versions = next(d.value for d in at.dataframe if "Version" in d.value)
     assert set(versions["Version"]) == {first, second}
     candidates = next(d.value for d in at.dataframe if "Family" in d.value)
-    chosen = FAMILY_LABELS[production_model.card["family"]] + " (chosen)"
+    chosen = production_model.card["family_label"] + " (chosen)"
     assert chosen in list(candidates["Family"])
-    assert "Logistic Regression + Random Forest (average)" in " ".join(candidates["Family"])
+    assert FAMILY_LABELS[BLEND] in " ".join(candidates["Family"])
 
     at.button(key="models_promote").click()
     _run(at)

@@ -1,4 +1,4 @@
-"""The regression + forest average: the right columns for each member, the exact blend formula,
+"""The average of the families: the right columns for each member, the exact blend formula,
 settings built from the searched families, and its place among the training candidates."""
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from termdeposit.modeling.train import (
     FamilyResult,
     blend_params,
     build_pipeline,
+    family_label,
 )
 from termdeposit.schema import INPUT_COLUMNS, TARGET
 
 FOREST = {"n_estimators": 30, "max_depth": 6, "min_samples_leaf": 5, "n_jobs": 1}
+BOOSTED = {"n_estimators": 40, "max_depth": 3, "n_jobs": 1}
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +35,7 @@ def _blend(linear_macro: str = "nr.employed", **params):
         "clean__macro": "all",
         "clf__linear_drop": macro_drop_positions(linear_macro),
         **{f"clf__forest__{k}": v for k, v in FOREST.items()},
+        **{f"clf__boosted__{k}": v for k, v in BOOSTED.items() if "clf__boosted" not in params},
         **params,
     }
     return build_pipeline(BLEND).set_params(**settings)
@@ -57,27 +60,41 @@ def test_drop_positions_name_the_four_rates_even_without_protected_inputs(rows):
         macro_drop_positions("rates")
 
 
-def test_members_are_the_regression_and_forest_on_their_own_inputs(rows):
+def test_members_are_the_three_families_on_their_own_inputs(rows):
     X, y, other = rows
     inputs = other.loc[:, list(INPUT_COLUMNS)]
-    blend = _blend(clf__linear__C=0.3).fit(X, y)
+    blend = _blend(clf__linear__C=0.3, clf__boosted_drop=macro_drop_positions("nr.employed"))
+    blend.fit(X, y)
     regression = build_pipeline("logreg").set_params(clean__macro="nr.employed", clf__C=0.3)
     regression.fit(X, y)
     forest = build_pipeline("random_forest").set_params(
         clean__macro="all", **{f"clf__{k}": v for k, v in FOREST.items()}
     )
     forest.fit(X, y)
+    boosted = build_pipeline("xgboost").set_params(
+        clean__macro="nr.employed", **{f"clf__{k}": v for k, v in BOOSTED.items()}
+    )
+    boosted.fit(X, y)
     inner = blend.named_steps["clf"]
+    assert inner.members == ("linear", "forest", "boosted")
     np.testing.assert_allclose(inner.linear_.coef_, regression.named_steps["clf"].coef_)
     p_lr = regression.predict_proba(inputs)[:, 1]
     p_rf = forest.predict_proba(inputs)[:, 1]
-    np.testing.assert_allclose(blend.predict_proba(inputs)[:, 1], 0.5 * p_lr + 0.5 * p_rf)
-    # The weight is the regression's share; the two classes add up to one.
+    p_xgb = boosted.predict_proba(inputs)[:, 1].astype(float)
+    np.testing.assert_allclose(blend.predict_proba(inputs)[:, 1], (p_lr + p_rf + p_xgb) / 3)
+    # The weight is the regression's share; the trees share the rest; classes add up to one.
     leaning = _blend(clf__linear__C=0.3, clf__weight=0.8).fit(X, y)
+    boosted.set_params(clean__macro="all").fit(X, y)
+    p_all = boosted.predict_proba(inputs)[:, 1].astype(float)
     proba = leaning.predict_proba(inputs)
-    np.testing.assert_allclose(proba[:, 1], 0.8 * p_lr + 0.2 * p_rf)
+    np.testing.assert_allclose(proba[:, 1], 0.8 * p_lr + 0.1 * p_rf + 0.1 * p_all)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     assert set(leaning.predict(inputs)) <= {0, 1}
+    # Without XGBoost it is the regression + forest average, half and half.
+    pair = _blend(clf__linear__C=0.3, clf__boosted=None).fit(X, y)
+    assert pair.named_steps["clf"].members == ("linear", "forest")
+    assert pair.named_steps["clf"].boosted_ is None
+    np.testing.assert_allclose(pair.predict_proba(inputs)[:, 1], 0.5 * p_lr + 0.5 * p_rf)
 
 
 def test_bad_blend_settings_are_refused(rows):
@@ -99,12 +116,30 @@ def test_blend_settings_come_from_the_searched_families():
     assert params == {
         "clean__macro": "all",
         "smote__enabled": False,
+        "clf__boosted": None,
         "clf__linear_drop": list(macro_drop_positions("nr.employed")),
         "clf__forest_drop": [],
         "clf__linear__C": 0.02,
         "clf__forest__max_depth": 8,
     }
     build_pipeline(BLEND).set_params(**params)  # every setting exists
+    boosted = _result("xgboost", clf__max_depth=4, clean__macro="nr.employed")
+    three = blend_params(linear, forest, boosted=boosted)
+    assert three == {
+        "clean__macro": "all",
+        "smote__enabled": False,
+        "clf__linear_drop": list(macro_drop_positions("nr.employed")),
+        "clf__forest_drop": [],
+        "clf__boosted_drop": list(macro_drop_positions("nr.employed")),
+        "clf__linear__C": 0.02,
+        "clf__forest__max_depth": 8,
+        "clf__boosted__max_depth": 4,
+    }
+    build_pipeline(BLEND).set_params(**three)
+    # One macro-economic input set can be given to both tree members.
+    narrow_trees = blend_params(linear, forest, tree_macro="nr.employed", boosted=boosted)
+    assert narrow_trees["clean__macro"] == "nr.employed"
+    assert narrow_trees["clf__forest_drop"] == narrow_trees["clf__boosted_drop"] == []
     both_narrow = blend_params(
         _result("logreg", clean__macro="nr.employed", smote__enabled=True),
         _result("random_forest", clean__macro="nr.employed", smote__enabled=True),
@@ -119,14 +154,18 @@ def test_blend_settings_come_from_the_searched_families():
     )
     assert weighted["clf__linear__class_weight"] is None
     # The forest's inputs can be chosen again for the average.
-    wide = blend_params(linear, _result("random_forest", clean__macro="nr.employed"), "all")
+    wide = blend_params(
+        linear, _result("random_forest", clean__macro="nr.employed"), tree_macro="all"
+    )
     assert wide["clean__macro"] == "all" and wide["clf__forest_drop"] == []
     forest_narrow = blend_params(
         _result("logreg", clean__macro="all"), _result("random_forest", clean__macro="nr.employed")
     )
     assert forest_narrow["clf__forest_drop"] == list(macro_drop_positions("nr.employed"))
     assert forest_narrow["clf__linear_drop"] == []
-    assert "Random Forest" in FAMILY_LABELS[BLEND]
+    assert "Random Forest" in FAMILY_LABELS[BLEND] and "XGBoost" in FAMILY_LABELS[BLEND]
+    assert "XGBoost" not in family_label(BLEND, params)
+    assert family_label(BLEND, three) == FAMILY_LABELS[BLEND]
 
 
 def test_production_card_lists_the_blend_as_a_scored_candidate(production_model):
@@ -139,22 +178,32 @@ def test_production_card_lists_the_blend_as_a_scored_candidate(production_model)
         blend["params"]["clf__forest__max_depth"]
         == searched["random_forest"]["params"]["clf__max_depth"]
     )
+    assert (
+        blend["params"]["clf__boosted__max_depth"]
+        == searched["xgboost"]["params"]["clf__max_depth"]
+    )
 
 
-def test_model_card_names_what_each_member_leaves_out():
+def test_model_card_names_each_members_share_and_what_it_leaves_out():
     from termdeposit.modeling import train as train_module
 
+    rates = ["emp.var.rate", "cons.price.idx", "cons.conf.idx", "euribor3m"]
+    narrow = list(macro_drop_positions("nr.employed"))
     card = train_module._blend_card(
-        {"clf__linear_drop": list(macro_drop_positions("nr.employed")), "clf__forest_drop": []}
+        {"clf__linear_drop": narrow, "clf__forest_drop": [], "clf__boosted_drop": narrow}
     )["blend"]
-    assert card["weight_logistic_regression"] + card["weight_random_forest"] == 1
-    assert card["inputs_left_out_by_logistic_regression"] == [
-        "emp.var.rate",
-        "cons.price.idx",
-        "cons.conf.idx",
-        "euribor3m",
-    ]
-    assert card["inputs_left_out_by_random_forest"] == []
+    assert card == {
+        "logistic_regression": {"share": round(1 / 3, 6), "inputs_left_out": rates},
+        "random_forest": {"share": round(1 / 3, 6), "inputs_left_out": []},
+        "xgboost": {"share": round(1 / 3, 6), "inputs_left_out": rates},
+    }
+    pair = train_module._blend_card(
+        {"clf__linear_drop": narrow, "clf__forest_drop": [], "clf__boosted": None}
+    )["blend"]
+    assert pair == {
+        "logistic_regression": {"share": 0.5, "inputs_left_out": rates},
+        "random_forest": {"share": 0.5, "inputs_left_out": []},
+    }
 
 
 def test_choices_follow_the_time_slice_with_near_ties_to_the_cv_score():
