@@ -93,11 +93,17 @@ CHUNK_ROWS = 5_000
 SAMPLE_LIMITS = {"logreg": 50_000, "xgboost": 10_000, "random_forest": 10_000, "blend": 10_000}
 #: Families explained in probability (their contributions add up to a probability).
 PROBABILITY_FAMILIES = ("random_forest", "blend")
-#: A Random Forest's cost grows with its trees (``ForestShap.work_per_row``): up to this much
-#: work per row, 10,000 rows take about 1–1.6 s here; a larger forest gets a proportionally
-#: smaller sample (never under :data:`MIN_FOREST_SAMPLE`), so the view stays near 2 s.
+#: A tree model's cost grows with its trees (``ForestShap.work_per_row``,
+#: :func:`boosted_work_per_row`): up to this much work per row, 10,000 rows take about 1–1.6 s
+#: here; a larger model gets a proportionally smaller sample (never under
+#: :data:`MIN_FOREST_SAMPLE`), so the view stays near 2 s.
 FOREST_WORK_FOR_FULL_SAMPLE = 150_000
 MIN_FOREST_SAMPLE = 500
+#: shap's TreeExplainer on an XGBoost model, one core, per 10,000 rows: about 4.7 ms per tree
+#: plus 0.053 ms per squared leaf depth (fitted to four models of 60–200 trees of depth 3–8,
+#: ``benchmarks/bench_shap.py``); in the forest's work units (150,000 ~ 1 s per 10,000 rows).
+BOOSTED_WORK_PER_TREE = 700
+BOOSTED_WORK_PER_SQUARED_DEPTH = 8
 
 ProgressFn = Callable[[float], None]
 
@@ -223,6 +229,8 @@ class ModelExplainer:
     shap_explainer: Any = field(repr=False)
     modes: dict[str, str] = field(default_factory=dict)
     reference: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    #: SHAP cost of one row of an XGBoost model (:func:`boosted_work_per_row`), set once.
+    boosted_work: int | None = None
 
     @property
     def scale(self) -> str:
@@ -231,11 +239,13 @@ class ModelExplainer:
 
     @property
     def sample_limit(self) -> int:
-        """Most customers the overall view explains at once for this model (family and, for a
-        Random Forest, its size)."""
+        """Most customers the overall view explains at once for this model (family and, for
+        tree models, their size)."""
         limit = SAMPLE_LIMITS[self.family]
         work = getattr(self.shap_explainer, "work_per_row", None)
-        if self.family in PROBABILITY_FAMILIES and work and work > FOREST_WORK_FOR_FULL_SAMPLE:
+        if self.family == "xgboost":
+            work = self.boosted_work
+        if work and work > FOREST_WORK_FOR_FULL_SAMPLE:
             scaled = int(limit * FOREST_WORK_FOR_FULL_SAMPLE / work) // 100 * 100
             limit = max(MIN_FOREST_SAMPLE, scaled)
         return limit
@@ -399,6 +409,7 @@ def build_explainer(model: Any, reference: pd.DataFrame | None = None) -> ModelE
         booster = classifier.get_booster().copy()
         booster.set_param({"nthread": 1})
         explainer.shap_explainer = shap.TreeExplainer(booster)
+        explainer.boosted_work = boosted_work_per_row(classifier)
     else:
         # Exact path-dependent TreeSHAP, as shap.TreeExplainer(classifier), in probability
         # space (termdeposit.treeshap explains how, and why the values are the same).
@@ -411,6 +422,25 @@ def build_explainer(model: Any, reference: pd.DataFrame | None = None) -> ModelE
     expected = np.ravel(np.asarray(explainer.shap_explainer.expected_value, dtype=float))
     explainer.base_value = float(expected[-1])
     return explainer
+
+
+def boosted_work_per_row(model: Any) -> int:
+    """The SHAP cost of one row of a fitted XGBoost model, in the forest's work units (see
+    :data:`BOOSTED_WORK_PER_TREE`): from its number of trees and the squared depths of its
+    leaves (path-dependent TreeSHAP does about depth² work per leaf)."""
+    import json
+
+    dumps = model.get_booster().get_dump(dump_format="json")
+    squared = 0
+    for dump in dumps:
+        stack = [(json.loads(dump), 0)]
+        while stack:
+            node, depth = stack.pop()
+            if "leaf" in node:
+                squared += depth * depth
+            else:
+                stack.extend((child, depth + 1) for child in node.get("children", []))
+    return int(BOOSTED_WORK_PER_TREE * len(dumps) + BOOSTED_WORK_PER_SQUARED_DEPTH * squared)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -456,6 +486,7 @@ class BlendShap:
             boosted.shap_values(background[:1, blend.boosted_columns_])
             self.margin["boosted"] = (boosted, _last(boosted.expected_value))
         self.forest = ForestShap(blend.forest_)
+        self.boosted_work = 0 if blend.boosted_ is None else boosted_work_per_row(blend.boosted_)
         self.expected_value = sum(
             self.shares[name] * float(_sigmoid(np.float64(base)))
             for name, (_, base) in self.margin.items()
@@ -463,8 +494,8 @@ class BlendShap:
 
     @property
     def work_per_row(self) -> int:
-        """The forest's cost per row (the regression's is negligible)."""
-        return int(self.forest.work_per_row)
+        """The tree members' cost per row (the regression's is negligible)."""
+        return int(self.forest.work_per_row) + self.boosted_work
 
     def shap_values(self, X: np.ndarray) -> np.ndarray:
         """Contributions of every encoded column, rows x columns, in probability."""

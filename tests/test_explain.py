@@ -15,6 +15,7 @@ from termdeposit.errors import TermDepositError
 from termdeposit.modeling.blend import macro_drop_positions
 from termdeposit.modeling.train import build_pipeline
 from termdeposit.schema import ID_COLUMN, INPUT_COLUMNS, TARGET
+from termdeposit.treeshap import ForestShap
 
 SMALL_PARAMS = {
     "logreg": {},
@@ -227,6 +228,31 @@ def test_a_larger_forest_gets_a_proportionally_smaller_sample(rf, monkeypatch):
     assert limit % 100 == 0 and 2_400 <= limit <= 2_500
     monkeypatch.setattr(explain, "FOREST_WORK_FOR_FULL_SAMPLE", 1)
     assert explainer.sample_limit == explain.MIN_FOREST_SAMPLE
+
+
+def test_boosted_trees_count_in_the_sample_size(small):
+    train, _ = small
+    X, y = train.loc[:, list(INPUT_COLUMNS)], train[TARGET].to_numpy()
+    stump = build_pipeline("xgboost").set_params(clf__n_estimators=1, clf__max_depth=1).fit(X, y)
+    # One tree, two leaves at depth 1.
+    expected = explain.BOOSTED_WORK_PER_TREE + 2 * explain.BOOSTED_WORK_PER_SQUARED_DEPTH
+    assert explain.boosted_work_per_row(stump.named_steps["clf"]) == expected
+    small_model = explain.build_explainer(_fit("xgboost", train), reference=train)
+    assert small_model.sample_limit == explain.SAMPLE_LIMITS["xgboost"]
+    deep = build_pipeline("xgboost").set_params(
+        clf__n_estimators=300, clf__max_depth=8, clf__min_child_weight=0, clf__n_jobs=1
+    )
+    explainer = explain.build_explainer(deep.fit(X, y), reference=train)
+    work = explain.boosted_work_per_row(explainer.classifier)
+    assert work > explain.FOREST_WORK_FOR_FULL_SAMPLE
+    scaled = int(10_000 * explain.FOREST_WORK_FOR_FULL_SAMPLE / work) // 100 * 100
+    assert explainer.sample_limit == max(explain.MIN_FOREST_SAMPLE, scaled) < 10_000
+    # In the average, the forest's and XGBoost's costs add up.
+    blend = explain.build_explainer(_fit("blend", train), reference=train)
+    inner = blend.classifier
+    assert blend.shap_explainer.work_per_row == (
+        ForestShap(inner.forest_).work_per_row + explain.boosted_work_per_row(inner.boosted_)
+    )
 
 
 def test_what_if_changes_the_score_and_says_what_changed(rf):
