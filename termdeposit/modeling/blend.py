@@ -94,6 +94,17 @@ class BlendClassifier(ClassifierMixin, BaseEstimator):
         self.forest_drop = forest_drop
         self.boosted_drop = boosted_drop
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A blend saved before XGBoost could join (a regression + forest average) has no
+        # XGBoost member at all: it loads as one whose member is None.
+        state = {
+            "boosted": None,
+            "boosted_drop": (),
+            **({"boosted_": None, "boosted_columns_": None} if "linear_" in state else {}),
+            **state,
+        }
+        super().__setstate__(state)
+
     @property
     def members(self) -> tuple[str, ...]:
         """Names of the members this blend has (``linear``, ``forest`` and maybe ``boosted``)."""

@@ -62,8 +62,6 @@ FAMILIES = ("logreg", "random_forest", "xgboost")
 #: forest; XGBoost joins when it was searched too.
 BLEND = "blend"
 BLEND_MEMBERS = ("logreg", "random_forest")
-#: The blend member each searched family becomes.
-BLEND_MEMBER_OF = {"logreg": "linear", "random_forest": "forest", "xgboost": "boosted"}
 FAMILY_LABELS = {
     "logreg": "Logistic Regression",
     "random_forest": "Random Forest",
@@ -187,8 +185,12 @@ def _xgboost(random_state: int) -> XGBClassifier:
 
 
 def blend_label(params: dict[str, Any]) -> str:
-    """The blend's name in words, from its settings (XGBoost is a member unless set to None)."""
-    if "clf__boosted" in params and params["clf__boosted"] is None:
+    """The blend's name in words, from its settings: XGBoost is a member when its settings are
+    there (training always copies them in) and it is not set to None."""
+    boosted = params.get("clf__boosted", "") is not None and any(
+        key.startswith("clf__boosted__") for key in params
+    )
+    if not boosted:
         return "Average of Logistic Regression and Random Forest"
     return FAMILY_LABELS[BLEND]
 

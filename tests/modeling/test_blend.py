@@ -97,6 +97,22 @@ def test_members_are_the_three_families_on_their_own_inputs(rows):
     np.testing.assert_allclose(pair.predict_proba(inputs)[:, 1], 0.5 * p_lr + 0.5 * p_rf)
 
 
+def test_a_blend_saved_before_xgboost_could_join_still_loads_and_scores(rows):
+    X, y, other = rows
+    pair = _blend(clf__boosted=None).fit(X, y)
+    inner = pair.named_steps["clf"]
+    # The state a regression + forest average was pickled with before the XGBoost member.
+    state = dict(inner.__getstate__())
+    for key in ("boosted", "boosted_drop", "boosted_", "boosted_columns_"):
+        del state[key]
+    state["weight"] = 0.5
+    old = BlendClassifier.__new__(BlendClassifier)
+    old.__setstate__(state)
+    assert old.members == ("linear", "forest") and old.boosted_ is None
+    encoded = pair[:2].transform(other.loc[:, list(INPUT_COLUMNS)])
+    np.testing.assert_array_equal(old.predict_proba(encoded), inner.predict_proba(encoded))
+
+
 def test_bad_blend_settings_are_refused(rows):
     X, y, _ = rows
     with pytest.raises(ValueError, match="weight"):
