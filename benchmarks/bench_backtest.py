@@ -12,7 +12,7 @@ and the steps between them, so each step's contribution shows:
   holding >= 1,000 outcomes);
 - variants of the product's method: intercept or isotonic recalibration, recency weighting
   (half-life 26 weeks), weekly retraining and the regression averaged with a random forest
-  (the training's ``blend`` candidate; both skipped with ``--quick``).
+  (a ``blend`` without XGBoost, fixed forest settings; both skipped with ``--quick``).
 
 For each it prints profit, calls, subscribers reached and calibration error, the ratio to
 calling everyone and to the reference figure, and the hindsight bound: what the best weekly

@@ -134,7 +134,7 @@ def family_of(classifier: Any) -> str:
         f"Explanations are not available for a {type(classifier).__name__} model.",
         hint=(
             "Explanations cover logistic regression, random forest, XGBoost and their "
-            "regression + forest average."
+            "average."
         ),
     )
 
