@@ -478,7 +478,7 @@ class BlendShap:
         linear = shap.LinearExplainer(blend.linear_, masker)
         self.margin["linear"] = (linear, _last(linear.expected_value))
         if blend.boosted_ is not None:
-            # Single-threaded, as for an XGBoost model on its own (see make_explainer).
+            # Single-threaded, as for an XGBoost model on its own (see build_explainer).
             booster = blend.boosted_.get_booster().copy()
             booster.set_param({"nthread": 1})
             boosted = shap.TreeExplainer(booster)
