@@ -6,8 +6,8 @@ saved model's configuration (the artifact, cloned: same family, settings and cal
 ``--splits`` other draws (seeds 1..N) and prints the AUC of each, their mean and spread, next
 to the card's figure. It chooses nothing: it measures how far one draw can be trusted.
 
-Run: ``python benchmarks/bench_resplit.py [--model VERSION] [--splits 5]`` (a few seconds per
-split for a regression + forest average on 2 cores).
+Run: ``python benchmarks/bench_resplit.py [--model VERSION] [--splits 5]`` (2-3 seconds per
+split for the full profile's average of three families on 2 cores).
 """
 
 from __future__ import annotations

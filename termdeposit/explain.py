@@ -132,10 +132,7 @@ def family_of(classifier: Any) -> str:
         return "xgboost"
     raise TermDepositError(
         f"Explanations are not available for a {type(classifier).__name__} model.",
-        hint=(
-            "Explanations cover logistic regression, random forest, XGBoost and their "
-            "average."
-        ),
+        hint=("Explanations cover logistic regression, random forest, XGBoost and their average."),
     )
 
 
@@ -403,12 +400,7 @@ def build_explainer(model: Any, reference: pd.DataFrame | None = None) -> ModelE
     elif family == "blend":
         explainer.shap_explainer = BlendShap(classifier, explainer.matrix(inputs))
     elif family == "xgboost":
-        # A single-threaded copy: on a busy machine, waking XGBoost's thread pool costs tens
-        # of milliseconds per call, which dwarfs explaining one customer (and barely speeds
-        # up 10k rows); the production artifact is left as it is.
-        booster = classifier.get_booster().copy()
-        booster.set_param({"nthread": 1})
-        explainer.shap_explainer = shap.TreeExplainer(booster)
+        explainer.shap_explainer = _boosted_explainer(classifier)
         explainer.boosted_work = boosted_work_per_row(classifier)
     else:
         # Exact path-dependent TreeSHAP, as shap.TreeExplainer(classifier), in probability
@@ -419,9 +411,20 @@ def build_explainer(model: Any, reference: pd.DataFrame | None = None) -> ModelE
     # shap sets an XGBoost model's expected value from the model's own bias term only once
     # it has explained a row (before that it is derived from base_score, which can differ).
     explainer._shap(explainer.matrix(inputs.iloc[:1]))
-    expected = np.ravel(np.asarray(explainer.shap_explainer.expected_value, dtype=float))
-    explainer.base_value = float(expected[-1])
+    explainer.base_value = _last(explainer.shap_explainer.expected_value)
     return explainer
+
+
+def _boosted_explainer(model: Any) -> Any:
+    """shap's TreeExplainer on a single-threaded copy of a fitted XGBoost model's booster: on
+    a busy machine, waking XGBoost's thread pool costs tens of milliseconds per call, which
+    dwarfs explaining one customer (and barely speeds up 10k rows); the model itself is left
+    as it is."""
+    import shap
+
+    booster = model.get_booster().copy()
+    booster.set_param({"nthread": 1})
+    return shap.TreeExplainer(booster)
 
 
 def boosted_work_per_row(model: Any) -> int:
@@ -478,10 +481,7 @@ class BlendShap:
         linear = shap.LinearExplainer(blend.linear_, masker)
         self.margin["linear"] = (linear, _last(linear.expected_value))
         if blend.boosted_ is not None:
-            # Single-threaded, as for an XGBoost model on its own (see build_explainer).
-            booster = blend.boosted_.get_booster().copy()
-            booster.set_param({"nthread": 1})
-            boosted = shap.TreeExplainer(booster)
+            boosted = _boosted_explainer(blend.boosted_)
             # shap settles XGBoost's expected value once it has explained a row.
             boosted.shap_values(background[:1, blend.boosted_columns_])
             self.margin["boosted"] = (boosted, _last(boosted.expected_value))
