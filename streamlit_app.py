@@ -2,10 +2,16 @@
 
 import streamlit as st
 
-from termdeposit import config, registry
-from termdeposit.economics import format_count, format_percent
-from termdeposit.errors import TermDepositError
-from termdeposit.ui.common import production_model, setup_page, show_error, show_unexpected
+from termdeposit.apps.dashboard.common import (
+    production_model,
+    setup_page,
+    show_error,
+    show_unexpected,
+)
+from termdeposit.core import config
+from termdeposit.core.errors import TermDepositError
+from termdeposit.decisions.economics import format_count, format_percent
+from termdeposit.modeling import registry
 
 settings = setup_page("Term-deposit call planner", icon=":material/call:")
 st.markdown(
@@ -29,7 +35,7 @@ if not has_model:
     )
     if not data_ready:
         if st.button("Download the reference data (UCI Bank Marketing, about 1 MB)", key="fetch"):
-            from termdeposit.dataset import fetch_data
+            from termdeposit.data.dataset import fetch_data
 
             try:
                 with st.spinner("Downloading and verifying the data..."):
@@ -40,7 +46,7 @@ if not has_model:
             except Exception as exc:  # network stacks raise many types
                 show_unexpected(exc, "downloading the data")
     elif st.button("Train the first model", key="train_first", type="primary"):
-        from termdeposit.modeling.train import train_and_register
+        from termdeposit.services.training import train_and_register
 
         bar = st.progress(0.0, text="Starting...")
         try:

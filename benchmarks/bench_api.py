@@ -48,8 +48,8 @@ def free_port() -> int:
 
 def sample_records(count: int, seed: int = 0) -> list[dict[str, object]]:
     """Customer records resampled from the reference data (JSON-ready)."""
-    from termdeposit.dataset import load_reference
-    from termdeposit.schema import INPUT_COLUMNS, NUMERIC_INPUTS
+    from termdeposit.core.schema import INPUT_COLUMNS, NUMERIC_INPUTS
+    from termdeposit.data.dataset import load_reference
 
     reference = load_reference()
     rows = reference.sample(count, replace=True, random_state=seed).loc[:, list(INPUT_COLUMNS)]
@@ -175,7 +175,7 @@ async def score_rows(port: int, csv_bytes: bytes, rows: int) -> float:
 def start_server(port: int, workers: int, db_url: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TERMDEPOSIT_DB_URL": db_url, "TERMDEPOSIT_API_TOKEN": ""}
     command = [
-        sys.executable, "-m", "termdeposit.cli", "serve-api", "--host", "127.0.0.1",
+        sys.executable, "-m", "termdeposit.apps.cli", "serve-api", "--host", "127.0.0.1",
         "--port", str(port), "--workers", str(workers), "--log-level", "warning",
     ]  # fmt: skip
     server = subprocess.Popen(command, env=env)
@@ -210,8 +210,8 @@ def main() -> None:
     parser.add_argument("--db-url", default=None, help="prediction log (default: temporary)")
     args = parser.parse_args()
 
-    from termdeposit import registry
-    from termdeposit.fastpath import csv_bytes
+    from termdeposit.data.fast_csv import csv_bytes
+    from termdeposit.modeling import registry
 
     version = registry.production_version()
     if version is None:

@@ -1,6 +1,6 @@
 """Benchmark: the full weekly backtest (weeks 13-118) at both cost settings, with an ablation.
 
-Replays the reference data week by week (see :mod:`termdeposit.backtest`) at cost 5 / value
+Replays the reference data week by week (see :mod:`termdeposit.ops.backtest`) at cost 5 / value
 100 and at cost 10 / value 50, for the data README's reference method, the product's method,
 and the steps between them, so each step's contribution shows:
 
@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from termdeposit.backtest import BacktestConfig, reference_config, run_backtest
-from termdeposit.dataset import load_reference
+from termdeposit.core.schema import INPUT_COLUMNS
+from termdeposit.data.dataset import load_reference
 from termdeposit.modeling.train import build_pipeline
-from termdeposit.schema import INPUT_COLUMNS
+from termdeposit.ops.backtest import BacktestConfig, reference_config, run_backtest
 
 #: Figures of the data README's reference run (weeks 13-118).
 REFERENCE_FIGURES = {(5.0, 100.0): 257_870.0, (10.0, 50.0): 19_890.0}

@@ -30,10 +30,10 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TERMDEPOSIT_LOG", "WARNING")
 
-    from termdeposit import registry
-    from termdeposit.dataset import load_reference
+    from termdeposit.core.schema import INPUT_COLUMNS, TARGET
+    from termdeposit.data.dataset import load_reference
+    from termdeposit.modeling import registry
     from termdeposit.modeling.train import make_splits
-    from termdeposit.schema import INPUT_COLUMNS, TARGET
 
     model = registry.load_model(args.model)
     frame = load_reference()

@@ -42,9 +42,9 @@ MEMORY_LIMIT_MIB = 2048
 
 def make_cohort_csv(rows: int, path: Path, seed: int = 0) -> None:
     """Write ``rows`` customers resampled (with replacement) from the reference data."""
-    from termdeposit.dataset import load_reference
-    from termdeposit.fastpath import csv_bytes
-    from termdeposit.schema import ID_COLUMN, INPUT_COLUMNS, NUMERIC_INPUTS
+    from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, NUMERIC_INPUTS
+    from termdeposit.data.dataset import load_reference
+    from termdeposit.data.fast_csv import csv_bytes
 
     reference = load_reference().loc[:, list(INPUT_COLUMNS)].reset_index(drop=True)
     for column, (_, _, whole) in NUMERIC_INPUTS.items():
@@ -62,8 +62,8 @@ def make_cohort_csv(rows: int, path: Path, seed: int = 0) -> None:
 
 def run_baseline(src: Path, dst: Path) -> None:
     """Plain pandas + scikit-learn: read, predict, decide, rank by sorting, write."""
-    from termdeposit import registry
-    from termdeposit.schema import ID_COLUMN, INPUT_COLUMNS
+    from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS
+    from termdeposit.modeling import registry
 
     model = registry.load_model()
     started = time.perf_counter()
@@ -88,7 +88,7 @@ def run_baseline(src: Path, dst: Path) -> None:
 
 def run_product(src: Path, dst: Path) -> None:
     """The product's path: ``termdeposit score`` (pandas engine)."""
-    from termdeposit import registry
+    from termdeposit.modeling import registry
     from termdeposit.modeling.predict import score_file
 
     model = registry.load_model()
@@ -100,8 +100,8 @@ def run_product(src: Path, dst: Path) -> None:
 
 def run_dask(src: Path, dst: Path) -> None:
     """``termdeposit score --engine dask`` on a local cluster of 2 worker processes."""
-    from termdeposit import registry
-    from termdeposit.scale import dask_client, score_partitioned
+    from termdeposit.modeling import registry
+    from termdeposit.modeling.dask_scoring import dask_client, score_partitioned
 
     model = registry.load_model()
     started = time.perf_counter()
@@ -177,7 +177,7 @@ def main() -> None:
         RUNNERS[args.child](args.src, args.dst)
         return
 
-    from termdeposit import registry
+    from termdeposit.modeling import registry
 
     version = registry.production_version()
     if version is None:

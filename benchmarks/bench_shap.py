@@ -9,7 +9,7 @@ training search, printed below), then times, on the last ``--rows`` rows of the 
 - ``baseline``: the same pipeline's ``predict_proba`` on the same rows, in the same run, so the
   ratios say how many times dearer explaining is than scoring on this machine, whatever its load.
 
-Random forests are explained by ``termdeposit.treeshap.ForestShap``; for them the script also
+Random forests are explained by ``insight.treeshap.ForestShap``; for them the script also
 times shap's own exact ``TreeExplainer`` on the first ``--shap-rows`` rows (same run, same
 matrix), and prints the speed-up per row and the largest difference between the two
 explanations (after summing one-hot columns). ``--deep`` adds a deep forest of the full
@@ -108,8 +108,8 @@ def bench(
     name: str, artifact: Any, reference: pd.DataFrame, rows: pd.DataFrame, shap_rows: int = 0
 ) -> dict:
     """Time one artifact; return a row of the results table."""
-    from termdeposit import explain
-    from termdeposit.schema import INPUT_COLUMNS
+    from termdeposit.core.schema import INPUT_COLUMNS
+    from termdeposit.insight import explain
 
     inputs = rows.loc[:, list(INPUT_COLUMNS)]
     _, baseline = _timed(artifact.predict_proba, inputs)
@@ -158,9 +158,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TERMDEPOSIT_LOG", "WARNING")
 
-    from termdeposit.dataset import load_reference
+    from termdeposit.core.schema import INPUT_COLUMNS, TARGET
+    from termdeposit.data.dataset import load_reference
     from termdeposit.modeling.train import build_pipeline, make_splits
-    from termdeposit.schema import INPUT_COLUMNS, TARGET
 
     frame = load_reference()
     y = frame[TARGET].to_numpy(dtype=int)
@@ -179,7 +179,7 @@ def main() -> None:
         print(f"{name}: fitted in {fit_seconds:.1f} s with {params}", flush=True)
         results.append(bench(name, pipeline, reference, rows, args.shap_rows))
     if args.production:
-        from termdeposit import registry
+        from termdeposit.modeling import registry
 
         model = registry.load_model()
         name = f"production {model.version} ({model.card.get('family')})"

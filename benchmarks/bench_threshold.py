@@ -2,7 +2,7 @@
 
 Slider: the threshold page recomputes its figures (summary at the threshold, profit-optimal,
 capacity and hindsight thresholds, the curve table) from the precomputed sorted cumulative
-sums (:mod:`termdeposit.economics`). The baseline, timed in the same run on the same data,
+sums (``decisions.economics``). The baseline, timed in the same run on the same data,
 recomputes the same figures naively from the unsorted probabilities (a mask and sums per
 threshold). Building the cumulative sums (once per scored cohort) and the four charts are
 timed too.
@@ -23,8 +23,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from termdeposit import economics, plots
-from termdeposit.config import BusinessSettings
+from termdeposit.core.config import BusinessSettings
+from termdeposit.decisions import economics
+from termdeposit.insight import plots
 
 SETTINGS = BusinessSettings(call_cost=5.0, subscription_value=100.0, capacity=20_000)
 
@@ -107,12 +108,13 @@ def bench_slider(rows: int, moves: int) -> None:
 def bench_scoring(rows: int) -> None:
     import pandas as pd
 
-    from termdeposit import registry
-    from termdeposit.dataset import load_reference
-    from termdeposit.errors import TermDepositError
+    from termdeposit.apps.dashboard.scoring import score_with_progress
+    from termdeposit.core.errors import TermDepositError
+    from termdeposit.core.schema import INPUT_COLUMNS
+    from termdeposit.data.cohort_file import load_cohort
+    from termdeposit.data.dataset import load_reference
+    from termdeposit.modeling import registry
     from termdeposit.modeling.predict import score_frame
-    from termdeposit.schema import INPUT_COLUMNS, load_cohort
-    from termdeposit.ui.scoring import score_with_progress
 
     try:
         model = registry.load_model()

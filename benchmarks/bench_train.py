@@ -23,8 +23,8 @@ import time
 
 def run_profile(profile: str) -> None:
     """Child process: train one profile and print its figures as JSON."""
-    from termdeposit import registry
-    from termdeposit.modeling.train import train_and_register
+    from termdeposit.modeling import registry
+    from termdeposit.services.training import train_and_register
 
     started = time.perf_counter()
     version = train_and_register(profile, promote_to_production=False, random_state=0)

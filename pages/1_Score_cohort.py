@@ -2,12 +2,13 @@
 
 import streamlit as st
 
-from termdeposit import economics, plots
-from termdeposit.config import MAX_UPLOAD_MB
-from termdeposit.economics import format_count, format_percent
-from termdeposit.ui import scoring
-from termdeposit.ui.common import production_model, setup_page
-from termdeposit.ui.widgets import applied_capacity, threshold_marks
+from termdeposit.apps.dashboard import scoring
+from termdeposit.apps.dashboard.common import production_model, setup_page
+from termdeposit.apps.dashboard.widgets import applied_capacity, threshold_marks
+from termdeposit.core.config import MAX_UPLOAD_MB
+from termdeposit.decisions import economics
+from termdeposit.decisions.economics import format_count, format_percent
+from termdeposit.insight import plots
 
 settings = setup_page("Score cohort", icon=":material/upload_file:")
 model = production_model()

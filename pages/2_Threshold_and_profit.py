@@ -2,17 +2,18 @@
 
 import streamlit as st
 
-from termdeposit import economics, plots
-from termdeposit.economics import (
+from termdeposit.apps.dashboard import scoring
+from termdeposit.apps.dashboard.common import production_model, setup_page
+from termdeposit.apps.dashboard.widgets import capacity_limit, threshold_controls, threshold_marks
+from termdeposit.decisions import economics
+from termdeposit.decisions.economics import (
     describe_difference,
     format_count,
     format_money,
     format_percent,
     format_signed_money,
 )
-from termdeposit.ui import scoring
-from termdeposit.ui.common import production_model, setup_page
-from termdeposit.ui.widgets import capacity_limit, threshold_controls, threshold_marks
+from termdeposit.insight import plots
 
 settings = setup_page("Threshold & profit", icon=":material/euro:")
 scored = scoring.ensure_scored(production_model())

@@ -4,13 +4,18 @@ from functools import partial
 
 import streamlit as st
 
-from termdeposit import calllist
-from termdeposit.economics import format_count, format_money, format_percent
-from termdeposit.errors import TermDepositError
-from termdeposit.ui import ops, scoring
-from termdeposit.ui.common import production_model, setup_page, show_error, show_unexpected
-from termdeposit.ui.explain_cache import call_list_with_reasons
-from termdeposit.ui.widgets import capacity_limit, threshold_controls
+from termdeposit.apps.dashboard import ops, scoring
+from termdeposit.apps.dashboard.common import (
+    production_model,
+    setup_page,
+    show_error,
+    show_unexpected,
+)
+from termdeposit.apps.dashboard.insight_cache import call_list_with_reasons
+from termdeposit.apps.dashboard.widgets import capacity_limit, threshold_controls
+from termdeposit.core.errors import TermDepositError
+from termdeposit.decisions import calllist
+from termdeposit.decisions.economics import format_count, format_money, format_percent
 
 settings = setup_page("Call list", icon=":material/format_list_numbered:")
 scored = scoring.ensure_scored(production_model())

@@ -3,18 +3,20 @@
 import pandas as pd
 import streamlit as st
 
-from termdeposit import economics, plots, registry
-from termdeposit.economics import format_count, format_percent
-from termdeposit.errors import TermDepositError
-from termdeposit.modeling.train import FAMILY_LABELS, family_label
-from termdeposit.ui import ops, scoring
-from termdeposit.ui.common import (
+from termdeposit.apps.dashboard import ops, scoring
+from termdeposit.apps.dashboard.common import (
     production_model,
     setup_page,
     show_error,
     show_unexpected,
     signed_in_user,
 )
+from termdeposit.core.errors import TermDepositError
+from termdeposit.decisions import economics
+from termdeposit.decisions.economics import format_count, format_percent
+from termdeposit.insight import plots
+from termdeposit.modeling import registry
+from termdeposit.modeling.train import FAMILY_LABELS, family_label
 
 METRIC_ROWS = [
     ("auc", "AUC (ranking quality, 0.5 = random)", "{:.3f}"),

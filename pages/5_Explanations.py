@@ -3,12 +3,12 @@
 import pandas as pd
 import streamlit as st
 
-from termdeposit import explain, plots
-from termdeposit.economics import format_count, format_percent
-from termdeposit.errors import TermDepositError
-from termdeposit.schema import CATEGORICAL_INPUTS, ID_COLUMN, NUMERIC_INPUTS
-from termdeposit.ui import explain_cache, scoring
-from termdeposit.ui.common import production_model, setup_page, show_error
+from termdeposit.apps.dashboard import insight_cache, scoring
+from termdeposit.apps.dashboard.common import production_model, setup_page, show_error
+from termdeposit.core.errors import TermDepositError
+from termdeposit.core.schema import CATEGORICAL_INPUTS, ID_COLUMN, NUMERIC_INPUTS
+from termdeposit.decisions.economics import format_count, format_percent
+from termdeposit.insight import explain, plots
 
 settings = setup_page("Explanations", icon=":material/psychology:")
 model = production_model()
@@ -16,21 +16,21 @@ if model is None:
     st.stop()
 scored = scoring.ensure_scored(model)
 if scored is None:
-    explain_cache.no_cohort_yet(model, "explain", key="explain_demo")
+    insight_cache.no_cohort_yet(model, "explain", key="explain_demo")
     st.stop()
-explainer = explain_cache.explainer_for(model)
+explainer = insight_cache.explainer_for(model)
 if explainer is None:
     st.stop()
 
 threshold = float(st.session_state["threshold"])
 st.caption(
     f"Cohort **{st.session_state['cohort_name']}** · {format_count(len(scored))} customers · "
-    + explain_cache.model_note(explainer, model)
+    + insight_cache.model_note(explainer, model)
 )
 overall_tab, customer_tab = st.tabs(["Across the cohort", "One customer (and what if)"])
 
 with overall_tab:
-    explanation = explain_cache.cohort_explanation(model, explainer, scored)
+    explanation = insight_cache.cohort_explanation(model, explainer, scored)
     if explanation.sampled_from:
         st.info(
             f"This cohort has {format_count(explanation.sampled_from)} customers; the charts "

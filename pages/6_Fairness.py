@@ -3,15 +3,15 @@
 import pandas as pd
 import streamlit as st
 
-from termdeposit import fairness, plots
-from termdeposit.economics import (
+from termdeposit.apps.dashboard import insight_cache, scoring
+from termdeposit.apps.dashboard.common import production_model, setup_page
+from termdeposit.decisions.economics import (
     describe_difference,
     format_count,
     format_money,
     format_percent,
 )
-from termdeposit.ui import explain_cache, scoring
-from termdeposit.ui.common import production_model, setup_page
+from termdeposit.insight import fairness, plots
 
 settings = setup_page("Fairness", icon=":material/balance:")
 model = production_model()
@@ -19,11 +19,11 @@ if model is None:
     st.stop()
 scored = scoring.ensure_scored(model)
 if scored is None:
-    explain_cache.no_cohort_yet(model, "check", key="fairness_demo")
+    insight_cache.no_cohort_yet(model, "check", key="fairness_demo")
     st.stop()
 
-called, threshold, cap = explain_cache.current_calls(scored, settings)
-outcomes = explain_cache.outcomes_of(scored)
+called, threshold, cap = insight_cache.current_calls(scored, settings)
+outcomes = insight_cache.outcomes_of(scored)
 st.caption(
     f"Cohort **{st.session_state['cohort_name']}** · {format_count(len(scored))} customers · "
     f"**{format_count(called.sum())} called** at threshold {format_percent(threshold, 2)}"
@@ -46,7 +46,7 @@ attribute = st.selectbox(
     "other customer category can be looked at here.",
 )
 label = fairness.ATTRIBUTE_LABELS.get(attribute, attribute)
-report = explain_cache.group_report(model, scored, called, attribute)
+report = insight_cache.group_report(model, scored, called, attribute)
 
 st.subheader(f"Who is called, by {label.lower()}")
 summary = st.container()
@@ -177,7 +177,7 @@ with summary:
 with headline_box.container():
     headline(report)
 draw(report)
-report = explain_cache.group_report_with_intervals(model, scored, called, report)
+report = insight_cache.group_report_with_intervals(model, scored, called, report)
 with headline_box.container():
     headline(report)
 draw(report)
@@ -192,7 +192,7 @@ st.markdown(
     "Each group then gets its own threshold. Expected profit uses the model's probabilities"
     + ("; realised profit uses this file's outcomes." if outcomes is not None else ".")
 )
-policies = explain_cache.policies(model, scored, called, attribute, settings)
+policies = insight_cache.policies(model, scored, called, attribute, settings)
 cols = st.columns(len(policies))
 chosen_profit = policies[0].expected_profit
 for col, policy in zip(cols, policies, strict=True):
@@ -237,11 +237,11 @@ st.markdown(
     "neither model saw) at the break-even threshold "
     f"({format_percent(settings.break_even, 2)})."
 )
-comparison = explain_cache.blind_comparison_cached(model, settings)
+comparison = insight_cache.blind_comparison_cached(model, settings)
 clicked = comparison is None and st.button(
     "Train it and compare (takes a little while)", key="fairness_blind", type="primary"
 )
-if clicked and explain_cache.blind_comparison(model, settings) is not None:
+if clicked and insight_cache.blind_comparison(model, settings) is not None:
     st.rerun()
 if comparison is not None:
     table = comparison.table

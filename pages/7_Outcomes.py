@@ -3,11 +3,13 @@
 import pandas as pd
 import streamlit as st
 
-from termdeposit import abtest, feedback, plots
-from termdeposit.economics import format_count, format_money, format_percent
-from termdeposit.errors import TermDepositError
-from termdeposit.ui import ops
-from termdeposit.ui.common import setup_page, show_error, show_unexpected
+from termdeposit.apps.dashboard import alerts, ops
+from termdeposit.apps.dashboard.common import setup_page, show_error, show_unexpected
+from termdeposit.core.errors import TermDepositError
+from termdeposit.decisions import abtest
+from termdeposit.decisions.economics import format_count, format_money, format_percent
+from termdeposit.insight import plots
+from termdeposit.ops import feedback
 
 settings = setup_page("Outcomes", icon=":material/fact_check:")
 store = ops.open_ops_store()
@@ -46,7 +48,7 @@ if upload is not None and st.button(
 ):
     try:
         result = feedback.record_feedback(upload.getvalue(), upload.name, choice, store)
-        ops.refresh_alerts()
+        alerts.refresh_alerts()
         st.session_state["_outcomes_message"] = " ".join([result.summary(), *result.notices])
         st.rerun()
     except feedback.OutcomesError as exc:
@@ -69,8 +71,8 @@ with st.expander("Demo: outcomes of a cohort cut from the reference data"):
         "Cohort", list(reversed(list(labels))), format_func=labels.get, key="outcomes_demo"
     )
     if st.button("Prepare the demo outcomes file", key="outcomes_demo_make"):
-        from termdeposit.monitoring import cohort_plan
-        from termdeposit.ui.scoring import reference_data
+        from termdeposit.apps.dashboard.scoring import reference_data
+        from termdeposit.ops.monitoring import cohort_plan
 
         frame = reference_data()
         plan = cohort_plan(store, int(demo_cohort))

@@ -4,11 +4,12 @@ from dataclasses import replace
 
 import streamlit as st
 
-from termdeposit import monitoring, plots
-from termdeposit.economics import format_count, format_money, format_percent
-from termdeposit.errors import TermDepositError
-from termdeposit.ui import ops
-from termdeposit.ui.common import setup_page, show_error
+from termdeposit.apps.dashboard import alerts, ops
+from termdeposit.apps.dashboard.common import setup_page, show_error
+from termdeposit.core.errors import TermDepositError
+from termdeposit.decisions.economics import format_count, format_money, format_percent
+from termdeposit.insight import plots
+from termdeposit.ops import monitoring
 
 settings = setup_page("Monitoring", icon=":material/monitor_heart:")
 store = ops.open_ops_store()
@@ -40,7 +41,7 @@ for alert in stored.itertuples(index=False):
     )
     if st.button("Acknowledge (handled)", key=f"ack_{alert.id}"):
         store.acknowledge_alert(int(alert.id))
-        ops.refresh_alerts()
+        alerts.refresh_alerts()
         st.session_state["_monitoring_message"] = f"Alert {alert.id} acknowledged."
         st.rerun()
 st.caption(
@@ -219,12 +220,12 @@ st.markdown(
     "(a new model version; promoted only if it predicts the latest week better)."
 )
 if st.button("Recalibrate on recent outcomes", key="recalibrate"):
-    from termdeposit.retrain import recalibrate
+    from termdeposit.ops.retrain import recalibrate
 
     try:
         with st.spinner("Recalibrating..."):
             done = recalibrate("platt", store=store)
-        ops.refresh_alerts()
+        alerts.refresh_alerts()
         st.session_state["_monitoring_message"] = done.message + (
             f" — {done.version} is now in production." if done.promoted else " — not promoted."
         )

@@ -4,12 +4,17 @@ from dataclasses import replace
 
 import streamlit as st
 
-from termdeposit import plots
-from termdeposit.backtest import RECALIBRATIONS, BacktestConfig, reference_config
-from termdeposit.economics import format_count, format_money, format_percent, format_signed_money
-from termdeposit.exports import to_csv_bytes
-from termdeposit.ui import ops
-from termdeposit.ui.common import setup_page
+from termdeposit.apps.dashboard import ops
+from termdeposit.apps.dashboard.common import setup_page
+from termdeposit.data.exports import to_csv_bytes
+from termdeposit.decisions.economics import (
+    format_count,
+    format_money,
+    format_percent,
+    format_signed_money,
+)
+from termdeposit.insight import plots
+from termdeposit.ops.backtest import RECALIBRATIONS, BacktestConfig, reference_config
 
 settings = setup_page("Backtest", icon=":material/history:")
 st.markdown(

@@ -8,7 +8,7 @@ from typing import Any
 
 from streamlit.testing.v1 import AppTest
 
-from termdeposit import registry
+from termdeposit.modeling import registry
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: The dashboard's home page; other pages are opened with ``at.switch_page("pages/...")``.

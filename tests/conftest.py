@@ -45,7 +45,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def reference():
     """The reference data set, typed, with year/week columns (41,188 rows)."""
-    from termdeposit.dataset import load_reference
+    from termdeposit.data.dataset import load_reference
 
     return load_reference()
 
@@ -53,7 +53,7 @@ def reference():
 @pytest.fixture(scope="session")
 def trained_version(reference) -> str:
     """Train the quick profile once per session into the session's models folder."""
-    from termdeposit.modeling.train import train_and_register
+    from termdeposit.services.training import train_and_register
 
     return train_and_register("quick", promote_to_production=True, random_state=0)
 
@@ -61,7 +61,7 @@ def trained_version(reference) -> str:
 @pytest.fixture(scope="session")
 def production_model(trained_version):
     """The session's trained model, loaded through the one load function."""
-    from termdeposit import registry
+    from termdeposit.modeling import registry
 
     return registry.load_model(trained_version)
 
@@ -79,7 +79,7 @@ def models_copy(trained_version, tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def week_cohort(reference):
     """A demo cohort: the customers of week 39 with their outcomes (as a DataFrame)."""
-    from termdeposit.dataset import make_cohort
+    from termdeposit.data.dataset import make_cohort
 
     return make_cohort(reference, 39, with_outcomes=True)
 
@@ -88,7 +88,7 @@ def week_cohort(reference):
 def ops_db(tmp_path, monkeypatch, trained_version):
     """A fresh operations database (SQLite) for one test; CLI, app and API read it through
     TERMDEPOSIT_DB_URL."""
-    from termdeposit import store
+    from termdeposit.storage import store
 
     url = f"sqlite:///{tmp_path / 'ops.db'}"
     monkeypatch.setenv("TERMDEPOSIT_DB_URL", url)
@@ -110,7 +110,7 @@ def db_url(request, tmp_path) -> str:
     """A fresh, empty database URL: a SQLite file, or a schema on the PostgreSQL server."""
     from store_support import drop_pg_schema, pg_schema_url
 
-    from termdeposit import store
+    from termdeposit.storage import store
 
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'ops.db'}"

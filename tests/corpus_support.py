@@ -47,7 +47,7 @@ def models_digest() -> str:
 
 def store_counts(ops_store: Any) -> dict[str, int]:
     """Rows in every table of the operations database (cohorts, predictions, outcomes, ...)."""
-    from termdeposit import store
+    from termdeposit.storage import store
 
     def work(conn: Any) -> dict[str, int]:
         return {
@@ -60,8 +60,8 @@ def store_counts(ops_store: Any) -> dict[str, int]:
 
 def log_small_cohort(ops_store: Any, model: Any) -> int:
     """Score ``cohort_small.csv`` with ``model`` and log it (week 2009-07 wk5); its cohort id."""
+    from termdeposit.data.cohort_file import load_cohort
     from termdeposit.modeling.predict import file_sha256, score_frame
-    from termdeposit.schema import load_cohort
 
     data = SMALL_COHORT.read_bytes()
     scored = score_frame(model, load_cohort(data, SMALL_COHORT.name).frame)
@@ -82,8 +82,8 @@ def cohort_refusal(name: str) -> str | None:
     Every channel must give exactly this message: the CLI after ``Error:``, the API as
     ``error``, the dashboard as the first paragraph of its error box.
     """
-    from termdeposit.errors import TermDepositError
-    from termdeposit.schema import load_cohort
+    from termdeposit.core.errors import TermDepositError
+    from termdeposit.data.cohort_file import load_cohort
 
     try:
         load_cohort((CORPUS / name).read_bytes(), name)
@@ -94,8 +94,8 @@ def cohort_refusal(name: str) -> str | None:
 
 def outcomes_refusal(case: dict[str, Any], ops_store: Any) -> str:
     """The message recording a refused outcomes case gives (it stores nothing)."""
-    from termdeposit.errors import TermDepositError
-    from termdeposit.feedback import record_feedback
+    from termdeposit.core.errors import TermDepositError
+    from termdeposit.ops.feedback import record_feedback
 
     data = (OUTCOMES / case["file"]).read_bytes()
     try:

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from termdeposit.dataset import make_cohort
+from termdeposit.data.cohort_file import validate_cohort
+from termdeposit.data.dataset import make_cohort
 from termdeposit.modeling.predict import DECISION_NO, DECISION_YES
-from termdeposit.schema import validate_cohort
 
 PG_ENV = "TERMDEPOSIT_TEST_PG_URL"
 

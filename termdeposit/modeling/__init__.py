@@ -1,1 +1,1 @@
-"""Model training, scoring and evaluation."""
+"""Models: features, the pipeline, training, the registry, scoring engines and evaluation."""

@@ -27,7 +27,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
-from termdeposit.features import CLEAN_NUMERIC, MACRO_COLUMNS
+from termdeposit.modeling.features import CLEAN_NUMERIC, MACRO_COLUMNS
 
 #: The members, in the order their probabilities are added: (attribute, drop setting, label).
 MEMBERS = (
@@ -41,7 +41,7 @@ def macro_drop_positions(macro: str) -> tuple[int, ...]:
     """Positions, counted from the end of the encoded matrix, of the macro columns a member
     with macro-economic input set ``macro`` (``all`` or ``nr.employed``) leaves out.
 
-    The encoded matrix ends with the numeric block in :data:`~termdeposit.features.CLEAN_NUMERIC`
+    The encoded matrix ends with the numeric block in :data:`~.features.CLEAN_NUMERIC`
     order; every macro column comes after ``age`` (the one numeric input a fairness twin may
     drop), so these positions do not move when the pipeline drops protected inputs.
     """

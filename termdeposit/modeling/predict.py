@@ -18,19 +18,13 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from termdeposit import fastpath
-from termdeposit.errors import CohortValidationError, Problem, TermDepositError
+from termdeposit.core.errors import CohortValidationError, Problem, TermDepositError
+from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, NUMERIC_INPUTS, TARGET
+from termdeposit.data import fast_csv
+from termdeposit.data.cohort_file import Cohort, read_cohort_file, validate_cohort
+from termdeposit.modeling import inference
 from termdeposit.modeling.metrics import classification_metrics
-from termdeposit.registry import LoadedModel
-from termdeposit.schema import (
-    ID_COLUMN,
-    INPUT_COLUMNS,
-    NUMERIC_INPUTS,
-    TARGET,
-    Cohort,
-    read_cohort_file,
-    validate_cohort,
-)
+from termdeposit.modeling.registry import LoadedModel
 
 DECISION_YES = "will convert"
 DECISION_NO = "won't convert"
@@ -86,7 +80,7 @@ def score_frame(
 
     Rows stay in input order. Without a threshold or top N the model's default threshold is used.
     """
-    probabilities = fastpath.predict_proba(model, frame.loc[:, list(INPUT_COLUMNS)])
+    probabilities = inference.predict_proba(model, frame.loc[:, list(INPUT_COLUMNS)])
     if threshold is None and top_n is None:
         threshold = model.threshold
     call = decisions(probabilities, threshold, top_n)
@@ -121,7 +115,7 @@ def _output_inputs(frame: pd.DataFrame) -> pd.DataFrame:
 def score_cohort(
     model: LoadedModel, cohort: Cohort, threshold: float | None = None, top_n: int | None = None
 ) -> pd.DataFrame:
-    """Score a validated :class:`~termdeposit.schema.Cohort` (see :func:`score_frame`)."""
+    """Score a validated :class:`~.cohort_file.Cohort` (see :func:`score_frame`)."""
     return score_frame(model, cohort.frame, threshold, top_n)
 
 
@@ -153,7 +147,7 @@ def _iter_csv_chunks(path: Path, chunk_rows: int, fast: bool = True) -> Iterator
     if fast:
         lines = max(text.count("\n"), 1)
         block_bytes = max(len(head) // lines, 16) * chunk_rows
-        yield from fastpath.iter_csv_text(path, separator, min(block_bytes, 1 << 30))
+        yield from fast_csv.iter_csv_text(path, separator, min(block_bytes, 1 << 30))
         return
     yield from pd.read_csv(
         path,
@@ -247,7 +241,7 @@ def score_file(
             report(0.3)
             scored = score_cohort(model, cohort, threshold, top_n)
             report(0.8)
-            tmp.write_bytes(fastpath.csv_bytes(scored))
+            tmp.write_bytes(fast_csv.csv_bytes(scored))
             tmp.replace(destination)
             report(1.0)
             probabilities = scored["probability"].to_numpy()
@@ -262,7 +256,7 @@ def score_file(
         fast = True
         try:
             parts, hashes, notices, cache = _first_pass(model, source, chunk_rows, fast, report)
-        except fastpath.FastPathDeclinedError:
+        except fast_csv.FastPathDeclinedError:
             fast = False
             parts, hashes, notices, cache = _first_pass(model, source, chunk_rows, fast, report)
         if not parts:
@@ -282,7 +276,7 @@ def score_file(
             out = assemble_scored(
                 cohort.frame, probabilities[start:stop], call[start:stop], ranks[start:stop]
             )
-            return stop, fastpath.csv_bytes(out, header=start == 0)
+            return stop, fast_csv.csv_bytes(out, header=start == 0)
 
         with open(tmp, "wb") as handle:
             reread = _validated_chunks(source, chunk_rows, fast, total, min(cache, default=total))
@@ -340,7 +334,7 @@ def _first_pass(
     with ThreadPoolExecutor(1, thread_name_prefix="first-pass") as runner:
         for start, cohort in _validated_chunks(source, chunk_rows, fast):
             inputs = cohort.frame.loc[:, list(INPUT_COLUMNS)]
-            predicted = runner.submit(fastpath.predict_proba, model, inputs)
+            predicted = runner.submit(inference.predict_proba, model, inputs)
             hashes.extend(_id_hashes(cohort.frame[ID_COLUMN]))
             notices = notices or cohort.notices
             if keep is None:

@@ -42,17 +42,17 @@ from skopt import BayesSearchCV
 from skopt.space import Categorical, Integer, Real
 from xgboost import XGBClassifier
 
-from termdeposit.errors import TermDepositError
-from termdeposit.features import EXCLUDED_FEATURES, BankCleaner, build_preprocessor
-from termdeposit.logs import get_logger
+from termdeposit.core.errors import TermDepositError
+from termdeposit.core.logs import get_logger
+from termdeposit.core.schema import INPUT_COLUMNS, TARGET
 from termdeposit.modeling.blend import (
     MEMBERS,
     BlendClassifier,
     dropped_inputs,
     macro_drop_positions,
 )
+from termdeposit.modeling.features import EXCLUDED_FEATURES, BankCleaner, build_preprocessor
 from termdeposit.modeling.metrics import classification_metrics, expected_calibration_error
-from termdeposit.schema import INPUT_COLUMNS, TARGET
 
 log = get_logger("train")
 
@@ -665,7 +665,7 @@ def library_versions() -> dict[str, str]:
 
 def build_card(result: TrainingResult, data_sha256: str, random_state: int = 0) -> dict[str, Any]:
     """The model card: what was trained, on what, how it was chosen and how well it does."""
-    from termdeposit.config import default_settings
+    from termdeposit.core.config import default_settings
 
     settings = default_settings()
     fitted = result.pipeline
@@ -746,27 +746,3 @@ def _blend_card(params: dict[str, Any]) -> dict[str, Any]:
             if name in shares
         }
     }
-
-
-def train_and_register(
-    profile: str = "quick",
-    promote_to_production: bool = True,
-    random_state: int = 0,
-    progress: ProgressFn | None = None,
-    reason: str | None = None,
-) -> str:
-    """Train on the reference data, save a new model version, promote it; return the version."""
-    from termdeposit import config, fairness, registry
-    from termdeposit.dataset import load_reference, sha256_file
-
-    frame = load_reference()
-    result = train(frame, profile=profile, random_state=random_state, progress=progress)
-    card = build_card(result, sha256_file(config.raw_data_file()), random_state)
-    holdout = make_splits(frame[TARGET].to_numpy(dtype=int), random_state).holdout_time
-    card["fairness"] = fairness.card_section(
-        result.pipeline, frame.iloc[holdout], card["default_threshold"]
-    )
-    version = registry.save_model(result.pipeline, card, reference=result.reference)
-    if promote_to_production:
-        registry.promote(version, reason or f"trained ({profile} profile)")
-    return version

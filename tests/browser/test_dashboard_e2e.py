@@ -30,7 +30,16 @@ def cohort_file(tmp_path) -> Path:
     """Week 39 as marketing receives it, written by the ``make-cohort`` command."""
     out = tmp_path / "cohort_week39.csv"
     subprocess.run(
-        [sys.executable, "-m", "termdeposit.cli", "make-cohort", "--week", "39", "--out", out],
+        [
+            sys.executable,
+            "-m",
+            "termdeposit.apps.cli",
+            "make-cohort",
+            "--week",
+            "39",
+            "--out",
+            out,
+        ],
         check=True,
         env=os.environ.copy(),
         capture_output=True,

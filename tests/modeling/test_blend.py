@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from termdeposit.fairness import without_inputs
+from termdeposit.core.schema import INPUT_COLUMNS, TARGET
+from termdeposit.insight.fairness import without_inputs
 from termdeposit.modeling.blend import BlendClassifier, dropped_inputs, macro_drop_positions
 from termdeposit.modeling.train import (
     BLEND,
@@ -17,7 +18,6 @@ from termdeposit.modeling.train import (
     build_pipeline,
     family_label,
 )
-from termdeposit.schema import INPUT_COLUMNS, TARGET
 
 FOREST = {"n_estimators": 30, "max_depth": 6, "min_samples_leaf": 5, "n_jobs": 1}
 BOOSTED = {"n_estimators": 40, "max_depth": 3, "n_jobs": 1}

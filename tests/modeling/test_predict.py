@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from termdeposit.errors import CohortValidationError, TermDepositError
+from termdeposit.core.errors import CohortValidationError, TermDepositError
+from termdeposit.data.cohort_file import load_cohort
 from termdeposit.modeling.predict import (
     DECISION_YES,
     call_list,
@@ -15,7 +16,6 @@ from termdeposit.modeling.predict import (
     score_file,
     score_frame,
 )
-from termdeposit.schema import load_cohort
 
 
 def test_ranks_and_decisions():

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from termdeposit.features import BankCleaner, build_preprocessor
+from termdeposit.core.schema import INPUT_COLUMNS
+from termdeposit.modeling.features import BankCleaner, build_preprocessor
 from termdeposit.modeling.train import (
     PROFILES,
     OptionalSMOTE,
@@ -14,7 +15,6 @@ from termdeposit.modeling.train import (
     make_splits,
     search_space,
 )
-from termdeposit.schema import INPUT_COLUMNS
 
 
 def _inner(pipeline):
@@ -154,7 +154,7 @@ def test_every_family_builds_and_has_a_search_space():
 
 @pytest.mark.parametrize("families", [("svm",), ("blend",), ("logreg", "trees"), ()])
 def test_unknown_families_are_refused_before_any_work(reference, families):
-    from termdeposit.errors import TermDepositError
+    from termdeposit.core.errors import TermDepositError
     from termdeposit.modeling import train as train_module
 
     with pytest.raises(TermDepositError, match="model family") as info:

@@ -1,0 +1,862 @@
+"""The ``termdeposit`` command line (Typer): data, training, models, scoring.
+
+Every error a user can meet is printed as a plain message with what to do, and the command
+exits with code 2 (no traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from termdeposit.core import config
+from termdeposit.core.errors import CohortValidationError, TermDepositError
+from termdeposit.modeling import registry
+
+EXIT_USER_ERROR = 2
+
+
+class FriendlyErrors(TyperGroup):
+    """Turn project errors into a message and exit code 2 instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; print project errors in plain words."""
+        try:
+            return super().invoke(ctx)
+        except TermDepositError as exc:
+            typer.secho(f"Error: {exc.message}", err=True, fg="red")
+            if isinstance(exc, CohortValidationError):
+                for problem in exc.problems:
+                    rows = f" (rows {problem.rows})" if problem.rows else ""
+                    typer.echo(f"  - {problem.column}: {problem.problem}{rows}", err=True)
+            if exc.hint:
+                typer.echo(exc.hint, err=True)
+            raise typer.Exit(EXIT_USER_ERROR) from None
+
+
+app = typer.Typer(
+    cls=FriendlyErrors,
+    help="termdeposit: whom to call about a term deposit, and why.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+models_app = typer.Typer(
+    cls=FriendlyErrors, help="List, promote and roll back model versions.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+
+
+def _private_output(out: Path) -> Path:
+    """A hidden file name beside ``out`` that no other run uses (scored there, then renamed)."""
+    return out.with_name(f".{out.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.scoring")
+
+
+def _progress_bar(label: str) -> tuple[Any, Any]:
+    bar = click.progressbar(length=100, label=label, file=sys.stderr)
+    state = {"done": 0}
+
+    def update(step: str | float, fraction: float | None = None) -> None:
+        value = fraction if fraction is not None else float(step)
+        target = int(round(100 * value))
+        if target > state["done"]:
+            bar.update(target - state["done"])
+            state["done"] = target
+        if fraction is not None:
+            bar.label = f"{label}: {step}"
+
+    return bar, update
+
+
+@app.command("fetch-data")
+def fetch_data_cmd(
+    url: Annotated[str | None, typer.Option(help="Archive address (default: UCI).")] = None,
+    force: Annotated[bool, typer.Option(help="Download even if the file is there.")] = False,
+) -> None:
+    """Download the UCI Bank Marketing archive, verify it and write data/raw/."""
+    from termdeposit.data.dataset import fetch_data, verify_raw_file
+
+    target = config.raw_data_file()
+    if target.is_file() and not force:
+        verify_raw_file(target)
+        typer.echo(f"{target} is already there and verified.")
+        return
+    path = fetch_data(url)
+    typer.echo(f"Downloaded and verified {path}.")
+
+
+@app.command("prepare")
+def prepare_cmd() -> None:
+    """Clean the reference data, rebuild years and weeks, write data/processed/ (parquet)."""
+    from termdeposit.data.dataset import build_processed
+
+    typer.echo(f"Wrote {build_processed()}.")
+
+
+@app.command("weeks")
+def weeks_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the weeks of the reference data with their sizes and dates."""
+    from termdeposit.data.dataset import load_reference, weeks_table
+
+    table = weeks_table(load_reference())
+    if as_json:
+        typer.echo(table.to_json(orient="records"))
+        return
+    typer.echo(
+        f"{'week':>4}  {'label':<14} {'days':<8} {'rows':>6} {'subscribers':>11} {'rate':>6}"
+    )
+    for row in table.itertuples():
+        typer.echo(
+            f"{row.week:>4}  {row.label:<14} {row.days:<8} {row.rows:>6} "
+            f"{row.subscribers:>11} {row.rate:>6.1%}"
+        )
+
+
+@app.command("make-cohort")
+def make_cohort_cmd(
+    week: Annotated[int, typer.Option(help="Week number (see 'termdeposit weeks').")],
+    out: Annotated[Path, typer.Option(help="CSV file to write.")],
+    with_outcomes: Annotated[
+        bool, typer.Option(help="Keep the outcome y (for backtests and demos).")
+    ] = False,
+) -> None:
+    """Write the customers of one week as marketing receives them (no y, no duration)."""
+    from termdeposit.data.dataset import load_reference, make_cohort
+    from termdeposit.data.exports import write_atomic
+
+    cohort = make_cohort(load_reference(), week, with_outcomes)
+    write_atomic(out, cohort.to_csv(index=False).encode("utf-8"))
+    typer.echo(f"Wrote {len(cohort)} customers of week {week} to {out}.")
+
+
+@app.command("train")
+def train_cmd(
+    profile: Annotated[str, typer.Option(help="quick (about 1 minute) or full.")] = "quick",
+    promote: Annotated[bool, typer.Option(help="Make the new model production.")] = True,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Train LR, Random Forest and XGBoost, choose and calibrate, save a new version."""
+    from termdeposit.modeling.train import PROFILES
+    from termdeposit.services.training import train_and_register
+
+    if profile not in PROFILES:
+        raise TermDepositError(
+            f"Unknown profile '{profile}'.", hint=f"Use one of: {', '.join(PROFILES)}."
+        )
+    bar, update = _progress_bar("Training")
+    with bar:
+        version = train_and_register(profile, promote, seed, progress=update)
+    card = registry.read_card(version)
+    m = card["metrics"]
+    typer.echo(
+        f"Saved model {version} ({card['family_label']}): AUC random {m['random']['auc']:.3f}, "
+        f"time {m['time']['auc']:.3f}; ECE random {m['random']['ece']:.3f}"
+        + (" — now in production." if promote else ".")
+    )
+
+
+@app.command("score")
+def score_cmd(
+    cohort: Annotated[
+        Path, typer.Argument(help="Cohort file (CSV or xlsx); with --engine dask also a folder.")
+    ],
+    out: Annotated[Path, typer.Option(help="CSV file to write.")] = Path("calls.csv"),
+    threshold: Annotated[
+        float | None, typer.Option(help="Call everyone at or above this probability.")
+    ] = None,
+    top: Annotated[int | None, typer.Option("--top", help="Call the N most likely.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model version (default: production).")] = None,
+    chunked: Annotated[bool, typer.Option(help="Force the chunked path.")] = False,
+    engine: Annotated[
+        str, typer.Option(help="pandas, or dask for a folder of partitions or a huge file.")
+    ] = "pandas",
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (default: a local cluster).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Workers of the local Dask cluster.")] = 2,
+    week_label: Annotated[
+        str | None, typer.Option(help="Week the cohort is for, in the prediction log.")
+    ] = None,
+    no_log: Annotated[
+        bool,
+        typer.Option("--no-log", help="Do not write the prediction log (e.g. database down)."),
+    ] = False,
+) -> None:
+    """Score a cohort: every row with id, probability, decision and rank (logged)."""
+    from termdeposit.modeling.predict import score_file
+    from termdeposit.storage import store as prediction_log
+
+    if threshold is not None and top is not None:
+        raise TermDepositError("Give either --threshold or --top, not both.")
+    if engine not in ("pandas", "dask"):
+        raise TermDepositError(f"Unknown engine '{engine}'.", hint="Use pandas or dask.")
+    log_store = None if no_log else prediction_log.open_store()
+    loaded = registry.load_model(model)
+    bar, update = _progress_bar("Scoring")
+    # Scored into a file of this run's own, logged from it, then renamed to --out: another
+    # scoring writing the same --out meanwhile can neither mix its rows into this run's log
+    # nor leave a half-written file; a failure leaves an earlier --out as it was.
+    staged = _private_output(out)
+    try:
+        with bar:
+            if engine == "dask":
+                from termdeposit.modeling.dask_scoring import dask_client, score_partitioned
+
+                with dask_client(scheduler, workers) as client:
+                    summary = score_partitioned(
+                        loaded, cohort, staged, threshold, top, client, progress=update
+                    )
+            else:
+                summary = score_file(
+                    loaded, cohort, staged, threshold, top, progress=update, force_chunked=chunked
+                )
+        for notice in summary.notices:
+            typer.echo(f"Note: {notice}", err=True)
+        if log_store is None:
+            typer.secho(
+                "Note: --no-log: these predictions were NOT logged.", err=True, fg="yellow"
+            )
+        else:
+            logged = prediction_log.log_scored_output(
+                log_store,
+                staged,
+                cohort,
+                model_version=loaded.version,
+                threshold=loaded.threshold if threshold is None and top is None else threshold,
+                top_n=top,
+                week_label=week_label,
+            )
+            typer.echo(
+                f"Logged as cohort {logged.cohort_id}"
+                + ("" if logged.new_cohort else " (this file was scored before)")
+                + ".",
+                err=True,
+            )
+        os.replace(staged, out)
+    finally:
+        staged.unlink(missing_ok=True)
+    typer.echo(
+        f"Scored {summary.rows} customers with model {loaded.version}: {summary.calls} to call, "
+        f"{summary.expected_subscriptions:.1f} subscriptions expected. Wrote {out}."
+    )
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model: Annotated[str | None, typer.Option(help="Model version (default: production).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Re-measure a model on the random and the time-ordered hold-outs."""
+    from termdeposit.data.dataset import load_reference
+    from termdeposit.modeling.predict import evaluate
+
+    result = evaluate(registry.load_model(model), load_reference())
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(f"Model {result['version']} ({result['family']})")
+    for key in ("auc", "ap", "brier", "ece"):
+        typer.echo(
+            f"  {key:<6} random {result[key + '_random']:.4f}   "
+            f"time {result.get(key + '_time', float('nan')):.4f}"
+        )
+    typer.echo(f"  lift in top 10% (random): {result['lift_top10']:.2f}")
+
+
+@models_app.command("list")
+def models_list_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List saved model versions (production marked with *)."""
+    production = registry.production_version()
+    rows = []
+    for version in registry.list_versions():
+        card = registry.read_card(version)
+        rows.append(
+            {
+                "version": version,
+                "production": version == production,
+                "created": card.get("created"),
+                "family": card.get("family"),
+                "profile": card.get("profile"),
+                "auc_random": card["metrics"]["random"]["auc"],
+                "auc_time": card["metrics"]["time"]["auc"],
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    if not rows:
+        typer.echo("No models yet: run 'termdeposit train'.")
+    for r in rows:
+        mark = "*" if r["production"] else " "
+        typer.echo(
+            f"{mark} {r['version']}  {r['created']}  {r['family']:<13} {r['profile']:<5} "
+            f"AUC random {r['auc_random']:.3f}  time {r['auc_time']:.3f}"
+        )
+
+
+@models_app.command("show")
+def models_show_cmd(
+    version: Annotated[str | None, typer.Argument(help="Version (default: production).")] = None,
+) -> None:
+    """Print a model's card (JSON)."""
+    version = version or registry.production_version()
+    if version is None:
+        raise TermDepositError(
+            "There is no production model yet.", hint="Run 'termdeposit train'."
+        )
+    typer.echo(json.dumps(registry.read_card(version), indent=2))
+
+
+@models_app.command("promote")
+def models_promote_cmd(
+    version: Annotated[str, typer.Argument(help="Version to put in production.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "promoted by hand",
+) -> None:
+    """Make a version the production model (it is verified first)."""
+    entry = registry.promote(version, reason)
+    typer.echo(f"{entry['version']} is now in production (was {entry['previous']}).")
+
+
+@models_app.command("rollback")
+def models_rollback_cmd(
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "rolled back",
+) -> None:
+    """Put the previous production model back."""
+    entry = registry.rollback(reason=reason)
+    typer.echo(
+        f"Rolled back: {entry['version']} is in production again (was {entry['previous']})."
+    )
+
+
+@app.command("serve-api")
+def serve_api_cmd(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every one).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the HTTP scoring API (OpenAPI docs at /docs; token: TERMDEPOSIT_API_TOKEN)."""
+    import uvicorn
+
+    uvicorn.run(
+        "termdeposit.apps.api:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=log_level in ("debug", "info"),
+    )
+
+
+# -- operations: prediction log, outcomes, monitoring, retraining, A/B test, backtest --------
+
+
+def _echo_table(frame: Any, columns: list[str]) -> None:
+    """Print some columns of a frame as an aligned text table."""
+    shown = frame.loc[:, [c for c in columns if c in frame]]
+    typer.echo(shown.to_string(index=False) if len(shown) else "(none)")
+
+
+@app.command("feedback")
+def feedback_cmd(
+    outcomes: Annotated[
+        Path, typer.Argument(help="Outcomes file: customer_id, called (yes/no), subscribed.")
+    ],
+    cohort: Annotated[
+        str | None,
+        typer.Option(help="Cohort id or week label (default: matched by customer id)."),
+    ] = None,
+) -> None:
+    """Record the week's call outcomes (all or nothing; uploading again changes nothing)."""
+    from termdeposit.ops.feedback import OutcomesError, record_feedback
+
+    if not outcomes.is_file():
+        raise TermDepositError(f"There is no file at '{outcomes}'.", hint="Check the path.")
+    try:
+        result = record_feedback(outcomes.read_bytes(), outcomes.name, cohort)
+    except OutcomesError as exc:
+        if len(exc.details) > len(exc.problems):
+            typer.echo(f"Rows concerned ({len(exc.details)}):", err=True)
+            typer.echo(exc.details.head(50).to_string(index=False), err=True)
+        raise
+    for notice in result.notices:
+        typer.echo(f"Note: {notice}", err=True)
+    typer.echo(result.summary())
+
+
+@app.command("monitor")
+def monitor_cmd(
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit with code 1 when an alert is active (cron).")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the KPI, drift and alert tables as JSON.")
+    ] = False,
+    set_limit: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Change an alert limit, e.g. --set auc_min=0.7 (repeatable)."),
+    ] = None,
+    acknowledge: Annotated[
+        list[int] | None,
+        typer.Option("--acknowledge", help="Mark an alert id as handled (repeatable)."),
+    ] = None,
+) -> None:
+    """Weekly KPIs (expected vs realised), drift, and alerts; --check for cron and CI."""
+    from termdeposit.ops import monitoring
+    from termdeposit.storage.store import open_store
+
+    store = open_store()
+    if set_limit:
+        changes = {}
+        for item in set_limit:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise TermDepositError(
+                    f"'{item}' is not a limit setting.", hint="Write it as name=value."
+                )
+            changes[key.strip()] = value.strip()
+        limits = monitoring.update_limits(changes, store)
+        typer.echo("Alert limits now: " + json.dumps(limits.as_dict()), err=True)
+    for alert_id in acknowledge or []:
+        store.acknowledge_alert(alert_id)
+        typer.echo(f"Alert {alert_id} acknowledged.", err=True)
+    result = monitoring.run_monitor(store)
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), default=str))
+    else:
+        if result.weekly.empty:
+            typer.echo("No cohort has been scored yet: nothing to monitor.")
+        else:
+            typer.echo("Weekly figures (expected before outcomes, realised after):")
+            _echo_table(
+                result.weekly.drop(columns=["uploaded_at"]).round(3),
+                [
+                    "cohort_id",
+                    "week_label",
+                    "customers",
+                    "planned_calls",
+                    "expected_conversion",
+                    "expected_profit",
+                    "estimated_auc",
+                    "calls_made",
+                    "conversion",
+                    "profit",
+                    "auc",
+                    "calibration_error",
+                ],
+            )
+        if result.drift is not None:
+            d = result.drift
+            typer.echo(
+                f"\nDrift of cohort {d.cohort_id} against the training reference of "
+                f"{d.model_version}: score PSI {d.score_psi:.3f}, "
+                f"{d.drifted_share:.0%} of customer inputs drifted, mean confidence "
+                f"{d.mean_confidence:.3f} (training {d.reference_confidence:.3f})"
+            )
+            _echo_table(d.table.round(3), ["input", "kind", "psi", "band", "detail"])
+    active = result.active
+    if active.empty:
+        typer.echo("No active alerts.", err=as_json)
+        return
+    if not as_json:
+        typer.secho(f"\n{len(active)} active alerts:", fg="red", err=True)
+        for alert in active.itertuples(index=False):
+            typer.echo(f"  [{alert.id}] {alert.severity}: {alert.message}", err=True)
+        typer.echo(
+            "Acknowledge a handled alert with 'termdeposit monitor --acknowledge ID'.", err=True
+        )
+    if check:
+        raise typer.Exit(1)
+
+
+@app.command("ingest")
+def ingest_cmd(
+    data_file: Annotated[
+        Path, typer.Argument(help="Data drop: cohort columns plus the outcome y for each row.")
+    ],
+    week_label: Annotated[str | None, typer.Option(help="Week the data is for.")] = None,
+) -> None:
+    """Load a data drop (contacted customers with outcomes) for the next retraining."""
+    from termdeposit.ops.retrain import ingest
+
+    if not data_file.is_file():
+        raise TermDepositError(f"There is no file at '{data_file}'.", hint="Check the path.")
+    result = ingest(data_file.read_bytes(), data_file.name, week_label)
+    if result.added == 0 and not result.new_cohort:
+        typer.echo(
+            f"{data_file.name} was ingested before (cohort {result.cohort_id}): nothing changed."
+        )
+        return
+    typer.echo(
+        f"Ingested {result.rows} rows ({result.subscribers} subscribed) as cohort "
+        f"{result.cohort_id}: they join the training data at the next 'termdeposit retrain'."
+    )
+
+
+@app.command("retrain")
+def retrain_cmd(
+    profile: Annotated[str, typer.Option(help="Search profile: quick or full.")] = "quick",
+    family: Annotated[
+        list[str] | None,
+        typer.Option(help="Model family to search (repeatable; default: all three)."),
+    ] = None,
+    weeks: Annotated[int, typer.Option(help="Recent weeks the two models are judged on.")] = 4,
+    min_rows: Annotated[int, typer.Option(help="Widen the judged weeks to this many rows.")] = (
+        1000
+    ),
+    min_gain: Annotated[
+        float, typer.Option(help="AUC the challenger must gain to be promoted.")
+    ] = 0.0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote even if not better (needs --reason).")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why (recorded in the audit log).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Train a challenger on the data plus recorded outcomes; promote it only if better."""
+    from termdeposit.ops.retrain import retrain
+
+    bar, update = _progress_bar("Retraining")
+    with bar:
+        decision = retrain(
+            profile,
+            tuple(family) if family else None,
+            weeks,
+            min_rows,
+            min_gain,
+            force,
+            reason,
+            seed,
+            progress=update,
+        )
+    typer.echo(decision.summary())
+
+
+@app.command("recalibrate")
+def recalibrate_cmd(
+    method: Annotated[str, typer.Option(help="platt, intercept or isotonic.")] = "platt",
+    min_rows: Annotated[
+        int, typer.Option(help="Use the latest cohorts holding this many outcomes.")
+    ] = 1000,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote even if the check fails (needs --reason).")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why (recorded in the audit log).")] = None,
+) -> None:
+    """Refit the production model's probability scale on recent outcomes (a new version)."""
+    from termdeposit.ops.retrain import recalibrate
+
+    result = recalibrate(method, min_rows, force, reason)
+    typer.echo(result.message)
+    typer.echo(
+        f"Saved {result.version} ({result.score_map.describe()}): "
+        + (
+            "now in production."
+            if result.promoted
+            else f"not promoted; {result.base_version} "
+            "stays in production (use --force --reason to promote it anyway)."
+        )
+    )
+
+
+@app.command("backtest")
+def backtest_cmd(
+    cost: Annotated[float, typer.Option(help="Cost of one call.")] = 5.0,
+    value: Annotated[float, typer.Option(help="Value of one subscription.")] = 100.0,
+    retrain_every: Annotated[int, typer.Option(help="Retrain every k weeks.")] = 4,
+    first_week: Annotated[int, typer.Option(help="First scored week.")] = 13,
+    last_week: Annotated[int | None, typer.Option(help="Last scored week (default: end).")] = (
+        None
+    ),
+    recalibration: Annotated[
+        str, typer.Option(help="none, intercept, platt or isotonic (on recent outcomes).")
+    ] = "platt",
+    recalibration_rows: Annotated[
+        int, typer.Option(help="Recalibrate on the latest weeks holding this many rows.")
+    ] = 1000,
+    threshold_rule: Annotated[
+        str, typer.Option(help="break-even (cost/value) or past-profit (best of last 8 weeks).")
+    ] = "break-even",
+    macro: Annotated[str, typer.Option(help="Macro inputs: nr.employed or all.")] = "nr.employed",
+    half_life: Annotated[
+        float | None, typer.Option(help="Recency weighting: half-life in weeks (default none).")
+    ] = None,
+    reference_method: Annotated[
+        bool,
+        typer.Option("--reference-method", help="Replay the data README's reference method."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    weeks_csv: Annotated[Path | None, typer.Option(help="Write the per-week table here.")] = None,
+) -> None:
+    """Replay the reference data week by week; compare the model with calling everyone."""
+    from dataclasses import replace
+
+    from termdeposit.data.dataset import load_reference
+    from termdeposit.data.exports import write_atomic
+    from termdeposit.ops.backtest import BacktestConfig, reference_config, run_backtest
+
+    settings = dict(
+        call_cost=cost,
+        subscription_value=value,
+        retrain_every=retrain_every,
+        first_week=first_week,
+        last_week=last_week,
+    )
+    if reference_method:
+        config = replace(reference_config(cost, value), **settings)
+    else:
+        config = BacktestConfig(
+            **settings,
+            recalibration=recalibration,
+            recalibration_rows=recalibration_rows,
+            threshold_rule=threshold_rule,
+            macro=macro,
+            half_life_weeks=half_life,
+        )
+    config.check()
+    frame = load_reference()
+    bar, update = _progress_bar("Replaying weeks")
+    with bar:
+        result = run_backtest(frame, config, progress=update)
+    if weeks_csv is not None:
+        write_atomic(weeks_csv, result.weeks.to_csv(index=False).encode("utf-8"))
+    if as_json:
+        typer.echo(json.dumps(result.as_dict()))
+        return
+    d = result.as_dict()
+    typer.echo(
+        f"Weeks {d['first_week']}-{d['last_week']} ({d['scored_weeks']} weeks, "
+        f"{d['calls_all']} customers, {d['subscribers']} subscribers), cost {cost:g} / value "
+        f"{value:g}:\n"
+        f"  model          profit {d['profit_model']:>12,.0f}   calls {d['calls_model']:>6}   "
+        f"subscribers reached {d['subscribers_reached']} ({d['subscribers_reached_share']:.1%})\n"
+        f"  call everyone  profit {d['profit_call_all']:>12,.0f}   calls {d['calls_all']:>6}\n"
+        f"  uplift {d['uplift']:+,.0f} ({d['uplift_pct_of_call_all']:+.1f}% of calling everyone);"
+        f" calibration error {d['ece']:.3f} (before recalibration "
+        f"{d['ece_before_recalibration']:.3f});"
+        f" top half of each week holds {d['top_half_share']:.1%} of subscribers"
+    )
+
+
+@app.command("issue")
+def issue_cmd(
+    cohort: Annotated[str, typer.Option(help="Cohort id or week label (see 'monitor').")],
+    out: Annotated[Path, typer.Option(help="CSV file of the customers to call.")] = Path(
+        "call_list.csv"
+    ),
+    threshold: Annotated[
+        float | None, typer.Option(help="Call at or above this probability (default: as scored).")
+    ] = None,
+    top: Annotated[int | None, typer.Option("--top", help="Call the N most likely.")] = None,
+    holdout: Annotated[
+        float, typer.Option(help="Share drawn at random as business as usual (e.g. 0.1).")
+    ] = 0.0,
+    seed: Annotated[int | None, typer.Option(help="Seed of the hold-out draw.")] = None,
+) -> None:
+    """Issue a call list from a logged scoring, optionally with an A/B hold-out group."""
+    from termdeposit.core.config import default_settings
+    from termdeposit.data import exports
+    from termdeposit.decisions import abtest
+    from termdeposit.modeling.predict import decisions
+    from termdeposit.storage.store import open_store
+
+    if threshold is not None and top is not None:
+        raise TermDepositError("Give either --threshold or --top, not both.")
+    store = open_store()
+    chosen = store.find_cohort(cohort)
+    runs = store.scoring_runs(int(chosen["id"]))
+    if runs.empty:
+        raise TermDepositError(f"Cohort {chosen['id']} has no logged scoring.")
+    run = runs.iloc[-1]
+    scored = store.predictions(int(run["id"]))
+    if threshold is None and top is None:
+        threshold = None if run["threshold"] is None else float(run["threshold"])
+        top = None if threshold is not None else int(run["top_n"])
+    probabilities = scored["probability"].to_numpy(float)
+    plan = abtest.plan_holdout(
+        scored["customer_id"],
+        probabilities,
+        decisions(probabilities, threshold, top),
+        holdout,
+        seed,
+    )
+    list_id = abtest.issue_call_list(
+        plan,
+        file_sha256=str(chosen["file_sha256"]),
+        model_version=str(run["model_version"]),
+        threshold=threshold,
+        settings=default_settings(),
+    )
+    from termdeposit.decisions.calllist import CALLER_COLUMNS
+
+    inputs = store.cohort_inputs(int(chosen["id"]))
+    for column in ("age", "campaign", "pdays", "previous"):
+        inputs[column] = inputs[column].astype("int64")
+    calls = (
+        plan.to_call()
+        .drop(columns="call")
+        .merge(inputs.loc[:, ["customer_id", *CALLER_COLUMNS]], on="customer_id")
+    )
+    notes = [
+        f"call list {list_id} for cohort {chosen['id']} ({chosen['week_label']})",
+        f"model {run['model_version']}; "
+        + (f"threshold {threshold:.4f}" if threshold is not None else f"top {top}"),
+        f"hold-out share {holdout:g}, seed {plan.seed}" if holdout else "no hold-out group",
+    ]
+    exports.write_atomic(out, exports.to_csv_bytes(calls, notes))
+    typer.echo(
+        f"Issued call list {list_id}: {plan.calls} customers to call"
+        + (
+            f" ({(plan.members['group'] == 'holdout').sum()} in the hold-out group, seed "
+            f"{plan.seed})"
+            if holdout
+            else ""
+        )
+        + f". Wrote {out}."
+    )
+
+
+@app.command("ab-report")
+def ab_report_cmd(
+    call_list: Annotated[int, typer.Argument(help="Call list id (printed by 'issue').")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Model against business as usual: conversion, profit, uplift with a 95% interval."""
+    from termdeposit.decisions.abtest import ab_results
+
+    result = ab_results(None, call_list)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "call_list_id": result.call_list_id,
+                    "seed": result.seed,
+                    "share": result.share,
+                    "groups": result.table().to_dict(orient="records"),
+                    "uplift_per_customer": result.uplift_per_customer,
+                    "interval": list(result.interval),
+                    "conversion_uplift": result.conversion_uplift,
+                    "conversion_interval": list(result.conversion_interval),
+                    "pending_calls": result.pending_calls,
+                },
+                default=str,
+            )
+        )
+        return
+    typer.echo(result.table().round(4).to_string(index=False))
+    typer.echo(result.summary())
+    if result.pending_calls:
+        typer.echo(f"Note: {result.pending_calls} planned calls have no outcome yet.", err=True)
+
+
+@app.command("demo-outcomes")
+def demo_outcomes_cmd(
+    cohort: Annotated[str, typer.Option(help="Cohort id or week label (see 'monitor').")],
+    out: Annotated[Path, typer.Option(help="Outcomes CSV to write.")] = Path("outcomes.csv"),
+) -> None:
+    """For demos: the outcomes a cohort cut from the reference data would bring back."""
+    from termdeposit.data.dataset import load_reference
+    from termdeposit.data.exports import write_atomic
+    from termdeposit.ops.feedback import outcomes_file, simulated_outcomes
+    from termdeposit.ops.monitoring import cohort_plan
+    from termdeposit.storage.store import open_store
+
+    store = open_store()
+    chosen = store.find_cohort(cohort)
+    plan = cohort_plan(store, int(chosen["id"]))
+    if plan is None:
+        raise TermDepositError(f"Cohort {chosen['id']} has no logged scoring.")
+    called = plan.members.loc[plan.members["call"], "customer_id"]
+    write_atomic(out, outcomes_file(simulated_outcomes(called, load_reference())))
+    typer.echo(
+        f"Wrote the outcomes of the {len(called)} customers called in cohort {chosen['id']} "
+        f"to {out} (taken from the reference data: a demonstration)."
+    )
+
+
+@app.command("audit")
+def audit_cmd(
+    at: Annotated[
+        str | None, typer.Option(help="Which version was in production then (ISO date/time).")
+    ] = None,
+    csv: Annotated[Path | None, typer.Option(help="Export the audit log to this CSV.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Promotion audit log: who put which model in production, when and why."""
+    import datetime as dt
+
+    from termdeposit.data.exports import to_csv_bytes, write_atomic
+    from termdeposit.ops.retrain import audit_table, production_at
+
+    if at is not None:
+        try:
+            when = dt.datetime.fromisoformat(at)
+        except ValueError as exc:
+            raise TermDepositError(
+                f"'{at}' is not a date.", hint="Use e.g. 2026-05-01 or 2026-05-01T14:30."
+            ) from exc
+        if len(at) == 10:
+            when = when.replace(hour=23, minute=59, second=59)
+        entry = production_at(when)
+        if entry is None:
+            typer.echo(f"No model was in production at {when.isoformat()}.")
+        elif as_json:
+            typer.echo(json.dumps(entry, default=str))
+        else:
+            typer.echo(
+                f"At {when.isoformat()}: {entry['version']} (since {entry['at']}, "
+                f"{entry['action']} by {entry['user']}: {entry['reason']})"
+            )
+        return
+    table = audit_table()
+    if csv is not None:
+        write_atomic(csv, to_csv_bytes(table))
+        typer.echo(f"Wrote {len(table)} audit entries to {csv}.")
+        return
+    if as_json:
+        typer.echo(table.to_json(orient="records", date_format="iso"))
+        return
+    _echo_table(table, ["at", "action", "version", "previous", "user", "reason"])
+
+
+@app.command("bootstrap")
+def bootstrap_cmd(
+    profile: Annotated[str, typer.Option(help="Training profile if no model exists.")] = "quick",
+) -> None:
+    """First run: fetch the data if missing and train a model if none is in production."""
+    from termdeposit.data.dataset import fetch_data, verify_raw_file
+
+    if config.raw_data_file().is_file():
+        verify_raw_file()
+        typer.echo(f"Data: {config.raw_data_file()} (verified).")
+    else:
+        typer.echo("Data: downloading the UCI Bank Marketing archive...")
+        fetch_data()
+    if registry.production_version() is None:
+        typer.echo(f"Model: none in production, training the {profile} profile...")
+        train_cmd(profile=profile, promote=True, seed=0)
+    else:
+        typer.echo(f"Model: {registry.production_version()} in production.")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

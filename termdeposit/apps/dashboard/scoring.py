@@ -1,0 +1,375 @@
+"""Cohorts in the dashboard: read an upload or a demo week, score it once, keep it in session.
+
+Scores are cached by (file sha256, model version) in a small process-wide store, so a rerun,
+a page switch or the same file uploaded again never re-scores; the sorted cumulative sums the
+threshold page needs are cached beside them, so moving the slider costs microseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from termdeposit.apps.dashboard.common import log, show_error, show_unexpected
+from termdeposit.core import config
+from termdeposit.core.config import BusinessSettings
+from termdeposit.core.errors import CohortValidationError, TermDepositError
+from termdeposit.core.schema import TARGET
+from termdeposit.data.cohort_file import Cohort, load_cohort, validate_cohort
+from termdeposit.decisions import economics
+from termdeposit.modeling.predict import (
+    DECISION_NO,
+    DECISION_YES,
+    decisions,
+    ranks_of,
+    score_frame,
+)
+from termdeposit.modeling.registry import LoadedModel
+from termdeposit.storage import store
+
+#: Rows scored per step of the progress bar.
+SCORE_CHUNK_ROWS = 50_000
+
+#: Session key: the user chose to score without writing the prediction log.
+NO_LOG_KEY = "ops_score_without_log"
+#: Session key: the cohort id of the session's cohort in the prediction log.
+COHORT_ID_KEY = "ops_cohort_id"
+
+
+class _Store:
+    """A small thread-safe least-recently-used map (shared by all sessions of the process)."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_entries
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: Any, value: Any) -> Any:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._max:
+                self._items.popitem(last=False)
+        return value
+
+
+@st.cache_resource
+def _store() -> _Store:
+    return _Store(max_entries=24)
+
+
+def score_with_progress(
+    model: LoadedModel, frame: pd.DataFrame, progress: Callable[[float], None] | None = None
+) -> pd.DataFrame:
+    """Score a validated cohort frame in chunks, reporting progress; same output as score_frame.
+
+    Ranks and decisions are taken over the whole cohort (not per chunk).
+    """
+    report = progress or (lambda fraction: None)
+    parts = []
+    for start in range(0, len(frame), SCORE_CHUNK_ROWS):
+        parts.append(score_frame(model, frame.iloc[start : start + SCORE_CHUNK_ROWS]))
+        report(min(1.0, (start + SCORE_CHUNK_ROWS) / max(len(frame), 1)))
+    scored = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    probabilities = scored["probability"].to_numpy()
+    scored["rank"] = ranks_of(probabilities)
+    scored["decision"] = np.where(
+        decisions(probabilities, model.threshold), DECISION_YES, DECISION_NO
+    )
+    return scored
+
+
+def _scored_for(model: LoadedModel, cohort: Cohort, sha: str) -> pd.DataFrame:
+    key = ("scored", sha, model.version)
+    scored = _store().get(key)
+    if scored is None:
+        bar = st.progress(0.0, text=f"Scoring {len(cohort):,} customers...")
+        scored = score_with_progress(
+            model,
+            cohort.frame,
+            lambda f: bar.progress(f, text=f"Scoring {len(cohort):,} customers... {f:.0%}"),
+        )
+        bar.empty()
+        _store().put(key, scored)
+        log.info("scored %s rows of %s with %s", len(scored), sha[:12], model.version)
+    return scored
+
+
+def hex_sha(sha: str) -> str:
+    """A 64-hex file hash (demo cohorts carry a text key instead: it is hashed)."""
+    if len(sha) == 64 and all(c in "0123456789abcdef" for c in sha):
+        return sha
+    return hashlib.sha256(sha.encode("utf-8")).hexdigest()
+
+
+def log_app_scoring(
+    scored: pd.DataFrame, sha: str, name: str, model_version: str, threshold: float
+) -> None:
+    """Log a dashboard scoring in the prediction log (once per file, model and threshold).
+
+    When the database cannot be reached, the page stops with the reason and a checkbox: the
+    user may choose to go on without logging for this session (then a warning stays visible).
+    """
+    if st.session_state.get(NO_LOG_KEY):
+        st.warning(
+            "The prediction log is off for this session (you chose to score without it): "
+            "these scores are not recorded for monitoring.",
+            icon=":material/warning:",
+        )
+        return
+    try:
+        with st.spinner("Writing the prediction log..."):
+            result = store.log_scoring(
+                scored,
+                file_sha256=hex_sha(sha),
+                model_version=model_version,
+                threshold=threshold,
+                name=name,
+                week_label=name if name.startswith("20") else None,
+                source="app",
+            )
+        st.session_state[COHORT_ID_KEY] = result.cohort_id
+    except store.StoreUnavailableError as exc:
+        show_error(exc)
+        st.checkbox(
+            "Score without the prediction log for this session (the scores will not be "
+            "recorded for monitoring)",
+            key=NO_LOG_KEY,
+        )
+        st.stop()
+
+
+def set_cohort(model: LoadedModel, cohort: Cohort, name: str, sha: str) -> None:
+    """Make ``cohort`` the session's cohort and score it with ``model`` (cached), logged."""
+    scored = _scored_for(model, cohort, sha)
+    log_app_scoring(scored, sha, name, model.version, model.threshold)
+    st.session_state.update(
+        cohort=cohort,
+        cohort_name=name,
+        cohort_sha256=sha,
+        scored=scored,
+        model_version=model.version,
+    )
+    if st.session_state.get("threshold") is None:
+        st.session_state["threshold"] = model.threshold
+
+
+def ensure_scored(model: LoadedModel | None) -> pd.DataFrame | None:
+    """The session's scored cohort, re-scored if the production model changed; None if none."""
+    if model is None or st.session_state.get("cohort") is None:
+        return None
+    if st.session_state.get("model_version") != model.version:
+        set_cohort(
+            model,
+            st.session_state["cohort"],
+            st.session_state["cohort_name"],
+            st.session_state["cohort_sha256"],
+        )
+    if st.session_state.get("threshold") is None:
+        st.session_state["threshold"] = model.threshold
+    return st.session_state["scored"]
+
+
+def cohort_curve() -> economics.ThresholdCurve | None:
+    """Sorted probabilities and cumulative sums of the session's scored cohort (cached)."""
+    scored = st.session_state.get("scored")
+    if scored is None:
+        return None
+    key = ("curve", st.session_state["cohort_sha256"], st.session_state["model_version"])
+    curve = _store().get(key)
+    if curve is None:
+        outcomes = scored.get(TARGET)
+        curve = _store().put(key, economics.build_curve(scored["probability"], outcomes))
+    return curve
+
+
+def cohort_curve_table(settings: BusinessSettings) -> pd.DataFrame | None:
+    """Figures at every threshold for the charts (cached per cohort, model and money settings)."""
+    curve = cohort_curve()
+    if curve is None:
+        return None
+    key = (
+        "table",
+        st.session_state["cohort_sha256"],
+        st.session_state["model_version"],
+        settings.call_cost,
+        settings.subscription_value,
+    )
+    table = _store().get(key)
+    if table is None:
+        table = _store().put(key, economics.curve_table(curve, settings))
+    return table
+
+
+def _check_upload(name: str, size: int) -> None:
+    """Refuse an upload over the dashboard's size limit.
+
+    The file's type is not judged by its name: the content decides, in the same reader as
+    the command line and the API, so a file gets the same message in all three.
+    """
+    limit = config.MAX_UPLOAD_MB
+    if size > limit * 1024 * 1024:
+        raise TermDepositError(
+            f"'{name}' is {size / 1024 / 1024:,.1f} MB; the limit is {limit:g} MB.",
+            hint="Split the cohort into smaller files, or score it with the command line "
+            "('termdeposit score FILE'), which has no size limit.",
+        )
+
+
+def _validated(data: bytes, name: str, sha: str) -> Cohort:
+    key = ("cohort", sha)
+    cohort = _store().get(key)
+    if cohort is None:
+        with st.spinner(f"Reading and checking '{name}'..."):
+            cohort = _store().put(key, load_cohort(data, name))
+    return cohort
+
+
+def show_problems(exc: CohortValidationError) -> None:
+    """Show a validation failure: one box with what is wrong and what to do, then a table.
+
+    The box holds the message the command line prints and the API answers; the table lists
+    every problem with its rows.
+    """
+    st.error(f"{exc.message}\n\n{exc.hint}", icon=":material/error:")
+    st.dataframe(
+        pd.DataFrame(exc.as_records(), columns=["column", "rows", "problem"]),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "column": st.column_config.TextColumn("Column", width="small"),
+            "rows": st.column_config.TextColumn("Rows (as numbered in a spreadsheet)"),
+            "problem": st.column_config.TextColumn("Problem", width="large"),
+        },
+    )
+
+
+def load_upload(model: LoadedModel, upload: Any) -> bool:
+    """Validate and score an uploaded file; show what is wrong if it cannot be. True if loaded.
+
+    An upload is loaded once: on later reruns the file still sitting in the uploader does not
+    replace a demo week chosen since. The same bytes are never read or scored twice (cached
+    by their sha256).
+    """
+    upload_id = getattr(upload, "file_id", None) or (upload.name, upload.size)
+    if st.session_state.get("_loaded_upload") == upload_id:
+        return True
+    try:
+        _check_upload(upload.name, upload.size)
+        data = upload.getvalue()
+        sha = hashlib.sha256(data).hexdigest()
+        cohort = _validated(data, upload.name, sha)
+        set_cohort(model, cohort, upload.name, sha)
+        st.session_state["_loaded_upload"] = upload_id
+        return True
+    except CohortValidationError as exc:
+        show_problems(exc)
+    except TermDepositError as exc:
+        show_error(exc)
+    except Exception as exc:  # anything else must still not show a traceback
+        show_unexpected(exc, f"reading '{getattr(upload, 'name', 'the file')}'")
+    return False
+
+
+@st.cache_resource(show_spinner="Reading the reference data...", max_entries=1)
+def _reference(data_file: str, mtime: float, size: int) -> pd.DataFrame:
+    from termdeposit.data.dataset import load_reference
+
+    return load_reference(Path(data_file))
+
+
+def reference_data() -> pd.DataFrame | None:
+    """The reference data, verified and read once (cached), or None with a message."""
+    path = config.raw_data_file()
+    try:
+        if not path.is_file():
+            from termdeposit.data.dataset import verify_raw_file
+
+            verify_raw_file(path)
+        stat = path.stat()
+        return _reference(str(path), stat.st_mtime, stat.st_size)
+    except TermDepositError as exc:
+        show_error(exc)
+        return None
+
+
+def demo_weeks() -> pd.DataFrame | None:
+    """One row per week of the reference data (label, days, rows, subscribers, rate)."""
+    from termdeposit.data.dataset import weeks_table
+
+    frame = reference_data()
+    return None if frame is None else weeks_table(frame)
+
+
+def load_demo_week(model: LoadedModel, week: int, label: str) -> bool:
+    """Make one week of the reference data (with its outcomes) the session's cohort."""
+    from termdeposit.data.dataset import make_cohort
+
+    frame = reference_data()
+    if frame is None:
+        return False
+    try:
+        key = f"demo-week-{week}-{config.RAW_FILE_SHA256[:12]}"
+        cohort = _store().get(("cohort", key))
+        if cohort is None:
+            raw = make_cohort(frame, week, with_outcomes=True).astype(str)
+            cohort = _store().put(("cohort", key), validate_cohort(raw))
+        set_cohort(model, cohort, label, key)
+        return True
+    except TermDepositError as exc:
+        show_error(exc)
+    except Exception as exc:  # the demo must never show a traceback either
+        show_unexpected(exc, f"preparing week {week}")
+    return False
+
+
+@st.cache_data(show_spinner="Scoring the time hold-out...", max_entries=8)
+def holdout_scores(version: str, artifact_sha256: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """Outcomes and scores of a model on its time hold-out (the last 20% of the reference rows).
+
+    The saved artifact was fitted only on earlier rows, so this is an honest out-of-time
+    evaluation. Without the reference data, the model's saved sample of training rows is
+    used instead (and the label says so).
+
+    Returns:
+        (outcomes, probabilities, description of the rows).
+    """
+    from termdeposit.modeling import registry
+    from termdeposit.modeling.train import make_splits
+
+    model = registry.load_model(version)
+    try:
+        from termdeposit.data.dataset import load_reference
+
+        frame = load_reference()
+        y = frame[TARGET].to_numpy(dtype=int)
+        rows = make_splits(y, int(model.card.get("random_state", 0))).holdout_time
+        p = model.predict_proba(frame.iloc[rows])
+        first, last = frame["week_label"].iloc[rows[0]], frame["week_label"].iloc[rows[-1]]
+        label = (
+            f"the time hold-out: the last {len(rows):,} customers of the reference data "
+            f"({first} to {last}), whom this model never saw"
+        )
+        return y[rows], np.asarray(p, dtype=float), label
+    except TermDepositError:
+        sample = model.reference()
+        label = (
+            f"{len(sample):,} of the model's training customers (the reference data is not "
+            "on this machine): expect these curves to look better than on new customers"
+        )
+        return sample[TARGET].to_numpy(dtype=int), sample["score"].to_numpy(dtype=float), label

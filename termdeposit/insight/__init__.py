@@ -1,0 +1,1 @@
+"""Why and for whom: SHAP explanations, fairness by group, and the charts."""

@@ -1,0 +1,1 @@
+"""Operations over time: outcomes, monitoring, retraining and the weekly backtest."""

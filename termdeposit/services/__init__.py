@@ -1,0 +1,1 @@
+"""Use cases: every front door (CLI, API, dashboard) calls these, and adds presentation only."""

