@@ -69,7 +69,7 @@ def test_uplift_and_interval_from_recorded_outcomes(tmp_path, reference):
         }
     )
     s.record_outcomes(outcomes, file_sha256=sha("o"), name="o.csv")
-    result = abtest.ab_results(s, list_id, n_boot=800)
+    result = abtest.ab_results(s, list_id)
 
     table = result.table().set_index("group")
     assert table.loc["model", "conversion"] == pytest.approx(0.30, abs=0.04)
