@@ -340,6 +340,29 @@ def configured_channels(settings: AlertDeliverySettings) -> tuple[dict[str, tupl
     return channels, missing
 
 
+def _sender(
+    channel: str,
+    where: str | SmtpServer,
+    settings: AlertDeliverySettings,
+    subject: str,
+    text: str,
+) -> Callable[[], None]:
+    """A function that sends ``text`` once on ``channel`` (raising DeliveryError)."""
+    if isinstance(where, SmtpServer):
+        server = where
+
+        def send_mail() -> None:
+            send_email(server, settings.email_to, subject, text, settings.timeout)
+
+        return send_mail
+    url = where
+
+    def send_post() -> None:
+        post_webhook(url, text, settings.timeout)
+
+    return send_post
+
+
 def deliver_alerts(
     store: Store | None = None,
     settings: AlertDeliverySettings | None = None,
@@ -366,17 +389,7 @@ def deliver_alerts(
             continue
         ids = [int(i) for i in pending["id"]]
         message_id = hashlib.sha256(f"{channel}:{ids}".encode()).hexdigest()[:32]
-        text = alert_text(pending, lines)
-        if channel == WEBHOOK:
-
-            def send(url: str = where, body: str = text) -> None:
-                post_webhook(url, body, settings.timeout)
-        else:
-            subject = subject_of(pending)
-
-            def send(server: SmtpServer = where, body: str = text, title: str = subject) -> None:
-                send_email(server, settings.email_to, title, body, settings.timeout)
-
+        send = _sender(channel, where, settings, subject_of(pending), alert_text(pending, lines))
         deliveries.record_attempt(
             store,
             ids,
@@ -417,17 +430,7 @@ def send_test_message(settings: AlertDeliverySettings | None = None) -> Delivery
     )
     reports = []
     for channel, (target, where) in channels.items():
-        if channel == WEBHOOK:
-            tries, error = with_retries(
-                lambda: post_webhook(where, text, settings.timeout), 1, 0.0
-            )
-        else:
-            tries, error = with_retries(
-                lambda: send_email(
-                    where, settings.email_to, f"{SUBJECT_PREFIX}: test", text, settings.timeout
-                ),
-                1,
-                0.0,
-            )
+        send = _sender(channel, where, settings, f"{SUBJECT_PREFIX}: test", text)
+        tries, error = with_retries(send, 1, 0.0)
         reports.append(ChannelReport(channel, target, 1, error is None, tries, error))
     return DeliveryReport(reports, missing)
