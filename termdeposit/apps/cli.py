@@ -443,7 +443,7 @@ def monitor_cmd(
         else:
             typer.echo("Weekly figures (expected before outcomes, realised after):")
             _echo_table(
-                result.weekly.drop(columns=["uploaded_at"]).round(3),
+                result.weekly.round(3),
                 [
                     "cohort_id",
                     "week_label",
@@ -461,13 +461,19 @@ def monitor_cmd(
             )
         if result.drift is not None:
             d = result.drift
+            pooled = f" (pooled over {d.weeks} weeks)" if d.weeks > 1 else ""
+            judged = "" if d.judged else " — too few customers to judge drift yet"
             typer.echo(
-                f"\nDrift of cohort {d.cohort_id} against the training reference of "
-                f"{d.model_version}: score PSI {d.score_psi:.3f}, "
-                f"{d.drifted_share:.0%} of customer inputs drifted, mean confidence "
-                f"{d.mean_confidence:.3f} (training {d.reference_confidence:.3f})"
+                f"\nDrift of {d.label}, {d.rows:,} customers{pooled}{judged}, against the "
+                f"training reference of {d.model_version}: PSI beyond chance of the scores' "
+                f"spread {d.score_psi:.3f}; {d.drifted_share:.0%} of customer inputs drifted"
             )
-            _echo_table(d.table.round(3), ["input", "kind", "psi", "band", "detail"])
+            _echo_table(
+                d.table.round(3),
+                ["input", "kind", "psi", "psi_beyond_chance", "psi_recent", "band", "detail"],
+            )
+    for finding in result.information.itertuples(index=False):
+        typer.echo(f"\nInformation: {finding.message}", err=as_json)
     active = result.active
     if active.empty:
         typer.echo("No active alerts.", err=as_json)
