@@ -494,7 +494,10 @@ def ingest_cmd(
     data_file: Annotated[
         Path, typer.Argument(help="Data drop: cohort columns plus the outcome y for each row.")
     ],
-    week_label: Annotated[str | None, typer.Option(help="Week the data is for.")] = None,
+    week_label: Annotated[
+        str | None,
+        typer.Option(help="Week the data is for (default: from the rows' month and weekdays)."),
+    ] = None,
 ) -> None:
     """Load a data drop (contacted customers with outcomes) for the next retraining."""
     from termdeposit.ops.retrain import ingest
@@ -509,7 +512,8 @@ def ingest_cmd(
         return
     typer.echo(
         f"Ingested {result.rows} rows ({result.subscribers} subscribed) as cohort "
-        f"{result.cohort_id}: they join the training data at the next 'termdeposit retrain'."
+        f"{result.cohort_id}, week {result.week_label} ({result.label_source}): they join the "
+        "training data at the next 'termdeposit retrain'."
     )
 
 
@@ -725,15 +729,24 @@ def issue_cmd(
     ]
     exports.write_atomic(out, exports.to_csv_bytes(calls, notes))
     typer.echo(
-        f"Issued call list {list_id}: {plan.calls} customers to call"
-        + (
-            f" ({(plan.members['group'] == 'holdout').sum()} in the hold-out group, seed "
-            f"{plan.seed})"
-            if holdout
-            else ""
-        )
+        f"Issued call list {list_id}: {plan.describe()}"
+        + (f" (seed {plan.seed})" if holdout else "")
         + f". Wrote {out}."
     )
+    if holdout:
+        members = plan.members
+        held = (members["group"] == abtest.HOLDOUT).to_numpy()
+        power = abtest.holdout_needed(
+            members["probability"].to_numpy(float),
+            members["call"].to_numpy(bool) & ~held,
+            held,
+            default_settings().call_cost,
+            default_settings().subscription_value,
+        )
+        if not power.enough:
+            typer.secho(
+                f"Warning: the hold-out is too small to tell. {power.describe()}", err=True
+            )
 
 
 @app.command("ab-report")
@@ -746,22 +759,7 @@ def ab_report_cmd(
 
     result = ab_results(None, call_list)
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "call_list_id": result.call_list_id,
-                    "seed": result.seed,
-                    "share": result.share,
-                    "groups": result.table().to_dict(orient="records"),
-                    "uplift_per_customer": result.uplift_per_customer,
-                    "interval": list(result.interval),
-                    "conversion_uplift": result.conversion_uplift,
-                    "conversion_interval": list(result.conversion_interval),
-                    "pending_calls": result.pending_calls,
-                },
-                default=str,
-            )
-        )
+        typer.echo(json.dumps(result.as_dict(), default=str))
         return
     typer.echo(result.table().round(4).to_string(index=False))
     typer.echo(result.summary())
@@ -857,6 +855,99 @@ def bootstrap_cmd(
         train_cmd(profile=profile, promote=True, seed=0)
     else:
         typer.echo(f"Model: {registry.production_version()} in production.")
+
+
+# -- the weekly job and its scheduler -----------------------------------------------------------
+
+
+@app.command("weekly")
+def weekly_cmd(
+    drops: Annotated[
+        Path | None, typer.Option(help="Folder the weekly files arrive in (TERMDEPOSIT_DROPS).")
+    ] = None,
+    outbox: Annotated[
+        Path | None,
+        typer.Option(help="Folder for call lists and reports (TERMDEPOSIT_OUTBOX)."),
+    ] = None,
+    holdout: Annotated[
+        float | None,
+        typer.Option(help="Share drawn as business as usual (TERMDEPOSIT_HOLDOUT, e.g. 0.1)."),
+    ] = None,
+) -> None:
+    """Run the week's work: drops in, model upkeep, scoring, call lists, monitoring, alerts out.
+
+    Safe to run again (done steps are skipped) and to resume after an interruption; exits 1
+    when a step failed (a drop refused, alerts not delivered), 2 when it could not start.
+    """
+    from dataclasses import replace
+
+    from termdeposit.services.weekly import run_weekly
+
+    settings = config.weekly_settings()
+    changes: dict[str, Any] = {}
+    if drops is not None:
+        changes["drops"] = drops.expanduser().resolve()
+    if outbox is not None:
+        changes["outbox"] = outbox.expanduser().resolve()
+    if holdout is not None:
+        changes["holdout"] = holdout
+    report = run_weekly(
+        replace(settings, **changes), progress=lambda step: typer.echo(f"... {step}", err=True)
+    )
+    typer.echo(report.summary())
+    if report.failed:
+        typer.secho(f"{len(report.failed)} steps failed; see above.", err=True, fg="red")
+        raise typer.Exit(1)
+
+
+@app.command("scheduler")
+def scheduler_cmd(
+    cron: Annotated[
+        str | None, typer.Option(help="Five cron fields (TERMDEPOSIT_WEEKLY_CRON).")
+    ] = None,
+    timezone: Annotated[str | None, typer.Option(help="Time zone (TERMDEPOSIT_TIMEZONE).")] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Print the next runs and exit (no scheduler).")
+    ] = False,
+) -> None:
+    """Run 'termdeposit weekly' on a cron schedule, in the foreground (compose's scheduler)."""
+    from termdeposit.services.scheduler import build_scheduler, next_runs
+    from termdeposit.services.weekly import run_weekly
+
+    settings = config.weekly_settings()
+    cron = cron or settings.cron
+    timezone = timezone or settings.timezone
+    upcoming = next_runs(cron, timezone)
+    typer.echo(
+        f"Weekly job on '{cron}' ({timezone}); next runs: "
+        + ", ".join(f"{t:%a %Y-%m-%d %H:%M %Z}" for t in upcoming)
+    )
+    if check:
+        return
+
+    def job() -> None:
+        typer.echo(run_weekly(config.weekly_settings()).summary())
+
+    scheduler = build_scheduler(job, cron, timezone)
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        typer.echo("Scheduler stopped.")
+
+
+@app.command("deliver-alerts")
+def deliver_alerts_cmd(
+    test: Annotated[
+        bool, typer.Option("--test", help="Send a test message instead (nothing recorded).")
+    ] = False,
+) -> None:
+    """Send new alerts now by webhook and e-mail (TERMDEPOSIT_ALERT_WEBHOOK, _SMTP_URL...)."""
+    from termdeposit.ops import alerting
+
+    report = alerting.send_test_message() if test else alerting.deliver_alerts()
+    typer.echo(report.describe())
+    if report.failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -317,8 +317,8 @@ def drop_week(
             f"The week of '{Path(file_name).name}' cannot be told from its rows: they start in "
             f"{MONTHS[month - 1]} but a drop has no year, and no earlier week is recorded to "
             "continue the calendar from.",
-            hint=f'Pass the week, e.g. --week-label "{FIRST_YEAR + 1}-{month:02d} wk1" (or put '
-            "the year in the file name, e.g. drop_2009-05-11.csv); later drops continue the "
+            hint=f'Pass the week (--week-label "{FIRST_YEAR + 1}-{month:02d} wk1") or put the '
+            "year in the file name (e.g. drop_2009-05-11.csv); later drops continue the "
             "calendar from it.",
         )
     same_month = [int(w) for y, m, w in parsed if int(y) == year and int(m) == month]

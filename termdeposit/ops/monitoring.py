@@ -1086,8 +1086,9 @@ def drift_checks(report: DriftReport, index: int, limits: AlertLimits) -> list[C
             limit=limits.psi_score,
             rows=report.rows,
             message=f"{report.label}: the model ranks these customers differently from the "
-            f"training customers: the spread of the scores shifted (PSI {report.score_psi:.2f} "
-            f"beyond chance{pooled}; the economy's pull on every score is left out).",
+            f"training customers: the spread of their scores shifted, PSI "
+            f"{report.score_psi:.2f} beyond chance{pooled} (the economy's pull on every score "
+            "is left out).",
             window_start=start,
         )
     )
