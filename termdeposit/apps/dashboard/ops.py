@@ -145,19 +145,42 @@ def issue_list_button(
                 threshold=threshold,
                 settings=settings,
             )
-            st.session_state[issued_key] = (signature, list_id, plan.seed, plan.to_call())
+            held = (plan.members["group"] == abtest.HOLDOUT).to_numpy()
+            power = (
+                abtest.holdout_needed(
+                    plan.members["probability"].to_numpy(float),
+                    plan.members["call"].to_numpy(bool) & ~held,
+                    held,
+                    settings.call_cost,
+                    settings.subscription_value,
+                )
+                if held.any()
+                else None
+            )
+            st.session_state[issued_key] = (
+                signature,
+                list_id,
+                plan.seed,
+                plan.to_call(),
+                plan.describe(),
+                power,
+            )
         except TermDepositError as exc:
             show_error(exc)
     issued = st.session_state.get(issued_key)
     if issued is None or issued[0] != signature:
         return None
-    _, list_id, seed_used, to_call = issued
+    _, list_id, seed_used, to_call, counts, power = issued
     st.success(
         f"Call list {list_id} recorded"
         + (f" with a hold-out group (seed {seed_used})" if seed_used is not None else "")
-        + f": {len(to_call):,} customers to call. The downloads below hold this list.",
+        + f": {counts}. The downloads below hold this list.",
         icon=":material/check_circle:",
     )
+    if power is not None and not power.enough:
+        st.warning(
+            f"The hold-out is too small to tell. {power.describe()}", icon=":material/warning:"
+        )
     return to_call
 
 
