@@ -294,8 +294,9 @@ def drop_week(
 
     The rows give the month and the weekdays but no year. The year is read from the file name
     (e.g. ``drop_2009-05-11.csv``) or continued from the latest week already recorded
-    (``known_labels``, oldest first: a new year when the month index drops by more than 6). The
-    week in the month follows the weeks already recorded for that month.
+    (``known_labels``, oldest first; drops arrive in time order, so a month before that week's
+    month is in the next year). The week in the month follows the weeks already recorded for
+    that month.
 
     Raises:
         TermDepositError: the year cannot be told (no year in the file name, no earlier week):
@@ -310,7 +311,7 @@ def drop_week(
         year, source = int(found.group(1)), "the year in the file name"
     elif parsed:
         last_year, last_month, _ = (int(v) for v in parsed[-1])
-        year = last_year + (1 if last_month - month > 6 else 0)
+        year = last_year + (1 if month < last_month else 0)
         source = f"the calendar continued from week {'{}-{} wk{}'.format(*parsed[-1])}"
     else:
         raise TermDepositError(
