@@ -1,8 +1,8 @@
 """Shared fixtures: the reference data and one quick-profile model trained per test session.
 
-Before anything runs, the product's writable locations (models, processed data, database)
-are pointed at a temporary folder, so tests never touch a user's own models or data. The
-reference data is read from ``TERMDEPOSIT_DATA`` (``../shared/data`` when not set).
+Before anything runs, the product's writable locations (models, processed data, database,
+the model signing key) are pointed at a temporary folder, so tests never touch a user's own
+models, key or data. The reference data is read from ``TERMDEPOSIT_DATA`` (``../shared/data`` when not set).
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ _SESSION_ROOT = Path(tempfile.mkdtemp(prefix="termdeposit-tests-"))
 os.environ["TERMDEPOSIT_MODELS"] = str(_SESSION_ROOT / "models")
 os.environ["TERMDEPOSIT_PROCESSED"] = str(_SESSION_ROOT / "processed")
 os.environ["TERMDEPOSIT_DB_URL"] = f"sqlite:///{_SESSION_ROOT / 'termdeposit.db'}"
+# The model signing key of the session (created on first save), outside every models folder.
+os.environ["TERMDEPOSIT_KEY_FILE"] = str(_SESSION_ROOT / "config" / "signing.key")
+os.environ.pop("TERMDEPOSIT_SIGNING_KEY", None)
 os.environ.setdefault("TERMDEPOSIT_LOG", "WARNING")
 
 

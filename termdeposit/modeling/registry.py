@@ -403,7 +403,8 @@ def read_reference(version: str, models_dir: ModelsLocation = None) -> pd.DataFr
     data = storage.read_file(check_version_name(version), REFERENCE_FILE)
     if data is None:
         raise ModelError(
-            f"Model {version} has no training reference sample.",
+            f"Model {version} has no training reference sample, so drift cannot be measured "
+            "and explanations have no background rows.",
             hint="Models trained with 'termdeposit train' or 'retrain' have one.",
         )
     listed = (storage.read_file(version, CHECKSUM_FILE) or b"").decode("utf-8", "replace")
