@@ -2,7 +2,8 @@
 
 Before anything runs, the product's writable locations (models, processed data, database,
 the model signing key) are pointed at a temporary folder, so tests never touch a user's own
-models, key or data. The reference data is read from ``TERMDEPOSIT_DATA`` (``../shared/data`` when not set).
+models, key or data. The reference data is read from ``TERMDEPOSIT_DATA`` (``../shared/data``
+when not set).
 """
 
 from __future__ import annotations
