@@ -14,7 +14,10 @@ guarantees listed here:
   ``flock`` on ``.registry.lock``, released by the kernel if the process dies). Object
   storage: a conditional put (``If-Match`` the ETag read, or ``If-None-Match: *`` when there
   is none), so a writer that lost a race gets :class:`StorageConflictError` instead of
-  overwriting.
+  overwriting. Before an interrupted promotion is recorded as abandoned, the pointer is
+  rewritten as it is (a new ETag), so the stalled writer's put can no longer land; only the
+  very first pointer, which does not exist yet, cannot be fenced that way (if such a put
+  lands late, :func:`~termdeposit.modeling.registry.pointer_status` reports the disagreement).
 * **Journal records are appended in order and never rewritten.** Folder: one JSON line per
   record in ``promotions.jsonl``, appended and flushed (a line torn by a crash is ignored and
   cut off by the next writer). Object storage: one object per record,

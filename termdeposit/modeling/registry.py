@@ -15,17 +15,16 @@ a random key created on first use and kept outside the models folder). The artif
 once into memory, verified and unpickled from those same bytes. A model saved elsewhere, or
 before signing existed, is refused until someone vouches for it with
 ``termdeposit models trust VERSION --reason ...`` (recorded in the audit journal), which signs
-it with the local key. skops was measured as the alternative (skops 0.16, the quick profile's
-pipelines on 6,000 rows; ``benchmarks`` of the registry branch, see README "Model files"): it
-loads every pipeline the product makes with identical scores, but only with 12 trusted types
-for the calibrated average (imblearn's Pipeline, BankCleaner, OptionalSMOTE, BlendClassifier,
-XGBClassifier and its Booster, scikit-learn's private ``_CalibratedClassifier``,
-``_SigmoidCalibration`` and ``Tree``, ``StratifiedKFold``, ``make_column_selector``,
-``numpy.number``) and 15 for a recalibrated model; that list would have to follow every new
-estimator and library upgrade, the files are larger and slower to load, and a well-formed
-file of the wrong model still loads. A signature proves where the file came from, which also
-covers the swapped-model case, so signing is what guards loading; skops stays a possible
-second layer.
+it with the local key. skops was measured as the alternative (skops 0.16,
+``benchmarks/bench_model_format.py``, the product's pipelines fitted on 6,000 rows): it loads
+every one with identical scores, but only with 12 trusted types for the calibrated average
+(imblearn's Pipeline, BankCleaner, OptionalSMOTE, BlendClassifier, XGBClassifier and its
+Booster, scikit-learn's private ``_CalibratedClassifier``, ``_SigmoidCalibration`` and
+``Tree``, ``StratifiedKFold``, ``make_column_selector``, ``numpy.number``) and 15 for a
+recalibrated model; that list would have to follow every new estimator and library upgrade,
+the files are 1.3x to 3.7x joblib's and load about 5x slower, and a well-formed file of the
+wrong model still loads. A signature proves where the file came from, which covers the
+swapped model too, so signing is what guards loading; skops stays a possible second layer.
 
 **A trustworthy history: the audit entry is written ahead of the pointer change.** A
 promotion or rollback, holding the registry lock, (1) appends a *pending* record (who, why,
