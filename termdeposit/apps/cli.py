@@ -914,8 +914,15 @@ def bootstrap_cmd(
     if registry.production_version() is None:
         typer.echo(f"Model: none in production, training the {profile} profile...")
         train_cmd(profile=profile, promote=True, seed=0)
-    else:
-        typer.echo(f"Model: {registry.production_version()} in production.")
+        return
+    version = registry.production_version()
+    try:
+        registry.load_model(version)  # checksums and signature: a model saved before signing
+    except TermDepositError as exc:  # or elsewhere is refused, and the user is told what to do
+        typer.secho(f"Model: {version} is in production but cannot be used.", fg="yellow")
+        typer.echo(f"  {exc.message}\n  {exc.hint}")
+        return
+    typer.echo(f"Model: {version} in production (verified).")
 
 
 def main() -> None:

@@ -384,3 +384,16 @@ def test_an_interrupted_promotion_is_settled_when_the_registry_is_opened(tiny):
     registry.promote(b, "after the torn line")
     assert all(json.loads(line) for line in journal.read_text().splitlines())
     assert_pointer_and_audit_agree(models)
+
+
+def test_bootstrap_says_what_to_do_with_a_production_model_saved_before_signing(tiny):
+    models, (a, _, _, _) = tiny
+    registry.promote(a, "first")
+    runner = CliRunner()
+    assert f"Model: {a} in production (verified)." in runner.invoke(app, ["bootstrap"]).output
+    (models / a / registry.SIGNATURE_FILE).unlink()
+    result = runner.invoke(app, ["bootstrap"])
+    assert result.exit_code == 0, result.output
+    assert f"{a} is in production but cannot be used" in result.output
+    assert f"termdeposit models trust {a}" in result.output
+    assert registry.list_versions() == tiny[1], "nothing was trained or changed"
