@@ -22,7 +22,7 @@ every one with identical scores, but only with 12 trusted types for the calibrat
 Booster, scikit-learn's private ``_CalibratedClassifier``, ``_SigmoidCalibration`` and
 ``Tree``, ``StratifiedKFold``, ``make_column_selector``, ``numpy.number``) and 15 for a
 recalibrated model; that list would have to follow every new estimator and library upgrade,
-the files are 1.3x to 3.7x joblib's and load about 5x slower, and a well-formed file of the
+the files are 1.3x to 3.7x joblib's and load 4-7x slower, and a well-formed file of the
 wrong model still loads. A signature proves where the file came from, which covers the
 swapped model too, so signing is what guards loading; skops stays a possible second layer.
 
