@@ -39,9 +39,9 @@ from sklearn.metrics import precision_score, roc_auc_score
 
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.labels import AGE_BAND, ATTRIBUTE_LABELS
 from termdeposit.core.schema import CATEGORICAL_INPUTS, INPUT_COLUMNS, TARGET
 
-AGE_BAND = "age band"
 AGE_BANDS = ("<25", "25–34", "35–44", "45–54", "55–64", "65+")
 #: Lower edges of the age bands after the first (a band includes its lower edge).
 AGE_EDGES = (25, 35, 45, 55, 65)
@@ -49,19 +49,6 @@ AGE_EDGES = (25, 35, 45, 55, 65)
 DEFAULT_ATTRIBUTES = (AGE_BAND, "marital", "education", "job")
 #: Every grouping a user can pick: the age band and each category input.
 ATTRIBUTE_CHOICES = (AGE_BAND, *CATEGORICAL_INPUTS)
-ATTRIBUTE_LABELS = {
-    AGE_BAND: "Age band",
-    "marital": "Marital status",
-    "education": "Education",
-    "job": "Job",
-    "default": "Credit in default",
-    "housing": "Housing loan",
-    "loan": "Personal loan",
-    "contact": "Contact phone",
-    "month": "Month of the call",
-    "day_of_week": "Day of the call",
-    "poutcome": "Outcome of the previous campaign",
-}
 #: Inputs a model may not need to see to rank customers (the "blind" model drops them).
 PROTECTED_INPUTS = ("age", "marital")
 #: Groups smaller than this are too small to judge.
