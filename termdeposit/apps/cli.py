@@ -382,7 +382,7 @@ def feedback_cmd(
     ] = None,
 ) -> None:
     """Record the week's call outcomes (all or nothing; uploading again changes nothing)."""
-    from termdeposit.ops.feedback import OutcomesError, record_feedback
+    from termdeposit.services.outcomes import OutcomesError, record_feedback
 
     if not outcomes.is_file():
         raise TermDepositError(f"There is no file at '{outcomes}'.", hint="Check the path.")
@@ -769,8 +769,8 @@ def demo_outcomes_cmd(
     """For demos: the outcomes a cohort cut from the reference data would bring back."""
     from termdeposit.data.dataset import load_reference
     from termdeposit.data.exports import write_atomic
-    from termdeposit.ops.feedback import outcomes_file, simulated_outcomes
     from termdeposit.ops.monitoring import cohort_plan
+    from termdeposit.services.outcomes import outcomes_file, simulated_outcomes
     from termdeposit.storage.store import open_store
 
     store = open_store()
