@@ -27,8 +27,11 @@ from typing import Any, TypeVar
 
 import pandas as pd
 from sqlalchemy import (
+    Column,
     ColumnElement,
+    DateTime,
     Engine,
+    Integer,
     MetaData,
     Select,
     Table,
@@ -46,6 +49,16 @@ T = TypeVar("T")
 
 #: Every table of the store (declared by the repositories, gathered in ``tables.py``).
 metadata = MetaData()
+
+#: The schema version products from before the migrations kept (1, 2); products since write 3
+#: (see :mod:`~termdeposit.storage.migrations`), so that the older ones refuse the database.
+schema_info = Table(
+    "schema_info",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("upgraded_at", DateTime(timezone=True), nullable=False),
+)
 
 #: Rows per INSERT batch and ids per IN (...) clause.
 BATCH = 2000

@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Column, DateTime, Integer, Table, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from termdeposit.core import config
-from termdeposit.core.errors import TermDepositError
-from termdeposit.core.logs import get_logger
+from termdeposit.storage import migrations
 from termdeposit.storage.alerts import AlertRepository
 from termdeposit.storage.calllists import CallListRepository
 from termdeposit.storage.cohorts import (
@@ -61,6 +60,7 @@ from termdeposit.storage.tables import (
     outcomes,
     predictions,
     promotions,
+    schema_info,
     scorings,
     settings_table,
 )
@@ -87,92 +87,11 @@ __all__ = [
     "promotions",
     "read_scored_csv",
     "safe_url",
+    "schema_info",
     "scorings",
     "settings_table",
     "source_sha256",
 ]
-
-log = get_logger("store")
-
-#: The schema version this code writes; older databases are upgraded to it when opened.
-SCHEMA_VERSION = 2
-
-schema_info = Table(
-    "schema_info",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("version", Integer, nullable=False),
-    Column("upgraded_at", DateTime(timezone=True), nullable=False),
-)
-
-#: Tables of schema version 1 (call lists without the A/B hold-out).
-_V1_TABLES = (
-    "schema_info",
-    "cohorts",
-    "cohort_customers",
-    "scorings",
-    "predictions",
-    "outcome_uploads",
-    "outcomes",
-    "alerts",
-    "promotions",
-    "settings",
-)
-
-
-def _v1_metadata() -> Any:
-    """Schema version 1, as first released (used to create or upgrade old databases)."""
-    from sqlalchemy import MetaData
-
-    old = MetaData()
-    for name in _V1_TABLES:
-        metadata.tables[name].to_metadata(old)
-    columns = [c._copy() for c in call_lists.columns if c.name not in ("ab_share", "ab_seed")]
-    Table("call_lists", old, *columns)
-    return old
-
-
-def _migrate_to_1(conn: Connection) -> None:
-    """Version 1: cohorts, predictions, call lists, outcomes, alerts, promotions, settings."""
-    _v1_metadata().create_all(conn)
-
-
-def _migrate_to_2(conn: Connection) -> None:
-    """Version 2: the A/B hold-out (share and seed on call lists, who is in which group)."""
-    conn.execute(text("ALTER TABLE call_lists ADD COLUMN ab_share FLOAT NOT NULL DEFAULT 0"))
-    conn.execute(text("ALTER TABLE call_lists ADD COLUMN ab_seed INTEGER"))
-    call_list_members.create(conn)
-
-
-#: In-place upgrades: version -> function that brings version - 1 to it.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
-
-
-def _read_version(conn: Connection) -> int:
-    if not conn.dialect.has_table(conn, "schema_info"):
-        return 0
-    value = conn.execute(select(func.max(schema_info.c.version))).scalar()
-    return int(value or 0)
-
-
-def _write_version(conn: Connection, version: int) -> None:
-    conn.execute(schema_info.insert().values(version=version, upgraded_at=now()))
-
-
-def _upgrade(conn: Connection) -> None:
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))
-    version = _read_version(conn)
-    if version > SCHEMA_VERSION:
-        raise TermDepositError(
-            f"The database at {safe_url(str(conn.engine.url))} has schema version {version}, "
-            f"newer than this product understands ({SCHEMA_VERSION}).",
-            hint="Upgrade termdeposit on this machine.",
-        )
-    for target in range(version + 1, SCHEMA_VERSION + 1):
-        log.info("upgrading the store schema to version %d", target)
-        MIGRATIONS[target](conn)
-        _write_version(conn, target)
 
 
 class Store:
@@ -184,7 +103,7 @@ class Store:
     """
 
     def __init__(self, url: str) -> None:
-        self.db = Database(url, upgrade=_upgrade)
+        self.db = Database(url, upgrade=migrations.upgrade)
         self.url = url
         self.engine = self.db.engine
         self.dialect = self.db.dialect
@@ -202,9 +121,9 @@ class Store:
         self.db.check()
         return self
 
-    def schema_version(self) -> int:
-        """The schema version of the database (0 for an empty one)."""
-        return self.db._run(_read_version)
+    def schema_revision(self) -> str | None:
+        """The migration revision of the database (None for an empty one)."""
+        return self.db._run(migrations.current_revision)
 
     def transaction(self, work: Callable[[Connection], Any]) -> Any:
         """Run ``work(conn)`` in one transaction of an up-to-date store (all or nothing)."""

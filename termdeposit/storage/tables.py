@@ -9,7 +9,7 @@ from __future__ import annotations
 from termdeposit.storage.alerts import alerts
 from termdeposit.storage.calllists import call_list_members, call_lists
 from termdeposit.storage.cohorts import cohort_customers, cohorts, predictions, scorings
-from termdeposit.storage.database import metadata
+from termdeposit.storage.database import metadata, schema_info
 from termdeposit.storage.outcomes import outcome_uploads, outcomes
 from termdeposit.storage.promotions import promotions
 from termdeposit.storage.settings import settings_table
@@ -25,6 +25,7 @@ __all__ = [
     "outcomes",
     "predictions",
     "promotions",
+    "schema_info",
     "scorings",
     "settings_table",
 ]
