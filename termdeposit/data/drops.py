@@ -102,7 +102,7 @@ def read_drop(drop: Drop | str | Path) -> bytes:
             ) from exc
         except Exception as exc:
             raise storage_error(exc, location, "read the data drop") from exc
-    path = Path(location).expanduser()
-    if not path.is_file():
-        raise TermDepositError(f"There is no file at '{path}'.", hint="Check the path.")
-    return path.read_bytes()
+    file = Path(location).expanduser()
+    if not file.is_file():
+        raise TermDepositError(f"There is no file at '{file}'.", hint="Check the path.")
+    return file.read_bytes()

@@ -576,8 +576,10 @@ def open_storage(location: str | Path | None = None) -> Storage:
     One object per location and process, so the registry lock is re-entrant within a process.
     """
     location = location if location is not None else config.models_location()
-    remote = isinstance(location, str) and config.is_url(location)
-    key = location.rstrip("/") if remote else str(Path(location).expanduser().resolve())
+    if isinstance(location, str) and config.is_url(location):
+        remote, key = True, location.rstrip("/")
+    else:
+        remote, key = False, str(Path(location).expanduser().resolve())
     with _OPEN_LOCK:
         if key not in _OPEN:
             _OPEN[key] = ObjectStore(key) if remote else LocalFolder(Path(key))

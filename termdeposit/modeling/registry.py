@@ -390,7 +390,7 @@ def load_model(version: str | None = None, models_dir: ModelsLocation = None) ->
     if not hasattr(pipeline, "predict_proba"):
         raise ModelError(f"Model {version} is not a scoring pipeline.", hint="Retrain it.")
     where: Path | str = (
-        storage.root / version if isinstance(storage, LocalFolder) else f"{storage.url}/{version}"  # type: ignore[union-attr]
+        storage.root / version if isinstance(storage, LocalFolder) else f"{storage.url}/{version}"
     )
     return LoadedModel(version=version, pipeline=pipeline, card=card, path=where, storage=storage)
 
