@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from termdeposit.core import money
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import ID_COLUMN
@@ -478,7 +479,7 @@ def ab_results(store: Store | None, call_list_id: int) -> ABResult:
     known = merged["called"].notna().to_numpy()
     called = merged["called"].fillna(False).astype(bool).to_numpy()
     subscribed = merged["subscribed"].fillna(False).astype(bool).to_numpy() & called
-    profit = value * subscribed - cost * called
+    profit = money.profit(subscribed, called, cost, value)
     groups = []
     counts = {}
     for name in (MODEL, HOLDOUT):

@@ -383,15 +383,14 @@ def deliver_alerts(
     channels, missing = configured_channels(settings)
     reports = []
     for channel, (target, where) in channels.items():
-        pending = deliveries.undelivered_alerts(store, channel)
+        pending = store.delivery_repo.undelivered_alerts(channel)
         if pending.empty:
             reports.append(ChannelReport(channel, target, 0, True, 0))
             continue
         ids = [int(i) for i in pending["id"]]
         message_id = hashlib.sha256(f"{channel}:{ids}".encode()).hexdigest()[:32]
         send = _sender(channel, where, settings, subject_of(pending), alert_text(pending, lines))
-        deliveries.record_attempt(
-            store,
+        store.delivery_repo.record_attempt(
             ids,
             channel=channel,
             target=target,
@@ -400,8 +399,7 @@ def deliver_alerts(
             message_id=message_id,
         )
         tries, error = with_retries(send, settings.attempts, settings.backoff, sleep)
-        deliveries.record_attempt(
-            store,
+        store.delivery_repo.record_attempt(
             ids,
             channel=channel,
             target=target,

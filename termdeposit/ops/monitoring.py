@@ -45,7 +45,7 @@ import pandas as pd
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
-from termdeposit.core import config
+from termdeposit.core import money
 from termdeposit.core.config import BusinessSettings, default_settings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import (
@@ -640,8 +640,8 @@ def period_figures(period: Period) -> dict[str, Any]:
         "planned_calls": int(planned.sum()),
         "expected_conversion": float(p[planned].mean()) if planned.any() else float("nan"),
         "expected_subscriptions": float(p[planned].sum()),
-        "expected_profit": float(value * p[planned].sum() - cost * planned.sum()),
-        "expected_profit_call_all": float(value * p.sum() - cost * len(p)),
+        "expected_profit": float(money.profit(p[planned].sum(), planned.sum(), cost, value)),
+        "expected_profit_call_all": float(money.profit(p.sum(), len(p), cost, value)),
         "estimated_auc": estimated_auc(p),
         "mean_confidence": mean_confidence(p),
     }
@@ -662,11 +662,14 @@ def period_figures(period: Period) -> dict[str, Any]:
                 "conversion": subs / calls if calls else float("nan"),
                 "call_cost": float(cost * calls),
                 "revenue": float(value * subs),
-                "profit": float(value * subs - cost * calls),
+                "profit": float(money.profit(subs, calls, cost, value)),
                 "expected_subscriptions_of_called": float(p[called].sum()),
-                "expected_profit_of_called": float(value * p[called].sum() - cost * calls),
-                "estimated_uplift_realised": float(
-                    cost * uncalled.sum() - value * p[uncalled].sum()
+                "expected_profit_of_called": float(
+                    money.profit(p[called].sum(), calls, cost, value)
+                ),
+                # the calls not made would have earned this (negative: saved money)
+                "estimated_uplift_realised": -float(
+                    money.profit(p[uncalled].sum(), uncalled.sum(), cost, value)
                 ),
                 "auc": _auc(subscribed[called], p[called]),
                 "calibration_error": (
@@ -773,15 +776,10 @@ class DriftReport:
 def model_reference(version: str) -> pd.DataFrame:
     """The training reference sample (inputs, score, y) saved with a model version.
 
-    Read without unpickling the model (the sample is a plain parquet file beside it).
+    Read without unpickling the model (the sample is a plain parquet file beside it, checked
+    against the model's checksum list).
     """
-    path = config.models_dir() / registry.check_version_name(version) / registry.REFERENCE_FILE
-    if not path.is_file():
-        raise TermDepositError(
-            f"Model {version} has no training reference sample, so drift cannot be measured.",
-            hint="Models trained with 'termdeposit train' or 'retrain' have one.",
-        )
-    return pd.read_parquet(path)
+    return registry.read_reference(version)
 
 
 def _centred(frame: pd.DataFrame, column: str) -> np.ndarray:

@@ -1,7 +1,8 @@
 """A week's work in one command: ``termdeposit weekly`` (and the scheduler that runs it).
 
-The bank's files for the week arrive in a drops folder (``TERMDEPOSIT_DROPS``). Each file is
-one *drop*, known by its content (sha256), and taken for what it holds:
+The bank's files for the week arrive in a drops folder or ``s3://`` prefix
+(``TERMDEPOSIT_DROPS``). Each file is one *drop*, known by its content (sha256), and taken for
+what it holds:
 
 - an **outcomes** file (``customer_id``, ``called``, ``subscribed``): the results of earlier
   calls, recorded as the feedback loop does (``termdeposit feedback``);
@@ -30,6 +31,7 @@ RunLock`); the second one stops at once and says who holds the lock.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 from collections.abc import Callable
@@ -38,22 +40,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from termdeposit.core.config import WeeklySettings, default_settings, weekly_settings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.logs import get_logger
-from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS
+from termdeposit.core.schema import INPUT_COLUMNS
+from termdeposit.data import drops as drops_store
 from termdeposit.data import exports
 from termdeposit.data.cohort_file import load_cohort, read_table
-from termdeposit.data.dataset import sha256_file
-from termdeposit.decisions import abtest
-from termdeposit.decisions.calllist import CALLER_COLUMNS
+from termdeposit.insight import explain
 from termdeposit.modeling import registry
 from termdeposit.modeling.predict import decisions, score_frame
 from termdeposit.ops import alerting, monitoring
-from termdeposit.ops.feedback import record_feedback
 from termdeposit.ops.retrain import ingest, recalibrate, retrain, week_label_for
+from termdeposit.services import call_lists
+from termdeposit.services.outcomes import record_feedback
 from termdeposit.storage import jobs
 from termdeposit.storage.store import Store, open_store
 
@@ -79,28 +80,19 @@ class Drop:
 
 
 def list_drops(source: str | Path) -> list[Drop]:
-    """The drops waiting in a folder, in name order (hidden and partial files left out).
+    """The drops waiting in a folder or an ``s3://`` prefix, in name order, with their sha256.
 
-    The one place drops are found: reading them from object storage only changes this
-    function. Files still being copied should arrive under a hidden name (``.name``) or with
-    ``.part`` / ``.tmp`` at the end and be renamed when complete.
+    Files still being copied should arrive under a hidden name (``.name``) or another ending
+    (``.part``) and be renamed when complete: only .csv, .txt, .tsv and .xlsx files count.
 
     Raises:
-        TermDepositError: the folder does not exist.
+        TermDepositError: the folder or prefix does not exist or cannot be read.
     """
-    folder = Path(source)
-    if not folder.is_dir():
-        raise TermDepositError(
-            f"The drops folder {folder} does not exist.",
-            hint="Create it, or point TERMDEPOSIT_DROPS (or --drops) at the folder the bank's "
-            "weekly files arrive in.",
-        )
-    drops = []
-    for path in sorted(p for p in folder.iterdir() if p.is_file()):
-        if path.name.startswith(".") or path.suffix.lower() in (".part", ".tmp", ".partial"):
-            continue
-        drops.append(Drop(path.name, sha256_file(path), path.read_bytes))
-    return drops
+    found = []
+    for drop in drops_store.list_drops(source):
+        digest = hashlib.sha256(drops_store.read_drop(drop)).hexdigest()
+        found.append(Drop(drop.name, digest, functools.partial(drops_store.read_drop, drop)))
+    return found
 
 
 def _key(name: object) -> str:
@@ -214,7 +206,7 @@ class WeeklyRun:
         ``work`` gets the start of an earlier attempt that was interrupted (no end recorded),
         or None: a step whose work commits before its end is recorded looks for its traces.
         """
-        record = jobs.step_record(self.store, JOB, step, subject)
+        record = self.store.job_repo.step_record(JOB, step, subject)
         if record is not None and record.done:
             outcome = StepOutcome(
                 step, label, "skipped", record.details.get("message", ""), record.details
@@ -226,20 +218,20 @@ class WeeklyRun:
         )
         self.lock.refresh()
         self.progress(f"{step}: {label}")
-        jobs.start_step(self.store, JOB, step, subject, label)
+        self.store.job_repo.start_step(JOB, step, subject, label)
         try:
             details = work(interrupted)
         except TermDepositError as exc:
             message = exc.message + (f" {exc.hint}" if exc.hint else "")
-            jobs.finish_step(
-                self.store, JOB, step, subject, {"message": message}, status=jobs.FAILED
+            self.store.job_repo.finish_step(
+                JOB, step, subject, {"message": message}, status=jobs.FAILED
             )
             log.error("weekly step %s of %s failed: %s", step, label, exc.message)
             self.store.record_alerts([_failure_alert(step, subject, label, message)])
             outcome = StepOutcome(step, label, "failed", message)
             self.outcomes.append(outcome)
             return outcome
-        jobs.finish_step(self.store, JOB, step, subject, details)
+        self.store.job_repo.finish_step(JOB, step, subject, details)
         if record is not None and record.status == jobs.FAILED:
             _clear_failure(self.store, step, subject)
         outcome = StepOutcome(step, label, "done", details.get("message", ""), details)
@@ -435,7 +427,7 @@ def _decision_since(store: Store, since: dt.datetime | None) -> dict[str, Any] |
 
 def outcomes_since_upkeep(store: Store) -> bool:
     """True when outcomes were recorded (feedback, labelled drops) since the last model upkeep."""
-    steps = jobs.steps(store, JOB)
+    steps = store.job_repo.steps(JOB)
     if steps.empty:
         return False
     done = steps[steps["status"] == jobs.DONE]
@@ -453,7 +445,7 @@ def retrain_due(store: Store, every: int) -> bool:
     """True when ``every`` cohorts have been scored since the last scheduled retraining."""
     if every <= 0:
         return False
-    steps = jobs.steps(store, JOB)
+    steps = store.job_repo.steps(JOB)
     if steps.empty:
         return False
     done = steps[steps["status"] == jobs.DONE]
@@ -469,63 +461,46 @@ def retrain_due(store: Store, every: int) -> bool:
 def issue_call_list(
     store: Store, cohort_id: int, file_sha256: str, holdout: float, path: Path
 ) -> tuple[int, str]:
-    """Issue a cohort's call list from its latest scoring and write the customers to call.
+    """Issue a cohort's call list from its latest scoring (the call-list service) and write it.
 
-    The one place the weekly job makes a call list (to be replaced by the call-list service).
-    A list the weekly job already issued for the cohort is reused, not issued twice; the
-    hold-out draw's seed comes from the file, so the draw is the same every time.
+    The same list issued again (a resumed run) is recorded once: the hold-out draw's seed comes
+    from the file, so the draw is the same every time. Writes ``path`` (CSV for people) and the
+    same list as an .xlsx beside it (with its About sheet).
 
     Returns:
         (call list id, the counts in words).
     """
-    lists = store.call_lists(cohort_id)
-    runs = store.scoring_runs(cohort_id)
-    if runs.empty:
-        raise TermDepositError(f"Cohort {cohort_id} has no logged scoring to call from.")
-    run = runs.iloc[-1]
-    scored = store.predictions(int(run["id"]))
-    threshold = None if pd.isna(run["threshold"]) else float(run["threshold"])
-    top = None if threshold is not None else int(run["top_n"])
-    mine = lists[lists["user"] == WEEKLY_USER] if len(lists) else lists
-    if len(mine):
-        list_id = int(mine.iloc[-1]["id"])
-        members = store.call_list_members(list_id)
-        plan = abtest.HoldoutPlan(members, float(mine.iloc[-1]["ab_share"]), None, 0.0)
-    else:
-        probabilities = scored["probability"].to_numpy(float)
-        plan = abtest.plan_holdout(
-            scored["customer_id"],
-            probabilities,
-            decisions(probabilities, threshold, top),
-            holdout,
-            int(file_sha256[:8], 16) % (2**31 - 1),
-        )
-        list_id = abtest.issue_call_list(
-            plan,
-            file_sha256=file_sha256,
-            model_version=str(run["model_version"]),
-            threshold=threshold,
-            settings=default_settings(),
-            store=store,
-            user=WEEKLY_USER,
-        )
-    inputs = store.cohort_inputs(cohort_id)
-    for column in ("age", "campaign", "pdays", "previous"):
-        inputs[column] = inputs[column].astype("int64")
-    calls = (
-        plan.to_call()
-        .drop(columns="call")
-        .merge(inputs.loc[:, [ID_COLUMN, *CALLER_COLUMNS]], on=ID_COLUMN)
+    logged = call_lists.logged_scoring(cohort_id, store)
+    threshold = logged.threshold if logged.threshold is not None else 0.0
+    request = call_lists.CallListRequest(
+        threshold=float(threshold),
+        capacity=logged.top_n if logged.threshold is None else None,
+        holdout_share=holdout,
+        seed=int(file_sha256[:8], 16) % (2**31 - 1) if holdout else None,
     )
-    counts = abtest.describe_counts(plan.members)
-    notes = [
-        f"call list {list_id} for cohort {cohort_id}",
-        f"model {run['model_version']}; "
-        + (f"threshold {threshold:.4f}" if threshold is not None else f"top {top}"),
-        counts,
-    ]
-    exports.write_atomic(path, exports.to_csv_bytes(calls, notes))
-    return list_id, counts
+    reasons, note = None, None
+    try:
+        model = registry.load_model(logged.model_version)
+        reasons = call_lists.model_reasons(explain.build_explainer(model), logged.scored)
+    except TermDepositError as exc:
+        note = f"Reasons: not available (model {logged.model_version}: {exc.message})"
+    prepared = call_lists.prepare_call_list(
+        logged.scored,
+        default_settings(),
+        request,
+        cohort_name=logged.cohort_name,
+        model_version=logged.model_version,
+        reasons=reasons,
+        reasons_note=note,
+    )
+    issued = call_lists.record_call_list(
+        prepared, file_sha256=logged.file_sha256, store=store, user=WEEKLY_USER
+    )
+    exports.write_atomic(path, issued.file_bytes("csv"))
+    exports.write_atomic(path.with_suffix(".xlsx"), issued.file_bytes("xlsx"))
+    if issued.list_id is None:  # pragma: no cover - record_call_list always gives an id
+        raise TermDepositError(f"The call list of cohort {cohort_id} was not recorded.")
+    return issued.list_id, issued.count_words()
 
 
 def report_text(store: Store, label: str, outcomes: list[StepOutcome]) -> str:
@@ -590,7 +565,7 @@ def run_weekly(
     settings = settings or weekly_settings()
     store = store or open_store()
     settings.outbox.mkdir(parents=True, exist_ok=True)
-    lock = jobs.RunLock(store, JOB, settings.outbox / ".weekly.lock")
+    lock = jobs.RunLock(store.db, JOB, settings.outbox / ".weekly.lock")
     with lock:
         drops = list_drops(settings.drops)
         run = WeeklyRun(store, settings, lock, progress, sleep)
@@ -609,7 +584,7 @@ def run_weekly(
                 run.ingest_drop(drop)
         label = _run_label(store, drops)
         fresh = outcomes_since_upkeep(store)
-        interrupted = jobs.step_record(store, JOB, "upkeep", key)
+        interrupted = store.job_repo.step_record(JOB, "upkeep", key)
         if (
             fresh
             or retrain_due(store, settings.retrain_every)

@@ -8,12 +8,9 @@ own connection; on SQLite a lock row naming its holder). Both vanish with a kill
 the kernel drops the file lock and PostgreSQL the advisory lock; a SQLite lock row whose
 process is gone (same machine) or whose lease ran out is taken over.
 
-Schema (new tables, created on first use by
-:func:`~termdeposit.storage.extra_tables.ensure_tables`):
-
-    job_steps(id PK, job, step, subject, label, status, attempts, started_at, finished_at,
-              details; UNIQUE (job, step, subject))
-    job_locks(name PK, holder, host, pid, acquired_at, expires_at)
+The tables (``job_steps``: job, step, subject, status, attempts, start, end, details;
+``job_locks``: name, holder, host, process, since, lease end) are created by migration
+``0003_weekly_job``.
 """
 
 from __future__ import annotations
@@ -33,7 +30,6 @@ from sqlalchemy import (
     Column,
     DateTime,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
@@ -46,14 +42,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from termdeposit.core.errors import TermDepositError
-from termdeposit.storage.extra_tables import as_utc, ensure_tables
-from termdeposit.storage.store import Store, now
-
-metadata = MetaData()
+from termdeposit.storage.database import Database, now
+from termdeposit.storage.database import metadata as _metadata
+from termdeposit.storage.database import utc as as_utc
 
 job_steps = Table(
     "job_steps",
-    metadata,
+    _metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("job", String(32), nullable=False),
     Column("step", String(32), nullable=False),
@@ -69,7 +64,7 @@ job_steps = Table(
 
 job_locks = Table(
     "job_locks",
-    metadata,
+    _metadata,
     Column("name", String(64), primary_key=True),
     Column("holder", String(128), nullable=False),
     Column("host", String(255), nullable=False),
@@ -107,23 +102,8 @@ class StepRecord:
         return self.status == DONE
 
 
-def _ready(store: Store) -> Store:
-    return ensure_tables(store, metadata)
-
-
-def _insert(store: Store) -> Any:
-    return (postgresql if store.dialect == "postgresql" else sqlite).insert
-
-
 def _where(job: str, step: str, subject: str) -> Any:
     return and_(job_steps.c.job == job, job_steps.c.step == step, job_steps.c.subject == subject)
-
-
-def step_record(store: Store, job: str, step: str, subject: str) -> StepRecord | None:
-    """The record of a step, or None if it never started."""
-    _ready(store)
-    frame = store.read(select(job_steps).where(_where(job, step, subject)))
-    return None if frame.empty else _record(frame.iloc[0])
 
 
 def _record(row: pd.Series) -> StepRecord:
@@ -140,74 +120,76 @@ def _record(row: pd.Series) -> StepRecord:
     )
 
 
-def start_step(store: Store, job: str, step: str, subject: str, label: str) -> StepRecord:
-    """Record that a step starts (again): status ``started``, one more attempt."""
-    _ready(store)
-    insert = _insert(store)
-    stamp = now()
+class JobRepository:
+    """The steps of scheduled jobs: started, done or failed, with what they did."""
 
-    def work(conn: Connection) -> None:
-        statement = insert(job_steps).values(
-            job=job,
-            step=step,
-            subject=subject,
-            label=label[:255],
-            status=STARTED,
-            attempts=1,
-            started_at=stamp,
-            finished_at=None,
-            details=None,
-        )
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["job", "step", "subject"],
-                set_={
-                    "status": STARTED,
-                    "attempts": job_steps.c.attempts + 1,
-                    "started_at": stamp,
-                    "finished_at": None,
-                },
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def step_record(self, job: str, step: str, subject: str) -> StepRecord | None:
+        """The record of a step, or None if it never started."""
+        frame = self.db.read(select(job_steps).where(_where(job, step, subject)))
+        return None if frame.empty else _record(frame.iloc[0])
+
+    def start_step(self, job: str, step: str, subject: str, label: str) -> None:
+        """Record that a step starts (again): status ``started``, one more attempt."""
+        insert = (postgresql if self.db.dialect == "postgresql" else sqlite).insert
+        stamp = now()
+
+        def work(conn: Connection) -> None:
+            statement = insert(job_steps).values(
+                job=job,
+                step=step,
+                subject=subject,
+                label=label[:255],
+                status=STARTED,
+                attempts=1,
+                started_at=stamp,
+                finished_at=None,
+                details=None,
+            )
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["job", "step", "subject"],
+                    set_={
+                        "status": STARTED,
+                        "attempts": job_steps.c.attempts + 1,
+                        "started_at": stamp,
+                        "finished_at": None,
+                    },
+                )
+            )
+
+        self.db.transaction(work)
+
+    def finish_step(
+        self,
+        job: str,
+        step: str,
+        subject: str,
+        details: dict[str, Any] | None = None,
+        status: str = DONE,
+    ) -> None:
+        """Record that a step is done (or failed), with what it did."""
+        payload = json.dumps(details or {}, default=str)
+        self.db.transaction(
+            lambda conn: conn.execute(
+                job_steps.update()
+                .where(_where(job, step, subject))
+                .values(status=status, finished_at=now(), details=payload)
             )
         )
 
-    store.transaction(work)
-    record = step_record(store, job, step, subject)
-    if record is None:  # pragma: no cover - written in the transaction above
-        raise TermDepositError(f"The start of step {step} could not be recorded.")
-    return record
-
-
-def finish_step(
-    store: Store,
-    job: str,
-    step: str,
-    subject: str,
-    details: dict[str, Any] | None = None,
-    status: str = DONE,
-) -> None:
-    """Record that a step is done (or failed), with what it did."""
-    _ready(store)
-    payload = json.dumps(details or {}, default=str)
-    store.transaction(
-        lambda conn: conn.execute(
-            job_steps.update()
-            .where(_where(job, step, subject))
-            .values(status=status, finished_at=now(), details=payload)
-        )
-    )
-
-
-def steps(store: Store, job: str | None = None) -> pd.DataFrame:
-    """Every recorded step (of one job), in the order they first started."""
-    _ready(store)
-    query = select(job_steps).order_by(job_steps.c.id)
-    if job is not None:
-        query = query.where(job_steps.c.job == job)
-    frame = store.read(query)
-    for column in ("started_at", "finished_at"):
-        if len(frame):
-            frame[column] = frame[column].map(as_utc)
-    return frame
+    def steps(self, job: str | None = None) -> pd.DataFrame:
+        """Every recorded step (of one job), in the order they first started."""
+        query = select(job_steps).order_by(job_steps.c.id)
+        if job is not None:
+            query = query.where(job_steps.c.job == job)
+        frame = self.db.read(query)
+        for column in ("started_at", "finished_at"):
+            if len(frame):
+                frame[column] = frame[column].map(as_utc)
+        return frame
 
 
 # -- the lock -----------------------------------------------------------------------------------
@@ -234,12 +216,12 @@ class RunLock:
 
     def __init__(
         self,
-        store: Store,
+        db: Database,
         name: str,
         lock_file: Path,
         lease: dt.timedelta = dt.timedelta(hours=2),
     ) -> None:
-        self.store = _ready(store)
+        self.db = db
         self.name = name
         self.lock_file = Path(lock_file)
         self.lease = lease
@@ -291,8 +273,8 @@ class RunLock:
             self._file = None
 
     def _take_database(self) -> None:
-        if self.store.dialect == "postgresql":
-            conn = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        if self.db.dialect == "postgresql":
+            conn = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             got = conn.execute(
                 text("SELECT pg_try_advisory_lock(hashtext(current_schema() || :name))"),
                 {"name": f":job:{self.name}"},
@@ -314,7 +296,7 @@ class RunLock:
         def work(conn: Connection) -> dict[str, Any] | None:
             current = conn.execute(select(job_locks).where(job_locks.c.name == self.name))
             found = current.mappings().first()
-            postgres = self.store.dialect == "postgresql"
+            postgres = self.db.dialect == "postgresql"
             if found is not None and not postgres and not self._stale(dict(found), stamp):
                 return dict(found)
             conn.execute(job_locks.delete().where(job_locks.c.name == self.name))
@@ -322,7 +304,7 @@ class RunLock:
             return None
 
         try:
-            holder = self.store.transaction(work)
+            holder = self.db.transaction(work)
         except BaseException:
             self._drop_database()
             raise
@@ -336,7 +318,7 @@ class RunLock:
         return row["host"] == self.host and not _process_alive(int(row["pid"]))
 
     def _lock_row(self) -> dict[str, Any] | None:
-        frame = self.store.read(select(job_locks).where(job_locks.c.name == self.name))
+        frame = self.db.read(select(job_locks).where(job_locks.c.name == self.name))
         return None if frame.empty else frame.iloc[0].to_dict()
 
     def _busy(self, row: dict[str, Any] | None) -> JobBusyError:
@@ -353,7 +335,7 @@ class RunLock:
     def refresh(self) -> None:
         """Extend the lease (call between steps); fail if another run took the lock over."""
         stamp = now()
-        result = self.store.transaction(
+        result = self.db.transaction(
             lambda conn: (
                 conn.execute(
                     job_locks.update()
@@ -383,7 +365,7 @@ class RunLock:
     def release(self) -> None:
         """Give the lock back (the row, the advisory lock, the file lock)."""
         try:
-            self.store.transaction(
+            self.db.transaction(
                 lambda conn: conn.execute(
                     job_locks.delete().where(
                         job_locks.c.name == self.name, job_locks.c.holder == self.holder

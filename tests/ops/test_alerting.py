@@ -11,7 +11,7 @@ from delivery_support import free_port, mail_receiver, webhook_receiver
 from termdeposit.core.config import AlertDeliverySettings, alert_delivery_settings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.ops import alerting
-from termdeposit.storage import deliveries, store
+from termdeposit.storage import store
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
@@ -70,7 +70,7 @@ def test_webhook_retries_with_backoff_and_records_the_delivery(with_alerts):
         assert "AUC 0.52" in text and "poutcome" in text and "[critical]" in text
         assert "economy moved" not in text, "information is not an alert"
 
-        recorded = deliveries.deliveries(with_alerts)
+        recorded = with_alerts.delivery_repo.deliveries()
         assert len(recorded) == 2 and set(recorded["status"]) == {"sent"}
         assert set(recorded["attempts"]) == {3}
         assert set(recorded["target"]) == {"the webhook at 127.0.0.1"}, "no path: it is a secret"
@@ -87,14 +87,14 @@ def test_webhook_refusal_is_recorded_and_retried_next_run(with_alerts):
         report = alerting.deliver_alerts(with_alerts, settings, sleep=waits.append)
         assert len(report.failed) == 1 and waits == [], "a 404 is not retried"
         assert "HTTP 404" in report.describe() and "next run tries again" in report.describe()
-        recorded = deliveries.deliveries(with_alerts)
+        recorded = with_alerts.delivery_repo.deliveries()
         assert set(recorded["status"]) == {"failed"} and "HTTP 404" in recorded["error"].iloc[0]
         assert hook.url not in report.describe()
 
         hook.status = 200
         report = alerting.deliver_alerts(with_alerts, settings, sleep=waits.append)
         assert report.failed == [] and report.channels[0].alerts == 2
-        recorded = deliveries.deliveries(with_alerts)
+        recorded = with_alerts.delivery_repo.deliveries()
         assert set(recorded["status"]) == {"sent"} and set(recorded["attempts"]) == {2}
 
 
@@ -105,7 +105,7 @@ def test_unreachable_webhook_gives_up_after_the_tries(with_alerts):
     report = alerting.deliver_alerts(with_alerts, settings, sleep=waits.append)
     assert waits == [2.0, 4.0] and report.failed[0].attempts == 3
     assert "could not be reached" in report.describe() and "abc-secret" not in report.describe()
-    assert "abc-secret" not in deliveries.deliveries(with_alerts).to_string()
+    assert "abc-secret" not in with_alerts.delivery_repo.deliveries().to_string()
 
 
 def test_email_through_a_local_mail_server(with_alerts):
@@ -125,7 +125,7 @@ def test_email_through_a_local_mail_server(with_alerts):
         assert message["From"] == "alerts@bank.test"
         assert message["Subject"] == "termdeposit: 2 new monitoring alerts (critical)"
         assert "AUC 0.52" in message.get_payload(decode=True).decode()
-        recorded = deliveries.deliveries(with_alerts)
+        recorded = with_alerts.delivery_repo.deliveries()
         assert set(recorded["channel"]) == {"email"} and set(recorded["status"]) == {"sent"}
         target = recorded["target"].iloc[0]
         assert "ops@bank.test" in target and PASSWORD not in target
@@ -199,7 +199,7 @@ def test_settings_from_the_environment_and_in_words(monkeypatch):
 def test_nothing_configured_says_so(with_alerts):
     report = alerting.deliver_alerts(with_alerts, AlertDeliverySettings())
     assert report.channels == [] and "TERMDEPOSIT_ALERT_WEBHOOK" in report.describe()
-    assert deliveries.deliveries(with_alerts).empty
+    assert with_alerts.delivery_repo.deliveries().empty
 
 
 def test_payload_is_json_with_text_only(with_alerts):

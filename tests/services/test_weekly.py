@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from delivery_support import webhook_receiver
+from termdeposit.ops.feedback import outcomes_file, simulated_outcomes
 from typer.testing import CliRunner
 
 from termdeposit.apps.cli import app
 from termdeposit.core.config import WeeklySettings
 from termdeposit.data.dataset import make_cohort
 from termdeposit.modeling import registry
-from termdeposit.ops.feedback import outcomes_file, simulated_outcomes
 from termdeposit.services import scheduler as scheduling
 from termdeposit.services import weekly
 from termdeposit.storage import deliveries, jobs, store
@@ -53,7 +53,7 @@ def _counts(s: store.Store) -> dict[str, int]:
         }
 
     counts = s.transaction(work)
-    steps = jobs.steps(s, "weekly")
+    steps = s.job_repo.steps("weekly")
     counts["drop steps"] = int(
         steps["step"].isin(["read", "feedback", "ingest", "score", "call_list"]).sum()
     )
@@ -128,8 +128,15 @@ def test_six_weeks_replayed_twice_nothing_duplicated(weekly_env, reference, monk
             lists = s.call_lists(cohort.id)
             assert len(lists) == 1 and lists.iloc[0]["ab_share"] == 0.1
             path = settings.outbox / f"call_list_{weekly.file_label(cohort.week_label)}.csv"
-            text = path.read_text(encoding="utf-8-sig")
-            assert "drawn at random from the" in text and "business-as-usual group" in text
+            listed = pd.read_csv(path, encoding="utf-8-sig", dtype=str)
+            members = s.call_list_members(int(lists.iloc[0]["id"]))
+            assert len(listed) == members["call"].sum(), "the file holds whom to call"
+            assert path.with_suffix(".xlsx").is_file()
+        messages = [o.message for r in reports for o in r.steps if o.step == "call_list"]
+        assert all(
+            "drawn at random from the" in m and "-customer business-as-usual" in m
+            for m in messages
+        ), messages
         assert s.outcomes()["cohort_id"].nunique() == 5, "outcomes of the first five weeks"
         upkeep = [o for r in reports for o in r.steps if o.step == "upkeep" and o.status == "done"]
         actions = [o.details["action"] for o in upkeep]
@@ -139,7 +146,7 @@ def test_six_weeks_replayed_twice_nothing_duplicated(weekly_env, reference, monk
         for report in reports:
             assert report.report_path is not None and report.report_path.is_file()
         assert "## Alerts" in reports[-1].report_path.read_text()
-        sent = deliveries.deliveries(s)
+        sent = s.delivery_repo.deliveries()
         delivered_ids = set(sent["alert_id"])
         assert set(sent["status"]) <= {"sent"} and sent["alert_id"].is_unique
         posted = "\n".join(body["text"] for body in hook.bodies)
@@ -202,7 +209,7 @@ def test_a_run_killed_half_way_resumes_without_doing_anything_twice(
             # meanwhile a second run is kept out, by the file lock and by the lock row
             with pytest.raises(jobs.JobBusyError, match="in progress on this machine"):
                 weekly.run_weekly(settings, s)
-            other_file = jobs.RunLock(s, "weekly", settings.outbox / "elsewhere.lock")
+            other_file = jobs.RunLock(s.db, "weekly", settings.outbox / "elsewhere.lock")
             with pytest.raises(jobs.JobBusyError, match=f"process {process.pid}"):
                 other_file.acquire()
             process.send_signal(signal.SIGKILL)
@@ -210,16 +217,16 @@ def test_a_run_killed_half_way_resumes_without_doing_anything_twice(
         finally:
             if process.poll() is None:
                 process.kill()
-        steps = jobs.steps(s, "weekly").set_index("step")
+        steps = s.job_repo.steps("weekly").set_index("step")
         assert (
             steps.loc["score", "status"] == "done" and steps.loc["call_list", "status"] == "done"
         )
         assert steps.loc["monitor", "status"] == "done"
         assert steps.loc["deliver", "status"] == "started", "killed while delivering"
         assert "report" not in steps.index
-        assert set(deliveries.deliveries(s)["status"]) == {"sending"}
+        assert set(s.delivery_repo.deliveries()["status"]) == {"sending"}
         before = _counts(s)
-        done = jobs.steps(s, "weekly").set_index(["step", "subject"])
+        done = s.job_repo.steps("weekly").set_index(["step", "subject"])
         finished = done.loc[done["status"] == "done", "finished_at"]
 
         hook.hold = 0
@@ -234,13 +241,13 @@ def test_a_run_killed_half_way_resumes_without_doing_anything_twice(
         run_wide = {step: status for (step, _), status in by_step.items()}
         assert run_wide["monitor"] == "skipped"
         assert run_wide["deliver"] == "done" and run_wide["report"] == "done"
-        after = jobs.steps(s, "weekly").set_index(["step", "subject"])
+        after = s.job_repo.steps("weekly").set_index(["step", "subject"])
         pd.testing.assert_series_equal(after.loc[finished.index, "finished_at"], finished)
         counts = _counts(s)
         assert {k: counts[k] for k in before if k != "alert_deliveries"} == {
             k: before[k] for k in before if k != "alert_deliveries"
         }, "nothing scored, listed or recorded twice"
-        sent = deliveries.deliveries(s)
+        sent = s.delivery_repo.deliveries()
         assert set(sent["status"]) == {"sent"} and sent["alert_id"].is_unique
         assert len(hook.bodies) == 2, "the interrupted message was sent again, once"
         assert "notes.txt" in hook.bodies[-1]["text"]
@@ -249,8 +256,8 @@ def test_a_run_killed_half_way_resumes_without_doing_anything_twice(
 
 def test_lock_on_the_database_and_stale_locks(db_url, tmp_path):
     s = store.open_store(db_url)
-    first = jobs.RunLock(s, "weekly", tmp_path / "a.lock")
-    second = jobs.RunLock(s, "weekly", tmp_path / "b.lock")  # another machine: another file
+    first = jobs.RunLock(s.db, "weekly", tmp_path / "a.lock")
+    second = jobs.RunLock(s.db, "weekly", tmp_path / "b.lock")  # another machine: another file
     first.acquire()
     try:
         with pytest.raises(jobs.JobBusyError, match="holds the lock in the database"):
@@ -262,7 +269,7 @@ def test_lock_on_the_database_and_stale_locks(db_url, tmp_path):
     second.release()
     if s.dialect == "postgresql":
         # a killed holder's session ends: PostgreSQL drops its advisory lock
-        first = jobs.RunLock(s, "weekly", tmp_path / "a.lock")
+        first = jobs.RunLock(s.db, "weekly", tmp_path / "a.lock")
         first.acquire()
         first._pg.invalidate()
         first._pg = None

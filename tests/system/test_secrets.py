@@ -30,7 +30,7 @@ from termdeposit.apps import api
 from termdeposit.apps.cli import app
 from termdeposit.core.schema import INPUT_COLUMNS
 from termdeposit.modeling import registry
-from termdeposit.storage import deliveries, jobs, store
+from termdeposit.storage import store
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -75,12 +75,9 @@ def _database_text(url: str) -> str:
     """Every row of every table of the store, as text."""
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        tables = [
-            *store.metadata.tables.values(),
-            *deliveries.metadata.tables.values(),
-            *jobs.metadata.tables.values(),
-        ]
-        parts = [repr(conn.execute(sa.select(table)).fetchall()) for table in tables]
+        tables = store.metadata.tables
+        assert {"alert_deliveries", "job_steps", "job_locks"} <= set(tables)
+        parts = [repr(conn.execute(sa.select(table)).fetchall()) for table in tables.values()]
     engine.dispose()
     return "\n".join(parts)
 
@@ -194,7 +191,7 @@ def test_secrets_never_appear_in_logs_outputs_or_data(
         assert failed.exit_code == 1 and "refused" in failed.output, failed.output
         assert "could not be reached" in failed.output
         seen.append(failed.output)
-    assert set(deliveries.deliveries(ops)["status"]) == {"sent", "failed"}
+    assert set(ops.delivery_repo.deliveries()["status"]) == {"sent", "failed"}
 
     # Where secrets could leak to.
     printed = capfd.readouterr()

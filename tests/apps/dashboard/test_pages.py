@@ -257,11 +257,15 @@ def test_call_list_page_lists_removes_and_offers_both_files(demo, week_curve, do
     demo.switch_page(CALL_LIST)
     _run(demo)
     calls = economics.calls_at(week_curve, 0.05)
-    assert f"**{format_count(calls)} customers to call.**" in _text(demo)
+    assert f"**{format_count(calls)} customers to call, all chosen by the model.**" in _text(demo)
     stem = file_stem(DEMO_LABEL, demo.session_state["model_version"])
     assert stem.startswith("call_list_2009-05-wk2_v")
-    latest = downloads[-2:]
-    assert [d["file_name"] for d in latest] == [f"{stem}.csv", f"{stem}.xlsx"]
+    latest = downloads[-3:]
+    assert [d["file_name"] for d in latest] == [
+        f"{stem}.csv",
+        f"{stem}.xlsx",
+        f"{stem}_dialler.csv",
+    ]
     assert latest[0]["label"] == f"Download CSV ({format_count(calls)} customers)"
     csv_rows = latest[0]["data"]().decode("utf-8-sig").strip().splitlines()
     assert len(csv_rows) == calls + 1
@@ -271,17 +275,19 @@ def test_call_list_page_lists_removes_and_offers_both_files(demo, week_curve, do
     demo.file_uploader(key="do_not_call_upload").upload("dnc.csv", dnc, "text/csv")
     _run(demo)
     assert "removed **3** of them" in _text(demo)
-    assert f"**{format_count(calls - 3)} customers to call.**" in _text(demo)
+    assert f"**{format_count(calls - 3)} customers to call, all chosen by the model.**" in _text(
+        demo
+    )
     table = demo.dataframe[0].value
-    assert len(table) == calls - 3 and not set(top) & set(table["customer_id"])
-    assert table["probability"].iloc[0] == pytest.approx(
+    assert len(table) == calls - 3 and not set(top) & set(table["Customer id"])
+    assert table["Chance of subscribing"].iloc[0] == pytest.approx(
         100 * round(week_curve.probabilities[3], 4)
     )
 
-    demo.text_input(key="list_search").input(table["customer_id"].iloc[5])
+    demo.text_input(key="list_search").input(table["Customer id"].iloc[5])
     _run(demo)
     assert len(demo.dataframe[0].value) == 1
-    assert downloads[-2]["label"] == "Download CSV (1 customers)"
+    assert downloads[-3]["label"] == "Download CSV (1 customers)"
     assert format_percent(0.05, 2) in demo.expander[0].label
 
 
@@ -320,3 +326,30 @@ def test_models_page_promotes_and_rolls_back(models_copy, production_model):
     _run(at)
     assert registry.production_version() == first
     assert registry.audit_log()[-1]["action"] == "rollback"
+
+
+def test_models_page_explains_and_repairs_a_damaged_pointer(models_copy, production_model):
+    version = registry.production_version()
+    (models_copy / "PRODUCTION").write_bytes(b"../../etc\n")
+    at = _run(AppTest.from_file(HOME, default_timeout=TIMEOUT))
+    home = " ".join(e.value for e in at.error)
+    assert "is damaged: it holds '../../etc'" in home and "Open the **Models** page" in home
+    assert "train_first" not in [b.key for b in at.button], "a damaged pointer is not 'no model'"
+    at.switch_page(MODELS)
+    _run(at)
+    errors = " ".join(e.value for e in at.error)
+    warnings = " ".join(w.value for w in at.warning)
+    for shown in (errors, warnings):
+        assert "The production pointer" in shown and "'../../etc'" in shown, shown
+        assert "not a model version name" in shown
+    assert "press **Promote**" in warnings
+    assert at.button(key="models_rollback").disabled
+    at.text_input(key="models_user").input("Ana")
+    at.text_input(key="models_reason").input("repair the pointer")
+    at.selectbox(key="models_target").select(version)
+    at.button(key="models_promote").click()
+    _run(at)
+    assert registry.production_version() == version
+    assert "the damaged pointer was replaced" in at.success[0].value
+    assert f"Production model `{version}`" in [h.value for h in at.subheader]
+    assert registry.audit_log()[-1]["replaced_pointer"] == "../../etc"
