@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from delivery_support import webhook_receiver
-from termdeposit.ops.feedback import outcomes_file, simulated_outcomes
 from typer.testing import CliRunner
 
 from termdeposit.apps.cli import app
@@ -24,6 +23,7 @@ from termdeposit.data.dataset import make_cohort
 from termdeposit.modeling import registry
 from termdeposit.services import scheduler as scheduling
 from termdeposit.services import weekly
+from termdeposit.services.outcomes import outcomes_file, simulated_outcomes
 from termdeposit.storage import deliveries, jobs, store
 
 ROOT = Path(__file__).resolve().parents[2]
