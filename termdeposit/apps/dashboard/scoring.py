@@ -22,15 +22,16 @@ from termdeposit.apps.dashboard.common import log, show_error, show_unexpected
 from termdeposit.core import config
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import CohortValidationError, TermDepositError
-from termdeposit.core.schema import TARGET
+from termdeposit.core.schema import INPUT_COLUMNS, TARGET
 from termdeposit.data.cohort_file import Cohort, load_cohort, validate_cohort
 from termdeposit.decisions import economics
+from termdeposit.modeling import inference
+from termdeposit.modeling.base_rate import composition_sums
 from termdeposit.modeling.predict import (
-    DECISION_NO,
-    DECISION_YES,
+    assemble_scored,
     decisions,
+    follow_week,
     ranks_of,
-    score_frame,
 )
 from termdeposit.modeling.registry import LoadedModel
 from termdeposit.storage import store
@@ -78,19 +79,20 @@ def score_with_progress(
 ) -> pd.DataFrame:
     """Score a validated cohort frame in chunks, reporting progress; same output as score_frame.
 
-    Ranks and decisions are taken over the whole cohort (not per chunk).
+    The week's forecast rate, ranks and decisions are taken over the whole cohort (not per
+    chunk): each chunk's model probabilities are made to follow the whole cohort's rate.
     """
     report = progress or (lambda fraction: None)
-    parts = []
+    inputs = frame.loc[:, list(INPUT_COLUMNS)]
+    raw = []
     for start in range(0, len(frame), SCORE_CHUNK_ROWS):
-        parts.append(score_frame(model, frame.iloc[start : start + SCORE_CHUNK_ROWS]))
+        raw.append(inference.predict_proba(model, inputs.iloc[start : start + SCORE_CHUNK_ROWS]))
         report(min(1.0, (start + SCORE_CHUNK_ROWS) / max(len(frame), 1)))
-    scored = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    probabilities = scored["probability"].to_numpy()
-    scored["rank"] = ranks_of(probabilities)
-    scored["decision"] = np.where(
-        decisions(probabilities, model.threshold), DECISION_YES, DECISION_NO
+    probabilities = follow_week(
+        model, np.concatenate(raw) if raw else np.empty(0), composition_sums(frame)
     )
+    call = decisions(probabilities, model.threshold)
+    scored = assemble_scored(frame, probabilities, call, ranks_of(probabilities))
     return scored
 
 
