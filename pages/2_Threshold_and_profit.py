@@ -14,9 +14,11 @@ from termdeposit.decisions.economics import (
     format_signed_money,
 )
 from termdeposit.insight import plots
+from termdeposit.services import forecasts
 
 settings = setup_page("Threshold & profit", icon=":material/euro:")
-scored = scoring.ensure_scored(production_model())
+model = production_model()
+scored = scoring.ensure_scored(model)
 if scored is None:
     st.info("Score a cohort first.", icon=":material/info:")
     st.page_link("pages/1_Score_cohort.py", label="Score cohort", icon=":material/upload_file:")
@@ -32,6 +34,10 @@ st.caption(
 threshold = threshold_controls(curve, settings)
 cap = capacity_limit(curve, settings, threshold)
 summary = economics.summary_at(curve, settings, threshold, cap)
+forecaster = scoring.cohort_forecaster(model)
+money = forecaster.profit(summary.calls, settings)
+advice = forecasts.recommendation(forecaster, settings)
+week = scoring.cohort_week_forecast(model)
 
 st.markdown(
     f"Calling **{format_count(summary.calls)}** customers ({format_percent(summary.share_called)}"
@@ -44,6 +50,14 @@ st.markdown(
     f"{describe_difference(summary.uplift_vs_random)} than calling "
     f"{format_count(summary.calls)} customers picked at random."
 )
+st.info(f"**Recommendation.** {advice.text}", icon=":material/recommend:")
+if week is not None:
+    st.caption(
+        f"This week's subscription rate is forecast at {format_percent(week.rate)} (80% range "
+        f"{format_percent(week.low)} to {format_percent(week.high)}) from the cohort's size and "
+        "make-up; the probabilities follow it. Ranges: 80% of weeks should land inside "
+        "(chance among the called, and how far the week's rate can be off)."
+    )
 st.subheader("Expected at this threshold")
 row = st.columns(4)
 row[0].metric("Calls", format_count(summary.calls), help="Customers on the call list.")
@@ -55,7 +69,15 @@ row[1].metric(
 row[2].metric("Call cost", format_money(summary.cost))
 row[3].metric("Expected revenue", format_money(summary.expected_revenue))
 row = st.columns(4)
-row[0].metric("Expected profit", format_money(summary.expected_profit))
+row[0].metric(
+    "Expected profit",
+    format_money(summary.expected_profit),
+    f"80% range {format_money(money.low)} to {format_money(money.high)}",
+    delta_color="off",
+    delta_arrow="off",
+    help="The range holds the week's profit in 8 weeks of 10: chance among the customers "
+    "called, and how far this week's subscription rate can be off.",
+)
 row[1].metric(
     "Uplift vs calling all",
     format_signed_money(summary.uplift_vs_everyone),

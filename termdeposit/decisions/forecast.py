@@ -100,6 +100,25 @@ class ProfitForecaster:
         return self.profit(calls, BusinessSettings(0.0, 1.0), level)
 
 
+def profit_range(
+    called: np.ndarray, sigma: float, settings: BusinessSettings, level: float = RANGE_LEVEL
+) -> MoneyRange:
+    """Expected profit of calling exactly these customers (their probabilities) and its range."""
+    called = np.asarray(called, dtype=float)
+    if len(called) == 0:
+        return MoneyRange(0.0, 0.0, 0.0)
+    nodes = node_probabilities(called, sigma)
+    weights = node_weights_for(sigma)
+    cost, value = settings.call_cost, settings.subscription_value
+    means = value * nodes.sum(axis=0) - cost * len(called)
+    sds = value * np.sqrt((nodes * (1 - nodes)).sum(axis=0))
+    return MoneyRange(
+        value * float(called.sum()) - cost * len(called),
+        _mixture_quantile(means, sds, weights, (1 - level) / 2),
+        _mixture_quantile(means, sds, weights, (1 + level) / 2),
+    )
+
+
 def _mixture_quantile(means: np.ndarray, sds: np.ndarray, weights: np.ndarray, q: float) -> float:
     """The q-quantile of a mixture of normals (bisection on the mixture's distribution)."""
     sds = np.maximum(sds, 1e-9)

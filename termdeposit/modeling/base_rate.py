@@ -445,3 +445,34 @@ def node_weights() -> np.ndarray:
 def node_weights_for(sigma: float) -> np.ndarray:
     """Weights matching :func:`node_probabilities` for this sigma (one node when sigma is 0)."""
     return np.ones(1) if sigma <= 0 else node_weights()
+
+
+def follow_weeks_out_of_time(
+    frame: pd.DataFrame, periods: np.ndarray, probabilities: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
+    """Probabilities of ``rows`` made to follow their week's forecast rate, week by week.
+
+    Each week's rate model is fitted on the weeks before it only (as production runs), so a
+    hold-out scored this way uses no outcome of its own week or later.
+
+    Args:
+        frame: every row in time order, with the inputs and ``y``.
+        periods: the week of each row of ``frame``.
+        probabilities: the model's probabilities of ``rows``.
+        rows: positions in ``frame`` of the scored rows.
+    """
+    periods = np.asarray(periods)
+    table = week_table(frame, periods)
+    position = {key: i for i, key in enumerate(table["week"])}
+    predictions: dict[int, float] = {}
+    out = np.asarray(probabilities, dtype=float).copy()
+    scored_periods = periods[rows]
+    for key in pd.unique(scored_periods):
+        selected = scored_periods == key
+        key = key.item() if isinstance(key, np.generic) else key
+        if position[key] < 2:
+            continue
+        model = BaseRateModel.fit(table.iloc[: position[key]], predictions=predictions)
+        sums = composition_sums(frame.iloc[rows[selected]])
+        out[selected] = model.adjust(out[selected], sums)
+    return out

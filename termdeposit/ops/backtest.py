@@ -417,11 +417,7 @@ def run_backtest(
         top_half_share=top_half_hits / max(int(outcomes.sum()), 1),
         seconds=time.perf_counter() - started,
         weekly_rate_gap=gap,
-        cells=[
-            cell_summary(c, v, tables[(c, v)])
-            for c, v in settings_list
-            if cells is None or (c, v) in cells
-        ],
+        cells=[cell_summary(c, v, tables[(c, v)]) for c, v in (cells or (own,))],
         cell_weeks=tables,
     )
 

@@ -25,8 +25,9 @@ from termdeposit.core.errors import CohortValidationError, TermDepositError
 from termdeposit.core.schema import INPUT_COLUMNS, TARGET
 from termdeposit.data.cohort_file import Cohort, load_cohort, validate_cohort
 from termdeposit.decisions import economics
+from termdeposit.decisions.forecast import ProfitForecaster
 from termdeposit.modeling import inference
-from termdeposit.modeling.base_rate import composition_sums
+from termdeposit.modeling.base_rate import WeekForecast, composition_sums
 from termdeposit.modeling.predict import (
     assemble_scored,
     decisions,
@@ -34,6 +35,7 @@ from termdeposit.modeling.predict import (
     ranks_of,
 )
 from termdeposit.modeling.registry import LoadedModel
+from termdeposit.services import forecasts
 from termdeposit.storage import store
 
 #: Rows scored per step of the progress bar.
@@ -198,6 +200,30 @@ def cohort_curve() -> economics.ThresholdCurve | None:
         outcomes = scored.get(TARGET)
         curve = _store().put(key, economics.build_curve(scored["probability"], outcomes))
     return curve
+
+
+def cohort_forecaster(model: LoadedModel) -> ProfitForecaster | None:
+    """Profit ranges of the session's scored cohort for any number of calls (cached)."""
+    curve = cohort_curve()
+    if curve is None:
+        return None
+    key = ("forecaster", st.session_state["cohort_sha256"], st.session_state["model_version"])
+    forecaster = _store().get(key)
+    if forecaster is None:
+        forecaster = _store().put(key, forecasts.cohort_forecaster(model.card, curve))
+    return forecaster
+
+
+def cohort_week_forecast(model: LoadedModel) -> WeekForecast | None:
+    """The session's cohort's forecast subscription rate and its range (cached)."""
+    scored = st.session_state.get("scored")
+    if scored is None:
+        return None
+    key = ("week", st.session_state["cohort_sha256"], st.session_state["model_version"])
+    week = _store().get(key)
+    if week is None:
+        week = _store().put(key, forecasts.week_forecast(model.card, scored))
+    return week
 
 
 def cohort_curve_table(settings: BusinessSettings) -> pd.DataFrame | None:
