@@ -9,6 +9,7 @@ from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import CATEGORICAL_INPUTS, ID_COLUMN, NUMERIC_INPUTS
 from termdeposit.decisions.economics import format_count, format_percent
 from termdeposit.insight import explain, plots
+from termdeposit.services import forecasts
 
 settings = setup_page("Explanations", icon=":material/psychology:")
 model = production_model()
@@ -227,16 +228,21 @@ with customer_tab:
         except TermDepositError as exc:
             show_error(exc)
             st.stop()
+        after = forecasts.what_if_probability(
+            model.card, result.probability_after, result.probability_before, probability
+        )
         row = st.columns(3)
-        row[0].metric("Probability now", format_percent(result.probability_before))
+        row[0].metric("Probability now", format_percent(probability))
         row[1].metric(
             "After the change",
-            format_percent(result.probability_after),
-            delta=f"{100 * (result.probability_after - result.probability_before):+.1f} points",
+            format_percent(after),
+            delta=f"{100 * (after - probability):+.1f} points",
+            help="In the same week: the cohort's forecast subscription rate moves every "
+            "customer's probability alike.",
         )
         row[2].metric(
             "On the call list?",
-            "yes" if result.probability_after >= threshold else "no",
+            "yes" if after >= threshold else "no",
             help=f"At the current threshold of {format_percent(threshold, 2)}.",
         )
         st.caption("Changed: " + "; ".join(result.changes) + ".")

@@ -437,6 +437,22 @@ def node_probabilities(probabilities: np.ndarray, sigma: float) -> np.ndarray:
     return sigmoid(z[:, None] + sigma * _NODES[None, :])
 
 
+def same_week(raw: float, raw_before: float, issued_before: float, sigma: float) -> float:
+    """A customer's probability after a change of inputs, in the same week as before.
+
+    The week moved this customer's probability from the model's ``raw_before`` to
+    ``issued_before`` (a log-odds shift, then the average over the week's error); the same
+    shift is applied to the model's new probability ``raw``.
+    """
+    if sigma <= 0:
+        shift = float(logit(issued_before) - logit(raw_before))
+        return float(sigmoid(logit(raw) + shift))
+    grid = np.linspace(-20.0, 20.0, 4001)
+    z_before = float(np.interp(issued_before, posterior_mean(grid, sigma), grid))
+    shift = z_before - float(logit(raw_before))
+    return float(posterior_mean(np.array([float(logit(raw)) + shift]), sigma)[0])
+
+
 def node_weights() -> np.ndarray:
     """The weights of the nodes of :func:`node_probabilities` (sum to 1)."""
     return _WEIGHTS.copy()

@@ -428,9 +428,10 @@ def _starts_with(path: Path, prefix: bytes) -> bool:
 def evaluate(model: LoadedModel, frame: pd.DataFrame) -> dict[str, Any]:
     """Re-measure a saved model on the two hold-outs of the reference data.
 
-    The time hold-out is scored by the artifact itself; the random hold-out by a twin with the
-    same configuration refitted on the rows outside it (as at training time), so no figure is
-    ever computed on rows the scoring model was trained on.
+    Each hold-out is scored by a twin with the model's configuration refitted on the rows
+    before it (time) or outside it (random), as at training time: the production artifact is
+    fitted on every row, so no figure is ever computed on rows the scoring model was trained
+    on.
     """
     from termdeposit.modeling.train import make_splits
 
@@ -438,7 +439,8 @@ def evaluate(model: LoadedModel, frame: pd.DataFrame) -> dict[str, Any]:
     X = frame.loc[:, list(INPUT_COLUMNS)].reset_index(drop=True)
     y = frame[TARGET].to_numpy(dtype=int)
     splits = make_splits(y, seed)
-    time_scores = model.predict_proba(X.iloc[splits.holdout_time])
+    before = clone(model.pipeline).fit(X.iloc[splits.fit_time], y[splits.fit_time])
+    time_scores = before.predict_proba(X.iloc[splits.holdout_time])[:, 1]
     twin = clone(model.pipeline).fit(X.iloc[splits.fit_random], y[splits.fit_random])
     random_scores = twin.predict_proba(X.iloc[splits.holdout_random])[:, 1]
     time_m = classification_metrics(y[splits.holdout_time], time_scores)

@@ -134,3 +134,12 @@ def week_forecast(card: dict[str, Any], frame: pd.DataFrame) -> base_rate.WeekFo
 def recommendation(forecaster: ProfitForecaster, settings: BusinessSettings) -> Recommendation:
     """Threshold vs calling everyone vs calling nobody, for the cohort of ``forecaster``."""
     return recommend_with(forecaster, settings)
+
+
+def what_if_probability(
+    card: dict[str, Any], raw_after: float, raw_before: float, issued_before: float
+) -> float:
+    """A customer's probability after a what-if change, in the same week as the cohort's."""
+    rate_model = base_rate.from_card(card)
+    sigma = 0.0 if rate_model is None else rate_model.sigma
+    return base_rate.same_week(raw_after, raw_before, issued_before, sigma)

@@ -18,11 +18,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from termdeposit.apps import api
+from termdeposit.core.config import default_settings
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS
 from termdeposit.data.cohort_file import validate_cohort
 from termdeposit.data.fast_csv import csv_bytes
 from termdeposit.modeling import registry
 from termdeposit.modeling.predict import DECISION_NO, DECISION_YES, score_file, score_frame
+from termdeposit.services.forecasts import cohort_outlook
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -173,6 +175,34 @@ def test_score_upload_equals_the_cli_output(client, week_cohort, production_mode
     assert answer.headers["x-model-version"] == production_model.version
     assert answer.headers["x-rows"] == str(len(week_cohort))
     assert answer.content == cli_out.read_bytes()
+    # the forecast, as the forecasts service computes it from the same cohort
+    scored = pd.read_csv(cli_out, dtype={"customer_id": str})
+    outlook = cohort_outlook(
+        production_model,
+        scored["probability"].to_numpy(),
+        default_settings(),
+        called=(scored["decision"] == "will convert").to_numpy(),
+        frame=validate_cohort(week_cohort.astype(str)).frame,
+    )
+    assert float(answer.headers["x-expected-profit"]) == pytest.approx(
+        outlook.chosen.expected, abs=0.01
+    )
+    low, high = (float(answer.headers[f"x-expected-profit-{k}"]) for k in ("low", "high"))
+    assert low < float(answer.headers["x-expected-profit"]) < high
+    assert answer.headers["x-recommendation"] == outlook.recommendation.choice
+    assert float(answer.headers["x-week-rate-forecast"]) == pytest.approx(
+        outlook.week.rate, abs=1e-5
+    )
+    summary = client.post(
+        "/score",
+        params={"summary": "true", "log": "false"},
+        files={"file": ("week.csv", source.read_bytes(), "text/csv")},
+    )
+    assert summary.status_code == 200, summary.text
+    data = summary.json()
+    assert data["rows"] == len(week_cohort)
+    assert data["recommendation"]["text"] == outlook.recommendation.text
+    assert data["expected_profit"]["low"] == pytest.approx(low, abs=0.01)
 
 
 def test_score_bad_files(client):

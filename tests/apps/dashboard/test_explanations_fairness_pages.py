@@ -18,7 +18,9 @@ from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS
 from termdeposit.data.cohort_file import validate_cohort
 from termdeposit.decisions.economics import format_percent
 from termdeposit.insight import explain, fairness
+from termdeposit.modeling.predict import cohort_probabilities
 from termdeposit.modeling.train import BLEND, FAMILY_LABELS
+from termdeposit.services import forecasts
 
 EXPLANATIONS = "pages/5_Explanations.py"
 FAIRNESS = "pages/6_Fairness.py"
@@ -31,9 +33,11 @@ def _metrics(at: AppTest, label: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def week(production_model, week_cohort) -> pd.DataFrame:
-    """Week 39 validated as the dashboard does, with the model's probability beside it."""
+    """Week 39 validated as the dashboard does, with the probability beside it (the cohort's
+    week followed) and the model's own (``raw``)."""
     frame = validate_cohort(week_cohort.astype(str)).frame
-    frame["probability"] = production_model.predict_proba(frame.loc[:, list(INPUT_COLUMNS)])
+    frame["probability"] = cohort_probabilities(production_model, frame)
+    frame["raw"] = production_model.predict_proba(frame.loc[:, list(INPUT_COLUMNS)])
     return frame
 
 
@@ -104,7 +108,13 @@ def test_what_if_shows_the_models_new_score(explanations, production_model, week
     _run(at)
     changed = top.copy()
     changed["poutcome"], changed["age"] = new, 61
-    expected = float(production_model.predict_proba(changed.loc[:, list(INPUT_COLUMNS)])[0])
+    raw_after = float(production_model.predict_proba(changed.loc[:, list(INPUT_COLUMNS)])[0])
+    expected = forecasts.what_if_probability(
+        production_model.card,
+        raw_after,
+        float(top["raw"].iloc[0]),
+        float(top["probability"].iloc[0]),
+    )
     assert _metrics(at, "After the change") == [format_percent(expected)]
     assert _metrics(at, "Probability now") == [format_percent(float(top["probability"].iloc[0]))]
     assert "Outcome of the previous campaign from " in _text(at)
@@ -186,7 +196,7 @@ def test_an_averaged_model_is_explained_and_its_blind_twin_trained(blend_product
     assert model.version in text and FAMILY_LABELS[BLEND] in text
     assert "probability points" in text
     frame = validate_cohort(week_cohort.astype(str)).frame
-    frame["probability"] = model.predict_proba(frame.loc[:, list(INPUT_COLUMNS)])
+    frame["probability"] = cohort_probabilities(model, frame)
     top = frame.sort_values("probability", ascending=False, kind="stable").iloc[[0]]
     assert f"**Customer {top[ID_COLUMN].iloc[0]}** · rank 1 of 2,864" in text
     reasons = explain.reason_codes(model, top).iloc[0, 1:]

@@ -17,13 +17,14 @@ from streamlit.testing.v1 import AppTest
 
 from termdeposit.core import config
 from termdeposit.core.config import default_settings
-from termdeposit.core.schema import INPUT_COLUMNS
 from termdeposit.data.cohort_file import validate_cohort
 from termdeposit.decisions import economics
 from termdeposit.decisions.calllist import file_stem
 from termdeposit.decisions.economics import format_count, format_money, format_percent
 from termdeposit.modeling import registry
+from termdeposit.modeling.predict import cohort_probabilities
 from termdeposit.modeling.train import BLEND, FAMILY_LABELS
+from termdeposit.services import forecasts
 
 SCORE = "pages/1_Score_cohort.py"
 THRESHOLD = "pages/2_Threshold_and_profit.py"
@@ -51,9 +52,10 @@ def demo(app) -> AppTest:
 
 @pytest.fixture(scope="module")
 def week_curve(production_model, week_cohort) -> economics.ThresholdCurve:
-    """Week 39 scored straight by the model, without the dashboard."""
+    """Week 39 scored straight by the model as one cohort (its week's rate followed), without
+    the dashboard."""
     cohort = validate_cohort(week_cohort.astype(str))
-    p = production_model.predict_proba(cohort.frame.loc[:, list(INPUT_COLUMNS)])
+    p = cohort_probabilities(production_model, cohort.frame)
     return economics.build_curve(p, cohort.frame["y"])
 
 
@@ -163,7 +165,9 @@ def test_bad_upload_gives_a_clear_message_and_scores_nothing(case, app, week_coh
         assert {"age", "job"} <= set(problems["column"])
 
 
-def test_threshold_page_shows_exactly_what_economics_computes(demo, week_curve):
+def test_threshold_page_shows_exactly_what_economics_computes(
+    demo, week_curve, production_model, week_cohort
+):
     demo.switch_page(THRESHOLD)
     _run(demo)
     settings = default_settings()
@@ -184,6 +188,18 @@ def test_threshold_page_shows_exactly_what_economics_computes(demo, week_curve):
     )
     assert _metric(demo, "Realised profit") == format_money(s.realised_profit)
     assert demo.number_input(key="_w_threshold_number").value == pytest.approx(0.2)
+    # the range of the expected profit and the recommendation, as the forecasts service says
+    forecaster = forecasts.cohort_forecaster(production_model.card, week_curve)
+    money = forecaster.profit(s.calls, settings)
+    shown = next(m for m in demo.metric if m.label == "Expected profit")
+    assert shown.delta == f"80% range {format_money(money.low)} to {format_money(money.high)}"
+    assert money.low < s.expected_profit < money.high
+    advice = forecasts.recommendation(forecaster, settings)
+    assert any(advice.text in i.value and "Recommendation" in i.value for i in demo.info)
+    week = forecasts.week_forecast(
+        production_model.card, validate_cohort(week_cohort.astype(str)).frame
+    )
+    assert any(f"forecast at {format_percent(week.rate)}" in c.value for c in demo.caption)
 
     demo.number_input(key="_w_threshold_number").set_value(0.15)
     _run(demo)
