@@ -670,7 +670,11 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
             bool, Query(alias="log", description="Write the prediction log (default true).")
         ] = True,
     ) -> JSONResponse:
-        """Score customer records: probability, decision and model version for each."""
+        """Score customer records: probability, decision and model version for each.
+
+        A list of records is not a week's cohort: each gets the model's own probability. A
+        cohort scored as a whole (``POST /score``) follows its week's forecast rate.
+        """
         if not records:
             raise TermDepositError("Send at least one customer record.")
         if len(records) > MAX_RECORDS:

@@ -22,7 +22,7 @@ from termdeposit.core.config import default_settings
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS
 from termdeposit.data.cohort_file import validate_cohort
 from termdeposit.data.fast_csv import csv_bytes
-from termdeposit.modeling import registry
+from termdeposit.modeling import inference, registry
 from termdeposit.modeling.predict import DECISION_NO, DECISION_YES, score_file, score_frame
 from termdeposit.services.forecasts import cohort_outlook
 
@@ -56,11 +56,15 @@ def test_predict_matches_the_pipeline(client, production_model, week_cohort):
     body = answer.json()
     assert body["logged"] is True
     frame = validate_cohort(pd.DataFrame(records).astype(str)).frame
-    expected = score_frame(production_model, frame)
+    # a list of records is not a week's cohort: each gets the model's own probability
+    probabilities = inference.predict_proba(production_model, frame.loc[:, list(INPUT_COLUMNS)])
     got = pd.DataFrame(body["predictions"])
-    assert got["customer_id"].tolist() == expected[ID_COLUMN].tolist()
-    assert np.array_equal(got["probability"].to_numpy(), expected["probability"].to_numpy())
-    assert got["decision"].tolist() == expected["decision"].tolist()
+    assert got["customer_id"].tolist() == frame[ID_COLUMN].tolist()
+    assert np.array_equal(got["probability"].to_numpy(), probabilities)
+    calls = probabilities >= production_model.threshold
+    assert got["decision"].tolist() == [DECISION_YES if c else DECISION_NO for c in calls]
+    whole = score_frame(production_model, frame)["probability"].to_numpy()
+    assert not np.allclose(whole, probabilities), "scored as a cohort, they follow its week"
     assert set(got["model_version"]) == {production_model.version}
 
 
