@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr
 
+from termdeposit.core import money
 from termdeposit.core.config import BusinessSettings
 from termdeposit.decisions.economics import (
     ThresholdCurve,
@@ -84,9 +85,9 @@ class ProfitForecaster:
         """Expected profit of calling the ``calls`` best customers and its range."""
         calls = int(min(max(calls, 0), self.curve.size))
         cost, value = settings.call_cost, settings.subscription_value
-        means = value * self.cum_p[calls] - cost * calls
+        means = money.profit(self.cum_p[calls], calls, cost, value)
         sds = value * np.sqrt(self.cum_var[calls])
-        expected = value * float(self.curve.expected[calls]) - cost * calls
+        expected = money.profit(float(self.curve.expected[calls]), calls, cost, value)
         if calls == 0:
             return MoneyRange(0.0, 0.0, 0.0)
         return MoneyRange(
@@ -110,10 +111,10 @@ def profit_range(
     nodes = node_probabilities(called, sigma)
     weights = node_weights_for(sigma)
     cost, value = settings.call_cost, settings.subscription_value
-    means = value * nodes.sum(axis=0) - cost * len(called)
+    means = money.profit(nodes.sum(axis=0), len(called), cost, value)
     sds = value * np.sqrt((nodes * (1 - nodes)).sum(axis=0))
     return MoneyRange(
-        value * float(called.sum()) - cost * len(called),
+        money.profit(float(called.sum()), len(called), cost, value),
         _mixture_quantile(means, sds, weights, (1 - level) / 2),
         _mixture_quantile(means, sds, weights, (1 + level) / 2),
     )

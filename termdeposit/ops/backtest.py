@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from termdeposit.core import money
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import INPUT_COLUMNS, TARGET
@@ -247,7 +248,7 @@ def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def profit_threshold(probabilities: np.ndarray, y: np.ndarray, cost: float, value: float) -> float:
     """The threshold that would have maximised profit on these scores (above 1: call nobody)."""
     order = np.argsort(-probabilities, kind="stable")
-    gains = np.cumsum(value * y[order] - cost)
+    gains = money.profit(np.cumsum(y[order]), np.arange(1, len(y) + 1), cost, value)
     best = int(np.argmax(gains))
     return float(probabilities[order][best]) if gains[best] > 0 else 1.01
 
@@ -355,13 +356,13 @@ def run_backtest(
             curve = build_curve(probabilities, outcome)
             forecaster = ProfitForecaster(curve, rate_model.sigma)
             recent_rate = y[recent_rows(weeks_all, week, RATE_RULE_ROWS)].mean()
+            realised = curve.realised if curve.realised is not None else np.zeros(curve.size + 1)
             for cost, value in settings_list:
                 calls, threshold = _decide(config, cost, value, week, history, forecaster)
-                money = forecaster.profit(calls, BusinessSettings(cost, value))
-                called = curve.realised[calls] if curve.realised is not None else 0.0
-                everyone = float((value * outcome - cost).sum())
-                order = np.argsort(-probabilities, kind="stable")
-                gains = np.cumsum(value * outcome[order] - cost)
+                expected = forecaster.profit(calls, BusinessSettings(cost, value))
+                called = realised[calls]
+                everyone = float(money.profit(outcome.sum(), len(outcome), cost, value))
+                gains = money.profit(realised, np.arange(curve.size + 1), cost, value)
                 rows[(cost, value)].append(
                     {
                         "week": int(week),
@@ -376,10 +377,10 @@ def run_backtest(
                         "forecast_rate": round(forecast_rate, 5),
                         "rate": round(float(outcome.mean()), 5),
                         "sigma": round(float(rate_model.sigma), 3),
-                        "profit_model": float(value * called - cost * calls),
-                        "expected_profit": round(money.expected, 2),
-                        "expected_low": round(money.low, 2),
-                        "expected_high": round(money.high, 2),
+                        "profit_model": float(money.profit(called, calls, cost, value)),
+                        "expected_profit": round(expected.expected, 2),
+                        "expected_low": round(expected.low, 2),
+                        "expected_high": round(expected.high, 2),
                         "profit_call_all": everyone,
                         "profit_rate_rule": everyone if recent_rate >= cost / value else 0.0,
                         "profit_hindsight": max(0.0, float(gains.max())),

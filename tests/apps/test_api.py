@@ -185,7 +185,7 @@ def test_score_upload_equals_the_cli_output(client, week_cohort, production_mode
         production_model,
         scored["probability"].to_numpy(),
         default_settings(),
-        called=(scored["decision"] == "will convert").to_numpy(),
+        called=(scored["decision"] == DECISION_YES).to_numpy(),
         frame=validate_cohort(week_cohort.astype(str)).frame,
     )
     assert float(answer.headers["x-expected-profit"]) == pytest.approx(
