@@ -60,7 +60,14 @@ cols[0].metric(
     delta_color="off",
 )
 cols[1].metric("Planned calls", format_count(latest["planned_calls"]))
-cols[2].metric("Expected profit", format_money(latest["expected_profit"]))
+cols[2].metric(
+    "Expected profit",
+    format_money(latest["expected_profit"]),
+    f"80% range {format_money(latest['expected_profit_low'])} to "
+    f"{format_money(latest['expected_profit_high'])}",
+    delta_color="off",
+    delta_arrow="off",
+)
 cols[3].metric("Estimated AUC (no outcomes needed)", f"{latest['estimated_auc']:.3f}")
 with_outcomes = weekly[weekly["has_outcomes"]]
 if len(with_outcomes):
@@ -76,8 +83,11 @@ if len(with_outcomes):
     cols[2].metric(
         "Realised profit",
         format_money(last["profit"]),
-        f"expected {format_money(last['expected_profit_of_called'])} for those called",
+        f"expected {format_money(last['expected_profit_of_called'])} for those called (80% "
+        f"range {format_money(last['expected_profit_of_called_low'])} to "
+        f"{format_money(last['expected_profit_of_called_high'])})",
         delta_color="off",
+        delta_arrow="off",
     )
     cols[3].metric(
         "AUC among the called",
