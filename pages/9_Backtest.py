@@ -19,10 +19,10 @@ from termdeposit.ops.backtest import RECALIBRATIONS, BacktestConfig, reference_c
 settings = setup_page("Backtest", icon=":material/history:")
 st.markdown(
     "Replays the bank's campaign week by week (2008-2010) as this product would have run it: "
-    "the model is retrained every few weeks on earlier weeks only, its probabilities are "
-    "recalibrated on the latest weeks' outcomes, the week is scored, and those above the "
-    "threshold are called. The profit of those calls is compared with calling everyone. "
-    "Nothing from a week's future is ever used."
+    "the model is refitted every few weeks on earlier weeks only, each week's probabilities "
+    "follow the week's forecast subscription rate, the week is scored, and the product's "
+    "recommendation decides whom to call. The profit of those calls is compared with calling "
+    "everyone. Nothing from a week's future is ever used."
 )
 
 with st.form("backtest"):
@@ -36,12 +36,13 @@ with st.form("backtest"):
     c1, c2, c3, c4 = st.columns(4)
     every = c1.number_input("Retrain every (weeks)", 1, 52, 4)
     recalibration = c2.selectbox(
-        "Recalibration on recent outcomes", RECALIBRATIONS, index=RECALIBRATIONS.index("platt")
+        "Recalibration on recent outcomes", RECALIBRATIONS, index=RECALIBRATIONS.index("none")
     )
     rule = c3.selectbox(
         "Threshold",
-        ["break-even", "past-profit"],
+        ["recommend", "break-even", "past-profit"],
         format_func={
+            "recommend": "the product's recommendation",
             "break-even": "break-even (cost / value)",
             "past-profit": "best of the previous 8 weeks",
         }.get,
