@@ -718,21 +718,12 @@ def backtest_cmd(
         run_backtest,
     )
 
-    window = dict(QUICK) if quick else {}
-    for key, given in (
-        ("retrain_every", retrain_every),
-        ("first_week", first_week),
-        ("last_week", last_week),
-    ):
-        if given is not None:
-            window[key] = given
-    money = dict(call_cost=cost, subscription_value=value)
     if reference_method:
-        config = replace(reference_config(cost, value), **window)
+        config = reference_config(cost, value)
     else:
         config = BacktestConfig(
-            **money,
-            **window,
+            call_cost=cost,
+            subscription_value=value,
             recalibration=recalibration,
             recalibration_rows=recalibration_rows,
             follow_week=follow_week,
@@ -740,6 +731,19 @@ def backtest_cmd(
             macro=macro,
             half_life_weeks=half_life,
         )
+    if quick:
+        config = replace(
+            config,
+            first_week=QUICK["first_week"],
+            last_week=QUICK["last_week"],
+            retrain_every=QUICK["retrain_every"],
+        )
+    config = replace(
+        config,
+        first_week=config.first_week if first_week is None else first_week,
+        last_week=config.last_week if last_week is None else last_week,
+        retrain_every=config.retrain_every if retrain_every is None else retrain_every,
+    )
     config.check()
     frame = load_reference()
     bar, update = _progress_bar("Replaying weeks")
