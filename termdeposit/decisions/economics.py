@@ -258,9 +258,14 @@ def optimal_threshold(curve: ThresholdCurve, settings: BusinessSettings) -> floa
     return threshold_for_calls(curve, optimal_calls(curve, settings))
 
 
+def hindsight_calls(curve: ThresholdCurve, settings: BusinessSettings) -> int:
+    """The number of calls that would have maximised realised profit (needs outcomes)."""
+    return _best_cut(curve, settings, realised=True)
+
+
 def hindsight_threshold(curve: ThresholdCurve, settings: BusinessSettings) -> float:
     """The threshold that would have maximised realised profit (needs outcomes)."""
-    return threshold_for_calls(curve, _best_cut(curve, settings, realised=True))
+    return threshold_for_calls(curve, hindsight_calls(curve, settings))
 
 
 def capacity_calls(curve: ThresholdCurve, capacity: int) -> int:

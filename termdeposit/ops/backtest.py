@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,7 @@ from termdeposit.core import money
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import INPUT_COLUMNS, TARGET
-from termdeposit.decisions.economics import build_curve
+from termdeposit.decisions.economics import build_curve, hindsight_calls
 from termdeposit.decisions.forecast import ProfitForecaster, recommend_with
 from termdeposit.modeling.base_rate import BaseRateModel, composition_sums, week_table
 from termdeposit.modeling.blend import macro_drop_positions
@@ -245,12 +245,19 @@ def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return records
 
 
+#: A threshold that calls nobody (above every probability).
+CALL_NOBODY = 1.01
+
+
 def profit_threshold(probabilities: np.ndarray, y: np.ndarray, cost: float, value: float) -> float:
-    """The threshold that would have maximised profit on these scores (above 1: call nobody)."""
-    order = np.argsort(-probabilities, kind="stable")
-    gains = money.profit(np.cumsum(y[order]), np.arange(1, len(y) + 1), cost, value)
-    best = int(np.argmax(gains))
-    return float(probabilities[order][best]) if gains[best] > 0 else 1.01
+    """The threshold that would have maximised profit on these scores (above 1: call nobody).
+
+    The search is the dashboard's (:func:`termdeposit.decisions.economics.hindsight_calls`):
+    one rule for where a threshold can cut (never between equal scores) and for calling nobody.
+    """
+    curve = build_curve(probabilities, y)
+    calls = hindsight_calls(curve, BusinessSettings(call_cost=cost, subscription_value=value))
+    return float(curve.probabilities[calls - 1]) if calls else CALL_NOBODY
 
 
 def recent_rows(weeks: np.ndarray, before: int, min_rows: int) -> np.ndarray:
@@ -512,26 +519,3 @@ def _fit(
     if config.half_life_weeks:
         weights = 0.5 ** ((week - weeks) / config.half_life_weeks)
     return model.fit(X, y, clf__sample_weight=weights)
-
-
-def compare_methods(
-    frame: pd.DataFrame, base: BacktestConfig, variants: dict[str, dict[str, Any]]
-) -> pd.DataFrame:
-    """Run several variants of a method (an ablation); one row of figures per variant."""
-    rows = []
-    cache: dict[tuple, np.ndarray] = {}
-    for name, changes in variants.items():
-        result = run_backtest(frame, replace(base, **changes), cache=cache)
-        rows.append(
-            {
-                "method": name,
-                "profit_model": result.profit_model,
-                "profit_call_all": result.profit_call_all,
-                "uplift": result.uplift,
-                "calls_model": result.calls_model,
-                "subscribers_reached": result.subscribers_reached,
-                "ece": round(result.ece, 4),
-                "seconds": round(result.seconds, 1),
-            }
-        )
-    return pd.DataFrame(rows)
