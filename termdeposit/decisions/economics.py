@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -685,8 +686,10 @@ class Scenario:
             "calls": f"{format_count(self.value)} calls",
             "budget": f"budget {format_money(self.value)}",
         }.get(self.mode, self.mode)
-        capacity = "no capacity limit" if self.capacity is None else (
-            f"capacity {format_count(self.capacity)}"
+        capacity = (
+            "no capacity limit"
+            if self.capacity is None
+            else (f"capacity {format_count(self.capacity)}")
         )
         return (
             f"cost {format_money(self.call_cost, 2)} per call, value "
@@ -695,7 +698,8 @@ class Scenario:
 
 
 def compare_scenarios(curve: ThresholdCurve, scenarios: list[Scenario]) -> pd.DataFrame:
-    """Each scenario's calls, cost, expected profit and the overlap of the lists, on one cohort.
+    """Each scenario's calls, cost, expected profit (with its 80% range, :func:`profit_range`)
+    and the overlap of the lists, on one cohort.
 
     Both lists are the best-ranked customers of the same cohort, so two lists share the
     smaller one entirely: ``overlap`` is the customers on both lists, ``overlap_share`` that
@@ -707,6 +711,7 @@ def compare_scenarios(curve: ThresholdCurve, scenarios: list[Scenario]) -> pd.Da
         summary = summarise(curve, scenario.settings, choice.calls, choice.threshold)
         others = [c.calls for c in choices if c is not choice] or [choice.calls]
         overlap = min(choice.calls, *others)
+        low, high = profit_range(curve, scenario.settings, choice.calls)
         rows.append(
             {
                 "scenario": scenario.name,
@@ -716,12 +721,35 @@ def compare_scenarios(curve: ThresholdCurve, scenarios: list[Scenario]) -> pd.Da
                 "cost": summary.cost,
                 "expected_subscriptions": summary.expected_subscriptions,
                 "expected_profit": summary.expected_profit,
+                "profit_low": low,
+                "profit_high": high,
                 "overlap": overlap,
                 "overlap_share": overlap / choice.calls if choice.calls else None,
                 "realised_profit": summary.realised_profit,
             }
         )
     return pd.DataFrame(rows)
+
+
+def profit_range(
+    curve: ThresholdCurve, settings: BusinessSettings, calls: int, level: float = 0.8
+) -> tuple[float, float]:
+    """A central range of the profit of calling the ``calls`` best customers (binomial noise).
+
+    Each called customer subscribes or not with their probability, so the number of
+    subscriptions varies around its expectation with variance ``sum p (1 - p)``; the range is
+    the normal approximation at ``level``. It assumes the probabilities are right: the
+    calibration error of the model widens the real range.
+    """
+    calls = int(min(max(calls, 0), curve.size))
+    p = curve.probabilities[:calls]
+    spread = float(np.sqrt(np.sum(p * (1.0 - p))))
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
+    centre = (
+        settings.subscription_value * float(curve.expected[calls]) - settings.call_cost * calls
+    )
+    half = settings.subscription_value * z * spread
+    return centre - half, centre + half
 
 
 def format_money(value: float | None, decimals: int = 0) -> str:

@@ -147,3 +147,17 @@ def test_scenarios_compare_on_the_same_cohort(curve):
         brute_profit(6, a.settings)
     )
     assert "capacity 3" in b.describe() and "most profitable" in b.describe()
+
+
+def test_profit_range_matches_simulated_calls():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.01, 0.4, 2_000)
+    curve = ec.build_curve(p)
+    settings = BusinessSettings(call_cost=5, subscription_value=100)
+    low, high = ec.profit_range(curve, settings, 800)
+    best = np.sort(p)[::-1][:800]
+    draws = rng.random((4_000, 800)) < best
+    profits = 100 * draws.sum(axis=1) - 5 * 800
+    inside = np.mean((profits >= low) & (profits <= high))
+    assert 0.77 < inside < 0.83
+    assert ec.profit_range(curve, settings, 0) == (0.0, 0.0)
