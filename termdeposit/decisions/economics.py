@@ -554,7 +554,7 @@ def capped_curve_table(
 
 
 def decile_table(curve: ThresholdCurve, groups: int = 10) -> pd.DataFrame:
-    """Customers in tenths by rank: scores, expected and realised subscribers, cumulative precision.
+    """The cohort in tenths by rank: scores, expected and realised subscribers, precision.
 
     Columns: ``decile`` (1 = best tenth), ``customers``, ``lowest``, ``highest`` (probabilities),
     ``expected_rate`` (mean probability), ``cumulative_expected_precision`` (expected
