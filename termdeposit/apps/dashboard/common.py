@@ -162,14 +162,25 @@ def _copy_back(key: str) -> None:
     st.session_state[key] = st.session_state[f"_w_{key}"]
 
 
-def sync_widget(widget_key: str, value: Any) -> None:
+def sync_widget(widget_key: str, value: Any, force: bool = False) -> None:
     """Show ``value`` in the widget ``widget_key`` (call before drawing it).
 
-    The widget's state is set only when it differs or a new page is drawn: setting it
-    forces the browser's value, which would swallow a slider move made during the rerun.
+    The widget's state is set when it differs, when asked (``force``) and during the first
+    runs of a page: a run interrupted by a click during the first load can leave the browser
+    showing the widget's minimum while the session holds the right value (seen with the
+    sidebar's cost and value). Otherwise it is left alone: setting it forces the browser's
+    value, which would swallow a slider move made during the rerun.
     """
-    if st.session_state.get("_page_changed", True) or st.session_state.get(widget_key) != value:
+    if (
+        force
+        or st.session_state.get("_page_runs", 0) < FORCED_RUNS
+        or st.session_state.get(widget_key) != value
+    ):
         st.session_state[widget_key] = value
+
+
+#: Runs of a page during which every widget gets its value sent again (see sync_widget).
+FORCED_RUNS = 3
 
 
 def bind(key: str) -> dict[str, Any]:
@@ -188,7 +199,7 @@ def _set_setting(field: str) -> None:
 
 
 def _bind_setting(field: str) -> dict[str, Any]:
-    sync_widget(f"_w_{field}", float(getattr(st.session_state["settings"], field)))
+    sync_widget(f"_w_{field}", float(getattr(st.session_state["settings"], field)), force=True)
     return {"key": f"_w_{field}", "on_change": _set_setting, "args": (field,)}
 
 
@@ -435,6 +446,8 @@ def setup_page(title: str, icon: str = ":material/call:") -> BusinessSettings:
     require_sign_in()
     init_state()
     st.session_state["_page_changed"] = st.session_state.get("_page") != title
+    runs = 0 if st.session_state["_page_changed"] else st.session_state.get("_page_runs", 0) + 1
+    st.session_state["_page_runs"] = runs
     st.session_state["_page"] = title
     _sidebar_model()
     settings = _sidebar_settings()
