@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from termdeposit.core import labels
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import (
     CATEGORICAL_COLUMNS,
@@ -37,28 +38,8 @@ from termdeposit.core.schema import (
 )
 from termdeposit.modeling.features import PDAYS_NEVER, raw_feature_of
 
-#: Readable names of the inputs, for people who never saw the bank's column names.
-FEATURE_LABELS: dict[str, str] = {
-    "age": "Age",
-    "job": "Job",
-    "marital": "Marital status",
-    "education": "Education",
-    "default": "Credit in default",
-    "housing": "Housing loan",
-    "loan": "Personal loan",
-    "contact": "Contact phone",
-    "month": "Month of the call",
-    "day_of_week": "Day of the call",
-    "campaign": "Calls in this campaign",
-    "pdays": "Last contact in an earlier campaign",
-    "previous": "Contacts before this campaign",
-    "poutcome": "Outcome of the previous campaign",
-    "emp.var.rate": "Employment variation rate",
-    "cons.price.idx": "Consumer price index",
-    "cons.conf.idx": "Consumer confidence index",
-    "euribor3m": "3-month Euribor rate",
-    "nr.employed": "People employed (thousands)",
-}
+#: Readable names of the inputs (the one table in :mod:`termdeposit.core.labels`).
+FEATURE_LABELS = labels.FEATURE_LABELS
 
 _VALUE_WORDS: dict[str, dict[str, str]] = {
     "education": {
@@ -324,7 +305,7 @@ class ModelExplainer:
 
     def describe(self, feature: str, value: Any) -> str:
         """An input and its value in words, e.g. ``3-month Euribor rate = 1.3 (low)``."""
-        label = FEATURE_LABELS.get(feature, feature)
+        label = labels.FEATURE_LABELS.get(feature, feature)
         text = value_text(feature, value)
         if feature in CATEGORICAL_COLUMNS:
             mode = self.modes.get(feature)
@@ -582,7 +563,7 @@ def importance(explanation: Explanation) -> pd.DataFrame:
     table = pd.DataFrame(
         {
             "feature": mean_abs.index,
-            "label": [FEATURE_LABELS.get(f, f) for f in mean_abs.index],
+            "label": [labels.FEATURE_LABELS.get(f, f) for f in mean_abs.index],
             "mean_abs": mean_abs.to_numpy(),
         }
     )
@@ -613,7 +594,7 @@ def contributions(
         rows.append(
             {
                 "feature": feature,
-                "label": FEATURE_LABELS.get(feature, feature),
+                "label": labels.FEATURE_LABELS.get(feature, feature),
                 "value": inputs[feature],
                 "value_text": described.split(" = ", 1)[1],
                 "contribution": contribution,
@@ -787,7 +768,7 @@ def what_if(explainer: ModelExplainer, customer: pd.DataFrame, changes: dict[str
     table = pd.DataFrame(
         {
             "feature": before.features,
-            "label": [FEATURE_LABELS.get(f, f) for f in before.features],
+            "label": [labels.FEATURE_LABELS.get(f, f) for f in before.features],
             "before": [value_text(f, before_row.at[0, f]) for f in before.features],
             "after": [value_text(f, after_row.at[0, f]) for f in before.features],
             "contribution_before": before.values.iloc[0].to_numpy(),
@@ -795,7 +776,7 @@ def what_if(explainer: ModelExplainer, customer: pd.DataFrame, changes: dict[str
         }
     )
     described = [
-        f"{FEATURE_LABELS.get(c, c)} from {value_text(c, before_row.at[0, c])} "
+        f"{labels.FEATURE_LABELS.get(c, c)} from {value_text(c, before_row.at[0, c])} "
         f"to {value_text(c, after_row.at[0, c])}"
         for c in changes
     ]

@@ -37,11 +37,12 @@ from fairlearn.metrics import (
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.metrics import precision_score, roc_auc_score
 
+from termdeposit.core import labels
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import CATEGORICAL_INPUTS, INPUT_COLUMNS, TARGET
 
-AGE_BAND = "age band"
+AGE_BAND = labels.AGE_BAND
 AGE_BANDS = ("<25", "25–34", "35–44", "45–54", "55–64", "65+")
 #: Lower edges of the age bands after the first (a band includes its lower edge).
 AGE_EDGES = (25, 35, 45, 55, 65)
@@ -49,19 +50,8 @@ AGE_EDGES = (25, 35, 45, 55, 65)
 DEFAULT_ATTRIBUTES = (AGE_BAND, "marital", "education", "job")
 #: Every grouping a user can pick: the age band and each category input.
 ATTRIBUTE_CHOICES = (AGE_BAND, *CATEGORICAL_INPUTS)
-ATTRIBUTE_LABELS = {
-    AGE_BAND: "Age band",
-    "marital": "Marital status",
-    "education": "Education",
-    "job": "Job",
-    "default": "Credit in default",
-    "housing": "Housing loan",
-    "loan": "Personal loan",
-    "contact": "Contact phone",
-    "month": "Month of the call",
-    "day_of_week": "Day of the call",
-    "poutcome": "Outcome of the previous campaign",
-}
+#: Readable names of the groupings (the one table in :mod:`termdeposit.core.labels`).
+ATTRIBUTE_LABELS = labels.ATTRIBUTE_LABELS
 #: Inputs a model may not need to see to rank customers (the "blind" model drops them).
 PROTECTED_INPUTS = ("age", "marital")
 #: Groups smaller than this are too small to judge.
@@ -529,7 +519,7 @@ def price_of_fairness(
     scores = np.asarray(scores, dtype=float)
     called = np.asarray(called, dtype=bool)
     groups = groups_of(frame, attribute)
-    label = ATTRIBUTE_LABELS.get(attribute, attribute).lower()
+    label = labels.ATTRIBUTE_LABELS.get(attribute, attribute).lower()
     same_rate = float(called.mean()) if len(called) else 0.0
     best_rate = best_parity_rate(scores, groups, settings)
     return [

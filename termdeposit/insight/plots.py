@@ -15,6 +15,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from termdeposit.core.labels import feature_label
+
 #: One colour per meaning, the same in every chart.
 COLOURS = {
     "profit": "#1b7f3b",
@@ -780,6 +782,19 @@ def policy_selection_chart(rates: pd.DataFrame, label: str) -> go.Figure:
 # -- operations: backtest, weekly monitoring, drift, A/B (appended by the operations work) --
 
 
+def _week_axis(fig: go.Figure, labels: pd.Series, most: int = 12) -> None:
+    """Show at most ``most`` week labels, flat: a long run of weeks stays readable."""
+    values = list(pd.unique(labels.astype(str)))
+    step = max(1, int(np.ceil(len(values) / most)))
+    fig.update_xaxes(
+        type="category",
+        tickmode="array",
+        tickvals=values[::step],
+        ticktext=values[::step],
+        tickangle=0,
+    )
+
+
 def cumulative_profit_chart(weeks: pd.DataFrame, title: str = "Cumulative profit") -> go.Figure:
     """Cumulative profit of the model's calls and of calling everyone, week by week.
 
@@ -803,7 +818,8 @@ def cumulative_profit_chart(weeks: pd.DataFrame, title: str = "Cumulative profit
             )
         )
     _layout(fig, title, "Week", "Cumulative profit")
-    fig.update_yaxes(tickformat=",.0f")
+    fig.update_yaxes(tickprefix="€", tickformat=",.0f")
+    _week_axis(fig, weeks["label"])
     return fig
 
 
@@ -831,7 +847,8 @@ def weekly_profit_chart(weekly: pd.DataFrame, title: str = "Profit per week") ->
         )
     _layout(fig, title, "Cohort (week)", "Profit")
     fig.update_layout(barmode="group")
-    fig.update_yaxes(tickformat=",.0f")
+    fig.update_yaxes(tickprefix="€", tickformat=",.0f")
+    _week_axis(fig, weekly["week_label"])
     return fig
 
 
@@ -859,6 +876,7 @@ def weekly_rate_chart(
             )
     _layout(fig, title, "Cohort (week)", "Conversion")
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    _week_axis(fig, weekly["week_label"])
     return fig
 
 
@@ -871,7 +889,7 @@ def psi_chart(table: pd.DataFrame, title: str = "Drift of the customer inputs (P
     fig = go.Figure(
         go.Bar(
             x=shown["psi"],
-            y=shown["input"],
+            y=[feature_label(name) for name in shown["input"]],
             orientation="h",
             marker_color=[PSI_COLOURS.get(b, COLOURS["baseline"]) for b in shown["band"]],
             hovertemplate="%{y}: PSI %{x:.3f}<extra></extra>",

@@ -54,15 +54,7 @@ def explainer_for(model: LoadedModel) -> ModelExplainer | None:
 def model_note(explainer: ModelExplainer, model: LoadedModel) -> str:
     """What is explained and on which scale, in two sentences."""
     family = model.card.get("family_label", explainer.family)
-    method = {
-        "logreg": "LinearExplainer",
-        "xgboost": "TreeExplainer (exact)",
-        "random_forest": "exact path-dependent tree SHAP (termdeposit.insight.treeshap)",
-        "blend": (
-            "exact tree SHAP for the tree models, LinearExplainer for the regression "
-            "(log-odds contributions rescaled to probability)"
-        ),
-    }.get(explainer.family, "TreeExplainer (exact)")
+    method = EXPLANATION_METHODS.get(explainer.family, EXPLANATION_METHODS["xgboost"])
     if explainer.scale == "probability":
         scale = (
             "Contributions are in probability points: they add up, from the average "
@@ -75,7 +67,10 @@ def model_note(explainer: ModelExplainer, model: LoadedModel) -> str:
             f"{explain.to_probability(explainer.base_value, 'log-odds'):.1%}, to the "
             "customer's score."
         )
-    note = f"Model `{model.version}` ({family}), explained with SHAP {method}. {scale}"
+    note = (
+        f"Model `{model.version}` ({family}), explained with SHAP values: each input's share "
+        f"in moving a customer's score away from the average customer's, {method}. {scale}"
+    )
     if explainer.calibrated:
         note += (
             " The model is calibrated: the contributions explain the model inside the "
@@ -83,6 +78,18 @@ def model_note(explainer: ModelExplainer, model: LoadedModel) -> str:
             "so the two can differ a little."
         )
     return note
+
+
+#: How each model family is explained, in words a stakeholder can read.
+EXPLANATION_METHODS = {
+    "logreg": "computed exactly from the regression's weights",
+    "xgboost": "computed exactly from the model's decision trees",
+    "random_forest": "computed exactly from the forest's decision trees",
+    "blend": (
+        "computed exactly for each model of the average (its trees, or the regression's "
+        "weights) and averaged as the model averages their chances"
+    ),
+}
 
 
 def no_cohort_yet(model: LoadedModel, purpose: str, key: str) -> None:
