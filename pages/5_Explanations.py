@@ -7,9 +7,15 @@ from termdeposit.apps.dashboard import insight_cache, scoring
 from termdeposit.apps.dashboard.common import production_model, setup_page, show_error
 from termdeposit.core import labels
 from termdeposit.core.errors import TermDepositError
-from termdeposit.core.schema import CATEGORICAL_INPUTS, ID_COLUMN, NUMERIC_INPUTS
+from termdeposit.core.schema import (
+    CATEGORICAL_INPUTS,
+    CONTEXT_INPUTS,
+    ID_COLUMN,
+    INPUT_COLUMNS,
+    NUMERIC_INPUTS,
+)
 from termdeposit.decisions.economics import format_count, format_percent
-from termdeposit.insight import explain, plots
+from termdeposit.insight import dependence, explain, plots
 
 settings = setup_page("Explanations", icon=":material/psychology:")
 model = production_model()
@@ -266,6 +272,23 @@ with customer_tab:
             "In a tree model, changing one input can also change the contributions of "
             "others (they act together); the new score is always the model's own."
         )
+
+    st.subheader("One input at a time")
+    varied = st.selectbox(
+        "See how one input moves this customer's chance (and 50 other customers')",
+        [f for f in INPUT_COLUMNS if f not in CONTEXT_INPUTS],
+        format_func=labels.FEATURE_LABELS.get,
+        key="explain_ice_feature",
+    )
+    curves = dependence.dependence(model.predict_proba, customer, scored, varied)
+    words = [explain.value_text(varied, v) for v in curves.grid] if curves.categorical else None
+    st.plotly_chart(plots.ice_plot(curves, labels.FEATURE_LABELS[varied], words), width="stretch")
+    st.caption(
+        "Each thin line is one customer of this cohort with only this input changed; the thick "
+        "line is their average (partial dependence); the dashed line is this customer "
+        f"(now: {explain.value_text(varied, curves.current)}). Lines that are not parallel "
+        "mean the input acts together with others."
+    )
 
 st.page_link(
     "pages/6_Fairness.py", label="Next: is the call list fair?", icon=":material/arrow_forward:"

@@ -930,3 +930,53 @@ def ab_groups_chart(
     _layout(fig, title, "", "Profit per customer of the group")
     fig.update_layout(hovermode="closest")
     return fig
+
+
+def ice_plot(data: object, label: str, value_words: Sequence[str] | None = None) -> go.Figure:
+    """Partial dependence (thick) over individual curves (thin) and the chosen customer's curve.
+
+    Args:
+        data: a :class:`termdeposit.insight.dependence.Dependence`.
+        label: the input's readable name.
+        value_words: readable names of the grid values (categories), same order.
+    """
+    grid = list(value_words) if value_words is not None else list(data.grid)
+    fig = go.Figure()
+    for i, curve in enumerate(data.individual):
+        fig.add_trace(
+            go.Scatter(
+                x=grid,
+                y=curve,
+                mode="lines",
+                line={"color": "rgba(36, 99, 176, 0.18)", "width": 1},
+                name="Other customers (one line each)",
+                showlegend=i == 0,
+                legendgroup="ice",
+                hoverinfo="skip",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=grid,
+            y=data.average,
+            mode="lines+markers",
+            line={"color": COLOURS["model"], "width": 3.5},
+            name="Average effect (partial dependence)",
+            hovertemplate="%{x}: %{y:.1%}<extra>average</extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=grid,
+            y=data.customer,
+            mode="lines+markers",
+            line={"color": COLOURS["realised"], "width": 3, "dash": "dash"},
+            name="This customer",
+            hovertemplate="%{x}: %{y:.1%}<extra>this customer</extra>",
+        )
+    )
+    _layout(fig, f"How {label.lower()} moves the chance of subscribing", label, "Chance")
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    if data.categorical:
+        fig.update_xaxes(type="category")
+    return fig
