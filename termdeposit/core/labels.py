@@ -61,6 +61,7 @@ ATTRIBUTE_LABELS: dict[str, str] = {
 COLUMN_LABELS: dict[str, str] = {
     "customer_id": "Customer id",
     "duration": "Length of the call",
+    "never_contacted": "Never contacted before",
     "y": "Subscribed (the outcome)",
     "cohort_id": "Cohort",
     "week_label": "Week",
