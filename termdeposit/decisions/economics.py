@@ -479,14 +479,19 @@ class Shortfall:
         )
 
 
-def shortfall(summary: ThresholdSummary, tolerance: float = 0.5) -> Shortfall | None:
+def shortfall(
+    summary: ThresholdSummary, tolerance: float = 0.5, everyone_possible: bool = True
+) -> Shortfall | None:
     """The simple policy a choice loses to, with the amount; None when it earns at least as much.
 
     Args:
         summary: the figures of the choice (:func:`summary_at`).
         tolerance: differences under this many euros are rounding, not a loss.
+        everyone_possible: False when a capacity rules out calling everyone (then only
+            calling nobody is compared).
     """
-    everyone, nobody = summary.profit_calling_everyone, 0.0
+    everyone = summary.profit_calling_everyone if everyone_possible else -math.inf
+    nobody = 0.0
     policy, best = ("everyone", everyone) if everyone > nobody else ("nobody", nobody)
     gap = best - summary.expected_profit
     return Shortfall(policy, best, gap) if gap > tolerance else None

@@ -161,3 +161,11 @@ def test_profit_range_matches_simulated_calls():
     inside = np.mean((profits >= low) & (profits <= high))
     assert 0.77 < inside < 0.83
     assert ec.profit_range(curve, settings, 0) == (0.0, 0.0)
+
+
+def test_shortfall_under_a_capacity_compares_with_nobody_only(curve):
+    settings = BusinessSettings(call_cost=1, subscription_value=100)
+    one = ec.summary_at(curve, settings, 0.0, capacity=1)
+    assert ec.shortfall(one, everyone_possible=False) is None
+    losing = ec.summary_at(curve, BusinessSettings(call_cost=95, subscription_value=100), 0.0, 3)
+    assert ec.shortfall(losing, everyone_possible=False).policy == "nobody"

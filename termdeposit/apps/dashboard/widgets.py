@@ -50,8 +50,11 @@ def choice_status(curve: economics.ThresholdCurve, settings: BusinessSettings) -
     if not pinned:
         return
     threshold = float(st.session_state["threshold"])
-    summary = economics.summary_at(curve, settings, threshold, applied_capacity(settings))
-    gap = economics.shortfall(summary)
+    capacity = applied_capacity(settings)
+    summary = economics.summary_at(curve, settings, threshold, capacity)
+    gap = economics.shortfall(
+        summary, everyone_possible=capacity is None or capacity >= curve.size
+    )
     if gap is not None:
         best = economics.summary_at(
             curve,
