@@ -124,8 +124,9 @@ def test_monitoring_page_alerts_banner_acknowledge_and_limits(ops_db, production
 
     at.switch_page(SCORE)
     _run(at)
-    banner = [w.value for w in [*at.warning, *at.error] if "monitoring alert" in w.value]
+    banner = [w.value for w in [*at.warning, *at.error] if w.value.startswith("Monitoring: ")]
     assert banner, "every page shows the alerts banner"
+    assert "context_range" not in banner[0] and "score_drift" not in banner[0]
 
     at.switch_page(MONITORING)
     _run(at)
