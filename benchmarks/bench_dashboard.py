@@ -179,11 +179,13 @@ def main() -> None:
             uploader.set_input_files(cohort)
             page.get_by_text(f"Cohort: {cohort.name}").wait_for(timeout=600_000)
             page.wait_for_function(_DONE, arg=0, timeout=600_000)
-            print(f"upload, check and score {args.rows:,} rows: {time.perf_counter() - start:.1f} s")
+            print(
+                f"upload, check and score {args.rows:,} rows: {time.perf_counter() - start:.1f} s"
+            )
             # one warm-up visit of every page (first visits build caches: SHAP, fairness)
             for label in PAGES:
                 timed(page, lambda label=label: nav.filter(has_text=label).first.click())
-            for run in range(args.runs):
+            for _ in range(args.runs):
                 for label in PAGES:
                     seconds = timed(
                         page, lambda label=label: nav.filter(has_text=label).first.click()

@@ -261,21 +261,30 @@ def lift_chart(table: pd.DataFrame, marks: Sequence[Mark] = ()) -> go.Figure:
 def probability_histogram(
     probabilities: np.ndarray | pd.Series, marks: Sequence[Mark] = (), bins: int = 50
 ) -> go.Figure:
-    """How the cohort's probabilities are spread (customers per probability band)."""
+    """How the cohort's probabilities are spread (customers per probability band).
+
+    The bands are counted here (one bar each), so a cohort of any size sends ``bins`` bars to
+    the browser, not one value per customer.
+    """
     p = np.asarray(probabilities, dtype=float)
     top = max([float(p.max()) if len(p) else 1.0, *(m.value for m in marks)])
     width = max(min(1.0, top * 1.02) / bins, 1e-4)
+    edges = np.arange(0.0, min(1.0, top + width) + width, width)
+    counts, edges = np.histogram(p, bins=edges)
     fig = go.Figure(
-        go.Histogram(
-            x=p,
-            xbins={"start": 0.0, "end": min(1.0, top + width), "size": width},
+        go.Bar(
+            x=(edges[:-1] + edges[1:]) / 2,
+            y=counts,
+            width=width * 0.95,
             marker_color=COLOURS["model"],
             name="Customers",
-            hovertemplate="%{x}: %{y:,} customers<extra></extra>",
+            customdata=np.column_stack([edges[:-1], edges[1:]]),
+            hovertemplate="%{customdata[0]:.1%} to %{customdata[1]:.1%}: %{y:,} customers"
+            "<extra></extra>",
         )
     )
     _add_marks(fig, marks)
-    _layout(fig, "Probability of subscribing, across the cohort", "Probability", "Customers")
+    _layout(fig, "Chance of subscribing, across the cohort", "Chance of subscribing", "Customers")
     fig.update_layout(hovermode="closest", bargap=0.05)
     fig.update_xaxes(tickformat=".0%")
     fig.update_yaxes(tickformat=",.0f")
