@@ -187,6 +187,7 @@ def ensure_scored(model: LoadedModel | None) -> pd.DataFrame | None:
     pending = st.session_state.pop("_reopen_cohort", None)
     if st.session_state.get("cohort") is None and pending is not None:
         st.session_state["_keep_choice"] = True
+        st.session_state["_reopened"] = True
         reopen_cohort(model, int(pending))
     if st.session_state.get("cohort") is None:
         return None
@@ -261,7 +262,11 @@ def resolve_choice() -> economics.Choice | None:
     signature = _money_signature(settings)
     before = st.session_state.get("_choice_signature")
     if before != signature:
-        st.session_state["_choice_event"] = _what_changed(before, signature)
+        st.session_state["_choice_event"] = (
+            "Reopened with the settings in the page's address"
+            if st.session_state.pop("_reopened", False)
+            else _what_changed(before, signature)
+        )
     elif st.session_state.get("_choice_mode_seen") != mode:
         st.session_state["_choice_event"] = (
             "Following the money again" if mode == RECOMMENDED else "You chose"

@@ -69,7 +69,7 @@ def test_value_and_capacity_changes_move_the_choice(demo, week_curve):
     assert demo.session_state["threshold"] == best
     summary = economics.summary_at(week_curve, settings, best)
     assert _metric(demo, "Expected profit") == format_money(summary.expected_profit)
-    assert "Subscription value changed: the most profitable choice is applied" in _text(demo)
+    assert "subscription value changed: the most profitable choice is applied" in _text(demo)
     assert not [w for w in demo.warning if "pinned" in w.value]
 
     demo.sidebar.checkbox(key="_w_capacity_on").check()
