@@ -160,7 +160,7 @@ def test_models_page_shows_the_audit_log(ops_db, models_copy):
     at = _run(AppTest.from_file(str(PROJECT_ROOT / MODELS), default_timeout=TIMEOUT))
     assert "Audit log" in [h.value for h in at.subheader]
     table = at.dataframe[-1].value
-    assert isinstance(table, pd.DataFrame) and "promote" in set(table["action"])
+    assert isinstance(table, pd.DataFrame) and "promote" in set(table["Action"])
 
 
 def test_unreachable_log_stops_scoring_unless_the_user_chooses(trained_version, monkeypatch):
