@@ -15,7 +15,7 @@ from termdeposit.core.schema import (
     NUMERIC_INPUTS,
 )
 from termdeposit.decisions.economics import format_count, format_percent
-from termdeposit.insight import dependence, explain, plots
+from termdeposit.insight import explain, plots
 
 settings = setup_page("Explanations", icon=":material/psychology:")
 model = production_model()
@@ -280,7 +280,7 @@ with customer_tab:
         format_func=labels.FEATURE_LABELS.get,
         key="explain_ice_feature",
     )
-    curves = dependence.dependence(model.predict_proba, customer, scored, varied)
+    curves = insight_cache.ice_curves(model, scored, customer, varied)
     words = [explain.value_text(varied, v) for v in curves.grid] if curves.categorical else None
     st.plotly_chart(plots.ice_plot(curves, labels.FEATURE_LABELS[varied], words), width="stretch")
     st.caption(

@@ -23,7 +23,7 @@ from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, TARGET
 from termdeposit.decisions.calllist import CallList, build_call_list
-from termdeposit.insight import explain, fairness
+from termdeposit.insight import dependence, explain, fairness
 from termdeposit.insight.explain import Explanation, ModelExplainer
 from termdeposit.modeling.registry import LoadedModel
 
@@ -329,3 +329,19 @@ def blind_comparison(
         return None
     st.session_state.setdefault("_blind_results", {})[key] = result
     return result
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _dependence(
+    key: tuple[str, ...], _model: LoadedModel, _customer: pd.DataFrame, _scored: pd.DataFrame
+) -> dependence.Dependence:
+    return dependence.dependence(_model.predict_proba, _customer, _scored, key[-1])
+
+
+def ice_curves(
+    model: LoadedModel, scored: pd.DataFrame, customer: pd.DataFrame, feature: str
+) -> dependence.Dependence:
+    """Partial dependence and individual curves of one input for one customer (cached)."""
+    inputs = customer.loc[:, list(INPUT_COLUMNS)].astype(str).iloc[0].tolist()
+    key = (*_cohort_key(model), str(customer[ID_COLUMN].iloc[0]), *inputs, feature)
+    return _dependence(key, model, customer, scored)
