@@ -8,10 +8,10 @@ straight by the model.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import pandas as pd
+import plotly.io
 import pytest
 from app_support import HOME
 from app_support import metric as _metric
@@ -84,8 +84,8 @@ def test_value_and_capacity_changes_move_the_choice(demo, week_curve):
     assert "Capacity changed" in _text(demo)
     demo.session_state["threshold_charts"] = "Calls"  # the charts honour the capacity too
     _run(demo)
-    spec = json.loads(demo.get("plotly_chart")[0].proto.spec)
-    calls = [y for trace in spec["data"] if trace.get("name") == "Calls" for y in trace["y"]]
+    figure = plotly.io.from_json(demo.get("plotly_chart")[0].proto.spec)
+    calls = next(trace.y for trace in figure.data if trace.name == "Calls")
     assert max(calls) == 30
 
 
