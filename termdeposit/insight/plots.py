@@ -554,7 +554,9 @@ def shap_beeswarm(
     return fig
 
 
-def shap_dependence(data: pd.DataFrame, label: str, scale: str) -> go.Figure:
+def shap_dependence(
+    data: pd.DataFrame, label: str, scale: str, max_points: int = 2_000, seed: int = 0
+) -> go.Figure:
     """How one input's value drives its contribution (a dot per customer).
 
     Args:
@@ -562,17 +564,23 @@ def shap_dependence(data: pd.DataFrame, label: str, scale: str) -> go.Figure:
             ``categorical``).
         label: the input's readable name.
         scale: ``log-odds`` or ``probability``.
+        max_points: dots drawn at most (a fixed random subset beyond that; the boxes and the
+            counts use every customer).
     """
     categorical = bool(data["categorical"].iloc[0]) if len(data) else False
     fig = go.Figure()
+    dots = data
+    if len(data) > max_points:
+        dots = data.sample(max_points, random_state=seed)
     if categorical:
         order = data.groupby("value")["contribution"].median().sort_values(ascending=False).index
+        counts = data["value"].value_counts()
         for value in order:
-            part = data.loc[data["value"] == value, "contribution"]
+            part = dots.loc[dots["value"] == value, "contribution"]
             fig.add_trace(
                 go.Box(
                     y=part,
-                    name=f"{value} ({len(part):,})",
+                    name=f"{value} ({int(counts[value]):,})",
                     boxpoints="all",
                     jitter=0.4,
                     pointpos=0,
@@ -584,20 +592,18 @@ def shap_dependence(data: pd.DataFrame, label: str, scale: str) -> go.Figure:
             )
         x_title = f"{label} (customers in brackets)"
     else:
-        fig.add_trace(
-            go.Scattergl(
-                x=data["value"],
-                y=data["contribution"],
-                mode="markers",
-                marker={
-                    "size": 6,
-                    "color": np.where(data["contribution"] >= 0, RAISES, LOWERS),
-                    "opacity": 0.6,
-                },
-                showlegend=False,
-                hovertemplate=f"{label} = %{{x}}: %{{y:.4f}}<extra></extra>",
+        for raises, colour in ((True, RAISES), (False, LOWERS)):
+            part = dots.loc[(dots["contribution"] >= 0) == raises]
+            fig.add_trace(
+                go.Scattergl(
+                    x=part["value"].to_numpy(),
+                    y=part["contribution"].to_numpy(),
+                    mode="markers",
+                    marker={"size": 6, "color": colour, "opacity": 0.6},
+                    showlegend=False,
+                    hovertemplate=f"{label} = %{{x}}: %{{y:.4f}}<extra></extra>",
+                )
             )
-        )
         x_title = label
     _layout(
         fig,

@@ -22,7 +22,7 @@ from termdeposit.apps.dashboard.common import show_error, show_unexpected
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, TARGET
-from termdeposit.decisions.calllist import CallList, build_call_list
+from termdeposit.decisions.calllist import CallList
 from termdeposit.insight import dependence, explain, fairness
 from termdeposit.insight.explain import Explanation, ModelExplainer
 from termdeposit.modeling.registry import LoadedModel
@@ -202,11 +202,18 @@ def call_list_with_reasons(
 def current_calls(
     scored: pd.DataFrame, settings: BusinessSettings
 ) -> tuple[np.ndarray, float, int | None]:
-    """Who is called at the session's threshold and capacity: (mask, threshold, capacity)."""
+    """Who is called at the session's threshold and capacity: (mask, threshold, capacity).
+
+    The same customers as :func:`termdeposit.decisions.calllist.build_call_list` (at or above
+    the threshold; with a capacity, the best-ranked of those), found without sorting the cohort.
+    """
     threshold = float(st.session_state["threshold"])
     cap = settings.capacity if st.session_state.get("limit_to_capacity", True) else None
-    chosen = build_call_list(scored, threshold, cap)
-    called = scored[ID_COLUMN].isin(chosen.frame[ID_COLUMN]).to_numpy()
+    called = scored["probability"].to_numpy(dtype=float) >= threshold
+    if cap is not None and called.sum() > cap:
+        ranks = scored["rank"].to_numpy()
+        limit = np.sort(ranks[called])[max(int(cap), 0) - 1] if cap > 0 else 0
+        called &= ranks <= limit
     return called, threshold, cap
 
 
