@@ -333,6 +333,14 @@ def reliability_plot(table: pd.DataFrame, title: str = "Calibration") -> go.Figu
     return fig
 
 
+def _thin(x: np.ndarray, y: np.ndarray, most: int = 600) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``most`` points of a curve, evenly spread, both ends kept (a lighter chart)."""
+    if len(x) <= most:
+        return x, y
+    keep = np.unique(np.linspace(0, len(x) - 1, most).round().astype(int))
+    return x[keep], y[keep]
+
+
 def roc_plot(
     outcomes: np.ndarray | pd.Series, probabilities: np.ndarray | pd.Series, title: str = "ROC"
 ) -> go.Figure:
@@ -341,6 +349,7 @@ def roc_plot(
     p = np.asarray(probabilities, dtype=float)
     fpr, tpr, _ = roc_curve(y, p)
     auc = float(np.trapezoid(tpr, fpr))
+    fpr, tpr = _thin(fpr, tpr)
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
@@ -383,6 +392,7 @@ def precision_recall_plot(
     y = np.asarray(outcomes, dtype=int)
     p = np.asarray(probabilities, dtype=float)
     precision, recall, _ = precision_recall_curve(y, p)
+    recall, precision = _thin(recall, precision)
     base_rate = float(y.mean()) if len(y) else 0.0
     fig = go.Figure()
     fig.add_trace(
