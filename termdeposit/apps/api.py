@@ -9,7 +9,7 @@ one ``stat`` call). Every scoring is written to the prediction log unless the ca
 
 ``POST /outcomes`` records the week's call outcomes (a CSV or xlsx file with customer_id,
 called, subscribed; optional ``cohort`` as a form or query field) through
-:func:`termdeposit.ops.feedback.record_feedback`: all or nothing, and idempotent (the same file
+:func:`~termdeposit.services.outcomes.record_feedback`: all or nothing, idempotent (the same file
 again changes nothing). It answers a JSON summary (``rows``, ``added``, ``unchanged``,
 ``cohorts``, ``notices``, ``message``).
 
@@ -569,7 +569,7 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
         if request.url.path.endswith("/predict"):
             hint = "Fix the records and send them again; nothing was scored or stored."
             return _error(422, exc.summary, hint, _problems(exc, "records"))
-        from termdeposit.ops.feedback import OutcomesError
+        from termdeposit.services.outcomes import OutcomesError
 
         # An uploaded file: the message the command line prints and the dashboard shows.
         extra: dict[str, Any] = {}
@@ -762,7 +762,7 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
         yes/no, outcomes that differ from those recorded earlier) answer 4xx with the message,
         the problems and every row concerned; nothing is stored.
         """
-        from termdeposit.ops.feedback import record_feedback
+        from termdeposit.services.outcomes import record_feedback
         from termdeposit.storage.store import open_store
 
         given = {c.strip() for c in (cohort, cohort_query) if c is not None and c.strip()}

@@ -27,43 +27,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from termdeposit.core import labels
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.labels import FEATURE_LABELS, caller_phrase, value_words
 from termdeposit.core.schema import (
     CATEGORICAL_COLUMNS,
     CONTEXT_INPUTS,
     ID_COLUMN,
     INPUT_COLUMNS,
     NUMERIC_COLUMNS,
+    PDAYS_NEVER,
 )
-from termdeposit.modeling.features import PDAYS_NEVER, raw_feature_of
-
-#: Readable names of the inputs (the one table in :mod:`termdeposit.core.labels`).
-FEATURE_LABELS = labels.FEATURE_LABELS
-
-_VALUE_WORDS: dict[str, dict[str, str]] = {
-    "education": {
-        "basic.4y": "basic (4 years)",
-        "basic.6y": "basic (6 years)",
-        "basic.9y": "basic (9 years)",
-        "high.school": "high school",
-        "professional.course": "professional course",
-        "university.degree": "university degree",
-    },
-    "poutcome": {"nonexistent": "no earlier campaign"},
-    "contact": {"cellular": "mobile", "telephone": "landline"},
-    "month": {
-        m: m.capitalize()
-        for m in ("mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-    },
-    "day_of_week": {
-        "mon": "Monday",
-        "tue": "Tuesday",
-        "wed": "Wednesday",
-        "thu": "Thursday",
-        "fri": "Friday",
-    },
-}
+from termdeposit.modeling.features import raw_feature_of
 
 #: Below this share of training customers a value is "low", above 1 minus it "high".
 LEVEL_SHARE = 0.25
@@ -119,18 +93,7 @@ def family_of(classifier: Any) -> str:
 
 def value_text(feature: str, value: Any) -> str:
     """An input's value in words: ``6 days ago``, ``university degree``, ``1.3``."""
-    if feature == "pdays":
-        days = int(value)
-        if days == PDAYS_NEVER:
-            return "never"
-        return "1 day ago" if days == 1 else f"{days} days ago"
-    if feature in CATEGORICAL_COLUMNS:
-        text = str(value)
-        return _VALUE_WORDS.get(feature, {}).get(text, text)
-    number = float(value)
-    if number.is_integer():
-        return f"{int(number):,}" if abs(number) >= 10_000 else str(int(number))
-    return f"{number:.2f}".rstrip("0").rstrip(".")
+    return value_words(feature, value)
 
 
 def effect_words(contribution: float) -> str:
@@ -305,7 +268,7 @@ class ModelExplainer:
 
     def describe(self, feature: str, value: Any) -> str:
         """An input and its value in words, e.g. ``3-month Euribor rate = 1.3 (low)``."""
-        label = labels.FEATURE_LABELS.get(feature, feature)
+        label = FEATURE_LABELS.get(feature, feature)
         text = value_text(feature, value)
         if feature in CATEGORICAL_COLUMNS:
             mode = self.modes.get(feature)
@@ -563,7 +526,7 @@ def importance(explanation: Explanation) -> pd.DataFrame:
     table = pd.DataFrame(
         {
             "feature": mean_abs.index,
-            "label": [labels.FEATURE_LABELS.get(f, f) for f in mean_abs.index],
+            "label": [FEATURE_LABELS.get(f, f) for f in mean_abs.index],
             "mean_abs": mean_abs.to_numpy(),
         }
     )
@@ -594,7 +557,7 @@ def contributions(
         rows.append(
             {
                 "feature": feature,
-                "label": labels.FEATURE_LABELS.get(feature, feature),
+                "label": FEATURE_LABELS.get(feature, feature),
                 "value": inputs[feature],
                 "value_text": described.split(" = ", 1)[1],
                 "contribution": contribution,
@@ -614,15 +577,18 @@ def reason_codes(
     explainer: ModelExplainer | None = None,
     include_context: bool = False,
     progress: ProgressFn | None = None,
+    baseline: pd.Series | None = None,
+    phrasing: str = "label",
 ) -> pd.DataFrame:
     """The inputs that raise each customer's score most, in plain words, for callers.
 
     Columns ``customer_id, reason_1 .. reason_<top>``; a reason reads e.g. ``Outcome of the
-    previous campaign = success``. Only inputs that raise the score count; a customer with
-    fewer than ``top`` of them gets empty cells. Ties are broken by the data set's column
-    order, so the same customer always gets the same reasons. By default the week's context
-    (:data:`CONTEXT_INPUTS`: the call date and the economy) is left out: it is the same for
-    everyone called that week and says nothing to a caller about the customer.
+    previous campaign = success`` (``phrasing="label"``) or ``said yes in the previous
+    campaign`` (``phrasing="caller"``, the call list's words). Only inputs that raise the
+    score count; a customer with fewer than ``top`` of them gets empty cells. Ties are broken
+    by the data set's column order, so the same customer always gets the same reasons. By
+    default the week's context (:data:`CONTEXT_INPUTS`: the call date and the economy) is left
+    out: it is the same for everyone called that week and says nothing to a caller.
 
     Args:
         model: a loaded model or fitted artifact (ignored when ``explainer`` is given).
@@ -631,16 +597,28 @@ def reason_codes(
         explainer: a prepared explainer of the model, to avoid rebuilding it.
         include_context: also let the context inputs be reasons.
         progress: called with the share of customers done.
+        baseline: mean contribution of each input over this week's customers
+            (:func:`cohort_baseline`); when given, a reason is what raises this customer's
+            score *more than it raises the week's average customer's*, so a trait most of
+            the week shares (a mobile phone, say) does not crowd out what sets them apart.
+        phrasing: ``label`` (``Input = value``) or ``caller`` (a caller's words).
     """
+    if phrasing not in ("label", "caller"):
+        raise ValueError(f"unknown phrasing {phrasing!r}")
     explainer = explainer or build_explainer(model)
     explanation = explain_in_chunks(explainer, frame, progress)
     features = [f for f in explanation.features if include_context or f not in CONTEXT_INPUTS]
     values = explanation.values.loc[:, features].to_numpy()
+    if baseline is not None:
+        values = values - baseline.reindex(features).fillna(0.0).to_numpy()[None, :]
     order = np.argsort(-values, axis=1, kind="stable")[:, :top]
     texts = np.empty(values.shape, dtype=object)
     for j, feature in enumerate(features):
         column = explanation.inputs[feature]
-        words = {value: explainer.describe(feature, value) for value in pd.unique(column)}
+        if phrasing == "caller":
+            words = {value: caller_phrase(feature, value) for value in pd.unique(column)}
+        else:
+            words = {value: explainer.describe(feature, value) for value in pd.unique(column)}
         texts[:, j] = column.map(words).to_numpy(dtype=object)
     chosen = np.take_along_axis(texts, order, axis=1)
     raises = np.take_along_axis(values, order, axis=1) > 0
@@ -649,6 +627,22 @@ def reason_codes(
     )
     out.insert(0, ID_COLUMN, explanation.ids.to_numpy())
     return out
+
+
+#: Customers explained to measure the week's average contributions (a fixed sample).
+BASELINE_SAMPLE = 2_000
+
+
+def cohort_baseline(
+    explainer: ModelExplainer, cohort: pd.DataFrame, limit: int = BASELINE_SAMPLE
+) -> pd.Series:
+    """Mean contribution of each input over this week's customers (a fixed sample of them).
+
+    The reasons on a call list are measured against it (:func:`reason_codes`): what sets a
+    customer apart from the rest of the week, not what the whole week has in common.
+    """
+    explanation = explain_sample(explainer, cohort, limit=min(limit, len(cohort)))
+    return explanation.values.mean(axis=0)
 
 
 def add_reasons(table: pd.DataFrame, reasons: pd.DataFrame) -> pd.DataFrame:
@@ -768,7 +762,7 @@ def what_if(explainer: ModelExplainer, customer: pd.DataFrame, changes: dict[str
     table = pd.DataFrame(
         {
             "feature": before.features,
-            "label": [labels.FEATURE_LABELS.get(f, f) for f in before.features],
+            "label": [FEATURE_LABELS.get(f, f) for f in before.features],
             "before": [value_text(f, before_row.at[0, f]) for f in before.features],
             "after": [value_text(f, after_row.at[0, f]) for f in before.features],
             "contribution_before": before.values.iloc[0].to_numpy(),
@@ -776,7 +770,7 @@ def what_if(explainer: ModelExplainer, customer: pd.DataFrame, changes: dict[str
         }
     )
     described = [
-        f"{labels.FEATURE_LABELS.get(c, c)} from {value_text(c, before_row.at[0, c])} "
+        f"{FEATURE_LABELS.get(c, c)} from {value_text(c, before_row.at[0, c])} "
         f"to {value_text(c, after_row.at[0, c])}"
         for c in changes
     ]

@@ -38,7 +38,7 @@ from termdeposit.data import exports, fast_csv
 from termdeposit.decisions import calllist
 from termdeposit.modeling import registry
 from termdeposit.modeling.predict import ranks_of, score_file
-from termdeposit.storage import store
+from termdeposit.storage import database, store
 
 PAUSED = "PAUSED"
 #: Seconds a child may take to reach its pause point (imports, loading a model).
@@ -107,7 +107,7 @@ def _child_write_export(target: str, payload: str) -> None:
 
 def _child_log_batch(url: str, payload: str, file_sha: str, pause_after: str) -> None:
     frame = pd.read_parquet(payload)
-    real_batches = store._batches
+    real_batches = database.batches
     written = {"predictions": 0}
 
     def batches(items, size=store.BATCH):
@@ -118,7 +118,7 @@ def _child_log_batch(url: str, payload: str, file_sha: str, pause_after: str) ->
                 if written["predictions"] == int(pause_after):
                     _pause()
 
-    store._batches = batches
+    database.batches = batches
     store.open_store(url).log_scoring(
         frame, file_sha256=file_sha, model_version="v-killed", threshold=0.5
     )
@@ -307,9 +307,10 @@ def two_lists(reference) -> dict[str, tuple[bytes, bytes, list[str]]]:
 
 
 def _read_ids(path: Path, kind: str) -> list[str]:
+    header = calllist.PEOPLE_HEADERS["customer_id"]  # the people's files (CSV and Excel)
     if kind == "csv":
-        return list(pd.read_csv(path, dtype=str, encoding="utf-8-sig")["customer_id"])
-    return list(pd.read_excel(path, sheet_name="Call list", dtype=str)["customer_id"])
+        return list(pd.read_csv(path, dtype=str, encoding="utf-8-sig")[header])
+    return list(pd.read_excel(path, sheet_name="Call list", dtype=str)[header])
 
 
 @pytest.mark.parametrize("kind", ["csv", "xlsx"])
@@ -399,7 +400,7 @@ def test_scoring_failing_midway_keeps_the_previous_output_and_logs_nothing(
     # 'termdeposit score': the prediction log fails after its first batch of predictions.
     db = f"sqlite:///{tmp_path / 'log.db'}"
     monkeypatch.setenv("TERMDEPOSIT_DB_URL", db)
-    real_batches = store._batches
+    real_batches = database.batches
     batches = {"predictions": 0}
 
     def failing(items, size=store.BATCH):
@@ -409,7 +410,7 @@ def test_scoring_failing_midway_keeps_the_previous_output_and_logs_nothing(
                 batches["predictions"] += 1
                 raise OSError(errno.ENOSPC, "No space left on device (injected)")
 
-    monkeypatch.setattr(store, "_batches", failing)
+    monkeypatch.setattr(database, "batches", failing)
     result = CliRunner().invoke(app, ["score", str(cohort), "--out", str(out)])
     assert isinstance(result.exception, OSError), result.output
     assert batches["predictions"] == 1
@@ -446,7 +447,7 @@ def test_failure_inside_the_insert_loop_leaves_no_trace(db_url, reference, monke
     )
     before = db_snapshot(s)
     new = scored_week(reference, 39, seed=3)
-    real_batches = store._batches
+    real_batches = database.batches
     inserted = {"customers": 0, "predictions": 0}
 
     def failing(items, size=store.BATCH):
@@ -457,7 +458,7 @@ def test_failure_inside_the_insert_loop_leaves_no_trace(db_url, reference, monke
             if inserted["predictions"] >= 600:
                 raise OSError(errno.ENOSPC, "No space left on device (injected)")
 
-    monkeypatch.setattr(store, "_batches", failing)
+    monkeypatch.setattr(database, "batches", failing)
     with pytest.raises(OSError, match="No space left"):
         s.log_scoring(new, file_sha256=sha("new"), model_version="v1", threshold=0.5)
     assert inserted == {"customers": len(new), "predictions": 600}, "failed mid-way"
