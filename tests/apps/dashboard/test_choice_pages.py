@@ -239,3 +239,19 @@ def test_alerts_are_one_sentence_by_severity():
     assert "3 warnings (the week's economy is outside" in text
     assert "2026-W49" in text
     assert "_" not in text, "no rule codes"
+
+
+@pytest.mark.parametrize(
+    ("threshold", "capacity"), [(0.05, None), (0.05, 100), (0.0, 2000), (0.3, 1)]
+)
+def test_fast_called_mask_calls_the_same_customers_as_the_list(
+    production_model, week_cohort, threshold, capacity
+):
+    from termdeposit.apps.dashboard.insight_cache import fast_called_mask
+    from termdeposit.decisions.calllist import called_mask
+    from termdeposit.modeling.predict import score_frame
+
+    scored = score_frame(production_model, validate_cohort(week_cohort.astype(str)).frame)
+    fast = fast_called_mask(scored, threshold, capacity)
+    assert (fast == called_mask(scored, threshold, capacity)).all()
+    assert fast.sum() > 0
