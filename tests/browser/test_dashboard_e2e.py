@@ -101,13 +101,13 @@ def test_upload_threshold_download(dashboard, cohort_file, tmp_path):
             before = calls.locator('[data-testid="stMetricValue"]').inner_text()
             slider = page.locator('[data-testid="stSlider"] input[type="range"]').first
             slider.focus()
-            slider.press("PageUp")  # a tenth of the range: 0.05 -> 0.15
+            slider.press("PageUp")  # a tenth of the range: 5% -> 15%
             slider.press("ArrowLeft")
-            expect(slider).to_have_value("0.149")
+            expect(slider).to_have_value("14.9")
             expect(calls.locator('[data-testid="stMetricValue"]')).not_to_have_text(before)
-            threshold = float(slider.input_value())
-            number = page.get_by_role("spinbutton", name="Exact threshold")
-            expect(number).to_have_value(f"{threshold:.4f}")
+            threshold = float(slider.input_value()) / 100
+            number = page.get_by_role("spinbutton", name="Exact threshold (%)")
+            expect(number).to_have_value(f"{100 * threshold:.2f}")
             expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()
             _screenshot(page, "2_threshold_and_profit.png")
 
