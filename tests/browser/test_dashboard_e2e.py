@@ -105,6 +105,11 @@ def test_upload_threshold_download(dashboard, cohort_file, tmp_path):
             slider.press("ArrowLeft")
             expect(slider).to_have_value("14.9")
             expect(calls.locator('[data-testid="stMetricValue"]')).not_to_have_text(before)
+            page.wait_for_function(
+                """() => document.querySelector('[data-testid="stApp"]')
+                .getAttribute('data-test-script-state') === 'notRunning'"""
+            )
+            expect(slider).to_have_value("14.9")
             threshold = float(slider.input_value()) / 100
             number = page.get_by_role("spinbutton", name="Exact threshold (%)")
             expect(number).to_have_value(f"{100 * threshold:.2f}")

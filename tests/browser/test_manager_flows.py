@@ -192,3 +192,21 @@ def test_download_the_stakeholder_report(page, tmp_path):
     pdf = tmp_path / download.value.suggested_filename
     download.value.save_as(pdf)
     assert pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_no_empty_settings_after_clicks_during_the_first_load(page):
+    """Clicking Home while the first page still loads once left 0.00 / 0.01 in the sidebar."""
+    from playwright.sync_api import expect
+
+    for _ in range(3):
+        page.goto(page.base_url)
+        home = page.locator('[data-testid="stSidebarNavLink"]').first
+        home.wait_for()
+        home.click()
+        page.wait_for_timeout(150)
+        home.click()
+        _idle(page)
+        expect(page.locator('input[aria-label="Cost per call (€)"]').first).to_have_value("5.00")
+        expect(
+            page.locator('input[aria-label="Value of one subscription (€)"]').first
+        ).to_have_value("100.00")

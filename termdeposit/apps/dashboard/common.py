@@ -165,22 +165,18 @@ def _copy_back(key: str) -> None:
 def sync_widget(widget_key: str, value: Any, force: bool = False) -> None:
     """Show ``value`` in the widget ``widget_key`` (call before drawing it).
 
-    The widget's state is set when it differs, when asked (``force``) and during the first
-    runs of a page: a run interrupted by a click during the first load can leave the browser
-    showing the widget's minimum while the session holds the right value (seen with the
-    sidebar's cost and value). Otherwise it is left alone: setting it forces the browser's
-    value, which would swallow a slider move made during the rerun.
+    The widget's state is set when it differs, when a new page is drawn, and always when
+    asked (``force``, used for the sidebar's settings: a run interrupted by a click during
+    the first load left the browser showing their minimum, 0.00 and 0.01, while the session
+    held 5 and 100). Otherwise it is left alone: setting it forces the browser's value, which
+    would swallow a slider move made during the rerun.
     """
     if (
         force
-        or st.session_state.get("_page_runs", 0) < FORCED_RUNS
+        or st.session_state.get("_page_changed", True)
         or st.session_state.get(widget_key) != value
     ):
         st.session_state[widget_key] = value
-
-
-#: Runs of a page during which every widget gets its value sent again (see sync_widget).
-FORCED_RUNS = 3
 
 
 def bind(key: str) -> dict[str, Any]:
@@ -440,8 +436,6 @@ def setup_page(title: str, icon: str = ":material/call:") -> BusinessSettings:
     require_sign_in()
     init_state()
     st.session_state["_page_changed"] = st.session_state.get("_page") != title
-    runs = 0 if st.session_state["_page_changed"] else st.session_state.get("_page_runs", 0) + 1
-    st.session_state["_page_runs"] = runs
     st.session_state["_page"] = title
     _sidebar_model()
     settings = _sidebar_settings()
