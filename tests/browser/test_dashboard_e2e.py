@@ -65,6 +65,15 @@ def _screenshot(page, name: str) -> None:
     page.set_viewport_size(size)
 
 
+def _wait_for_run(page) -> None:
+    """Wait for the page's script run to end (no stale copies of elements left on screen)."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(
+        """() => document.querySelector('[data-testid="stApp"]')
+        .getAttribute('data-test-script-state') === 'notRunning'"""
+    )
+
+
 def _number(text: str) -> int:
     return int(re.sub(r"[^0-9]", "", text))
 
@@ -105,10 +114,7 @@ def test_upload_threshold_download(dashboard, cohort_file, tmp_path):
             slider.press("ArrowLeft")
             expect(slider).to_have_value("14.9")
             expect(calls.locator('[data-testid="stMetricValue"]')).not_to_have_text(before)
-            page.wait_for_function(
-                """() => document.querySelector('[data-testid="stApp"]')
-                .getAttribute('data-test-script-state') === 'notRunning'"""
-            )
+            _wait_for_run(page)
             expect(slider).to_have_value("14.9")
             threshold = float(slider.input_value()) / 100
             number = page.get_by_role("spinbutton", name="Exact threshold (%)")
@@ -125,6 +131,7 @@ def test_upload_threshold_download(dashboard, cohort_file, tmp_path):
             ).to_be_visible()
             page.get_by_role("button", name=re.compile("Issue this call list")).click()
             expect(page.get_by_text(re.compile(r"Call list \d+ recorded"))).to_be_visible()
+            _wait_for_run(page)
             _screenshot(page, "3_call_list.png")
             with page.expect_download() as download:
                 button.click()
