@@ -94,16 +94,15 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._model: LoadedModel | None = None
         self._error: TermDepositError | None = None
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: Any = None
         self._checked = -math.inf
 
-    def _pointer_stamp(self) -> tuple[int, int, int] | None:
-        root = self.models_dir or config.models_dir()
+    def _pointer_stamp(self) -> Any:
         try:
-            info = os.stat(root / config.PRODUCTION_POINTER)
-        except OSError:
-            return None
-        return info.st_mtime_ns, info.st_size, info.st_ino
+            return registry.pointer_stamp(self.models_dir)
+        except TermDepositError as exc:  # object storage out of reach: keep the loaded model
+            log.warning("could not look at the production pointer: %s", exc)
+            return self._stamp
 
     def get(self) -> LoadedModel:
         """The production model (reloaded first if the pointer changed).
@@ -123,7 +122,7 @@ class ModelHolder:
             raise self._error or ModelError("There is no production model yet.")
         return self._model
 
-    def _reload(self, stamp: tuple[int, int, int] | None) -> None:
+    def _reload(self, stamp: Any) -> None:
         try:
             version = registry.production_version(self.models_dir)
             if self._model is None or version != self._model.version:
