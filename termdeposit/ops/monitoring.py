@@ -27,6 +27,7 @@ from sklearn.metrics import roc_auc_score
 from termdeposit.core import money
 from termdeposit.core.config import BusinessSettings, default_settings
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.labels import feature_label
 from termdeposit.core.schema import CATEGORICAL_COLUMNS, CONTEXT_INPUTS, ID_COLUMN, INPUT_COLUMNS
 from termdeposit.decisions.forecast import FALLBACK_SIGMA, profit_range
 from termdeposit.modeling import registry
@@ -478,7 +479,7 @@ def drift_report(
             span = max(high - low, 1e-9)
             week_low, week_high = float(current[column].min()), float(current[column].max())
             outside = week_low < low - margin * span or week_high > high + margin * span
-            detail = f"week {week_low:g}..{week_high:g}, training {low:g}..{high:g}"
+            detail = f"this week {week_low:g} to {week_high:g}, in training {low:g} to {high:g}"
         elif kind == "context":
             unseen = sorted(set(current[column].astype(str)) - set(reference[column].astype(str)))
             outside = bool(unseen)
@@ -544,7 +545,8 @@ def drift_alerts(report: DriftReport, limits: AlertLimits, label: str) -> list[d
                     "input_drift",
                     scope,
                     column,
-                    f"{label}: input '{column}' shifted (PSI {value:.2f} > {limits.psi_input:g})",
+                    f"{label}: {feature_label(column)} shifted (PSI {value:.2f} > "
+                    f"{limits.psi_input:g})",
                     value,
                     limits.psi_input,
                 )
@@ -580,7 +582,8 @@ def drift_alerts(report: DriftReport, limits: AlertLimits, label: str) -> list[d
                 "context_range",
                 scope,
                 row.input,
-                f"{label}: '{row.input}' is outside what the model was trained on ({row.detail})",
+                f"{label}: {feature_label(row.input)} is outside what the model was trained "
+                f"on ({row.detail})",
                 None,
                 limits.context_margin,
             )

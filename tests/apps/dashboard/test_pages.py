@@ -7,6 +7,8 @@ shows a stale, rounded-wrong or mis-selected number fails here.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 from app_support import HOME, save_copy
@@ -171,9 +173,12 @@ def test_threshold_page_shows_exactly_what_economics_computes(
     demo.switch_page(THRESHOLD)
     _run(demo)
     settings = default_settings()
-    assert demo.slider(key="_w_threshold").value == pytest.approx(0.05)
-    demo.slider(key="_w_threshold").set_value(0.2)
+    recommended = economics.recommended_threshold(week_curve, settings)
+    assert demo.session_state["threshold"] == recommended
+    assert demo.slider(key="_w_threshold").value == pytest.approx(round(100 * recommended, 1))
+    demo.slider(key="_w_threshold").set_value(20.0)
     _run(demo)
+    assert demo.session_state["choice_mode"] == "threshold"
     s = economics.summary_at(week_curve, settings, 0.2)
     assert _metric(demo, "Calls") == format_count(s.calls)
     assert _metric(demo, "Expected subscriptions") == format_count(s.expected_subscriptions, 1)
@@ -187,7 +192,9 @@ def test_threshold_page_shows_exactly_what_economics_computes(
         s.uplift_vs_random
     )
     assert _metric(demo, "Realised profit") == format_money(s.realised_profit)
-    assert demo.number_input(key="_w_threshold_number").value == pytest.approx(0.2)
+    assert demo.number_input(key="_w_threshold_number").value == pytest.approx(20.0)
+    assert demo.number_input(key="_w_calls").value == s.calls
+    assert demo.number_input(key="_w_budget").value == pytest.approx(s.cost)
     # the range of the expected profit and the recommendation, as the forecasts service says
     forecaster = forecasts.cohort_forecaster(production_model.card, week_curve)
     money = forecaster.profit(s.calls, settings)
@@ -201,23 +208,26 @@ def test_threshold_page_shows_exactly_what_economics_computes(
     )
     assert any(f"forecast at {format_percent(week.rate)}" in c.value for c in demo.caption)
 
-    demo.number_input(key="_w_threshold_number").set_value(0.15)
+    demo.number_input(key="_w_threshold_number").set_value(15.0)
     _run(demo)
-    assert demo.slider(key="_w_threshold").value == pytest.approx(0.15)
+    assert demo.slider(key="_w_threshold").value == pytest.approx(15.0)
     assert _metric(demo, "Calls") == format_count(economics.calls_at(week_curve, 0.15))
 
-    optimal = economics.optimal_threshold(week_curve, settings)
     demo.button(key="thr_optimal").click()
     _run(demo)
-    assert demo.session_state["threshold"] == optimal
+    assert demo.session_state["threshold"] == recommended
     assert _metric(demo, "Expected profit") == format_money(
-        economics.summary_at(week_curve, settings, optimal).expected_profit
+        economics.summary_at(week_curve, settings, recommended).expected_profit
     )
 
     demo.sidebar.number_input(key="_w_call_cost").set_value(10.0)
     _run(demo)
-    calls = economics.calls_at(week_curve, optimal)
+    dearer = replace(settings, call_cost=10.0)
+    moved = economics.recommended_threshold(week_curve, dearer)
+    assert demo.session_state["threshold"] == moved != recommended
+    calls = economics.calls_at(week_curve, moved)
     assert _metric(demo, "Call cost") == format_money(10.0 * calls)
+    assert "Cost per call changed: the most profitable choice is applied" in _text(demo)
     assert len(demo.get("plotly_chart")) == 1  # only the open tab is drawn
 
 
@@ -234,7 +244,7 @@ def test_capacity_changes_the_selection(demo, week_curve):
     demo.sidebar.number_input(key="_w_capacity_days").set_value(5)
     _run(demo)
     assert demo.session_state["settings"].capacity == 50
-    assert "can make **50** calls" in demo.warning[0].value
+    assert any("can make **50** calls" in w.value for w in demo.warning)
     assert _metric(demo, "Calls") == "50"
     best_50 = economics.summarise(week_curve, default_settings(), 50, 0.0)
     assert _metric(demo, "Expected subscriptions") == format_count(
