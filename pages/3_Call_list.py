@@ -13,14 +13,11 @@ from termdeposit.apps.dashboard.common import (
     show_unexpected,
 )
 from termdeposit.apps.dashboard.insight_cache import reasons_provider
-from termdeposit.apps.dashboard.widgets import capacity_limit, threshold_controls
+from termdeposit.apps.dashboard.widgets import TABLE_ROWS, capacity_limit, threshold_controls
 from termdeposit.core.errors import TermDepositError
 from termdeposit.decisions import abtest, calllist
 from termdeposit.decisions.economics import format_count, format_money, format_percent
 from termdeposit.services import call_lists
-
-#: Rows drawn in the page's table (the downloads hold every customer on the list).
-SHOWN_ROWS = 2_000
 
 settings = setup_page("Call list", icon=":material/format_list_numbered:")
 model = production_model()
@@ -142,13 +139,13 @@ shown = replace(prepared, call_list=shown_list)
 
 chance = calllist.PEOPLE_HEADERS["chance"]
 table = calllist.people_table(shown_list, chance_as_text=False)
-if len(table) > SHOWN_ROWS:  # a browser table of 90,000 rows takes seconds to draw
+if len(table) > TABLE_ROWS:  # a browser table of 90,000 rows takes seconds to draw
     st.caption(
-        f"Showing the first {format_count(SHOWN_ROWS)} of {format_count(len(table))} customers "
+        f"Showing the first {format_count(TABLE_ROWS)} of {format_count(len(table))} customers "
         "(best first); the downloads hold them all."
     )
 st.dataframe(
-    table.head(SHOWN_ROWS),
+    table.head(TABLE_ROWS),
     hide_index=True,
     width="stretch",
     height=420,

@@ -22,6 +22,11 @@ from termdeposit.insight.plots import Mark
 THRESHOLD_STEP = 0.1
 
 
+#: Rows a page draws of a long table (a browser table of 90,000 rows takes seconds to draw);
+#: the downloads always hold every row.
+TABLE_ROWS = 2_000
+
+
 def _pin(mode: str, value: float) -> None:
     st.session_state["choice_mode"] = mode
     st.session_state["choice_value"] = float(value)
