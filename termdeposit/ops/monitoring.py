@@ -48,6 +48,7 @@ from sklearn.metrics import roc_auc_score
 from termdeposit.core import money
 from termdeposit.core.config import BusinessSettings, default_settings
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.labels import feature_label
 from termdeposit.core.schema import (
     CATEGORICAL_COLUMNS,
     CONTEXT_INPUTS,
@@ -55,7 +56,9 @@ from termdeposit.core.schema import (
     INPUT_COLUMNS,
 )
 from termdeposit.decisions.abtest import ab_results
+from termdeposit.decisions.forecast import FALLBACK_SIGMA, profit_range
 from termdeposit.modeling import registry
+from termdeposit.modeling.base_rate import from_card
 from termdeposit.modeling.metrics import expected_calibration_error
 from termdeposit.ops.backtest import json_records
 from termdeposit.storage.store import Store, open_store
@@ -627,12 +630,25 @@ def _period(
 # -- weekly figures -----------------------------------------------------------------------------
 
 
-def period_figures(period: Period) -> dict[str, Any]:
-    """Expected and (when outcomes exist) realised figures of one period."""
+def model_sigma(version: str) -> float:
+    """The week-level error behind a model's money ranges (its weekly rate model's, or the
+    fallback for a model saved before it or no longer on disk)."""
+    try:
+        rate_model = from_card(registry.read_card(version))
+    except TermDepositError:
+        rate_model = None
+    return FALLBACK_SIGMA if rate_model is None else rate_model.sigma
+
+
+def period_figures(period: Period, sigma: float | None = None) -> dict[str, Any]:
+    """Expected (with their 80% ranges) and, when outcomes exist, realised figures of one
+    period. ``sigma``: the week-level error of the scoring model (default: read its card)."""
     cost, value = period.settings.call_cost, period.settings.subscription_value
     frame = period.frame
     p = frame["probability"].to_numpy(float)
     planned = frame["call"].to_numpy(bool)
+    sigma = model_sigma(period.model_version) if sigma is None else sigma
+    planned_range = profit_range(p[planned], sigma, period.settings)
     row: dict[str, Any] = {
         "customers": int(len(frame)),
         "model_version": period.model_version,
@@ -641,6 +657,8 @@ def period_figures(period: Period) -> dict[str, Any]:
         "expected_conversion": float(p[planned].mean()) if planned.any() else float("nan"),
         "expected_subscriptions": float(p[planned].sum()),
         "expected_profit": float(money.profit(p[planned].sum(), planned.sum(), cost, value)),
+        "expected_profit_low": planned_range.low,
+        "expected_profit_high": planned_range.high,
         "expected_profit_call_all": float(money.profit(p.sum(), len(p), cost, value)),
         "estimated_auc": estimated_auc(p),
         "mean_confidence": mean_confidence(p),
@@ -654,6 +672,8 @@ def period_figures(period: Period) -> dict[str, Any]:
         calls = int(called.sum())
         subs = int(subscribed.sum())
         uncalled = ~called
+        realised_profit = float(money.profit(subs, calls, cost, value))
+        called_range = profit_range(p[called], sigma, period.settings)
         row.update(
             {
                 "outcomes_recorded": int(known.sum()),
@@ -662,10 +682,15 @@ def period_figures(period: Period) -> dict[str, Any]:
                 "conversion": subs / calls if calls else float("nan"),
                 "call_cost": float(cost * calls),
                 "revenue": float(value * subs),
-                "profit": float(money.profit(subs, calls, cost, value)),
+                "profit": realised_profit,
                 "expected_subscriptions_of_called": float(p[called].sum()),
                 "expected_profit_of_called": float(
                     money.profit(p[called].sum(), calls, cost, value)
+                ),
+                "expected_profit_of_called_low": called_range.low,
+                "expected_profit_of_called_high": called_range.high,
+                "profit_within_range": bool(
+                    called_range.low - 1e-6 <= realised_profit <= called_range.high + 1e-6
                 ),
                 # the calls not made would have earned this (negative: saved money)
                 "estimated_uplift_realised": -float(
@@ -691,8 +716,11 @@ def _auc(y: np.ndarray, scores: np.ndarray) -> float:
 def figures_table(store: Store, periods: list[Period]) -> pd.DataFrame:
     """One row per period (oldest first): expected and realised figures, A/B uplift."""
     rows = []
+    sigmas: dict[str, float] = {}
     for period in periods:
-        figures = period_figures(period)
+        if period.model_version not in sigmas:
+            sigmas[period.model_version] = model_sigma(period.model_version)
+        figures = period_figures(period, sigmas[period.model_version])
         row = {
             "period": period.key,
             "cohort_id": period.cohort_ids[-1],
@@ -1044,7 +1072,7 @@ def drift_checks(report: DriftReport, index: int, limits: AlertLimits) -> list[C
                 value=value,
                 limit=limits.psi_input,
                 rows=report.rows,
-                message=f"{name} (PSI {value:.2f}{'; ' + how if how else ''})",
+                message=f"{feature_label(name)} (PSI {value:.2f}{'; ' + how if how else ''})",
                 severity="critical" if many else "warning",
                 window_start=start,
             )
@@ -1094,9 +1122,10 @@ def drift_checks(report: DriftReport, index: int, limits: AlertLimits) -> list[C
     economy = outside[outside["input"].isin(ECONOMY_INPUTS)]
     calendar = outside[~outside["input"].isin(ECONOMY_INPUTS)]
     parts = [
-        f"{row.input} {row.detail.removeprefix('this week ')}" for row in economy.itertuples()
+        f"{feature_label(row.input)} {row.detail.removeprefix('this week ')}"
+        for row in economy.itertuples()
     ]
-    parts += [f"{row.input}: {row.detail}" for row in calendar.itertuples()]
+    parts += [f"{feature_label(row.input)}: {row.detail}" for row in calendar.itertuples()]
     checks.append(
         Check(
             index=index,
