@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from termdeposit.apps.cli import app
 from termdeposit.core.config import default_settings
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.labels import feature_label
 from termdeposit.core.schema import INPUT_COLUMNS
 from termdeposit.decisions.forecast import profit_range
 from termdeposit.modeling.train import build_pipeline
@@ -135,7 +136,7 @@ def test_2010_customers_drift_and_an_unshifted_sample_does_not(reference, refere
     assert checks[("input_drift", "share of inputs")].crossed
     economy = checks[("economy", "economy")]
     assert economy.crossed and economy.severity == "info"
-    assert "nr.employed" in economy.message and "the model saw" in economy.message
+    assert feature_label("nr.employed") in economy.message and "the model saw" in economy.message
 
 
 def test_the_economy_moving_every_score_is_not_score_drift(reference, reference_2008):
@@ -191,7 +192,8 @@ def test_minimum_size_pooling_and_one_alert_per_episode(reference, reference_200
     assessment = monitoring.assess([*calm, *shifted], references, limits)
     drift = [d for d in assessment.alerts() if d["rule"] == "input_drift"]
     assert len(drift) == 1 and drift[0]["open"] and drift[0]["scope"] == "since cohort:20"
-    assert "poutcome (PSI" in drift[0]["message"] and "steady" in drift[0]["message"]
+    assert f"{feature_label('poutcome')} (PSI" in drift[0]["message"]
+    assert "steady" in drift[0]["message"]
     assert drift[0]["message"].startswith("cohort:22: "), "refreshed with the latest week"
     assert "(since cohort:20)" in drift[0]["message"], "the episode says when it started"
     # back to normal: the episode ends; a later shift is a new alert
