@@ -805,6 +805,16 @@ def issue_cmd(
         float, typer.Option(help="Share drawn at random as business as usual (e.g. 0.1).")
     ] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Seed of the hold-out draw.")] = None,
+    group_policy: Annotated[
+        str | None,
+        typer.Option(
+            help="Call every group at the same share: parity_same_calls (about as many "
+            "calls) or parity_best (the most profitable share); see --group-by."
+        ),
+    ] = None,
+    group_by: Annotated[
+        str, typer.Option(help="The grouping of --group-policy: 'age band', marital, job, ...")
+    ] = "age band",
 ) -> None:
     """Issue a call list from a logged scoring (the same file the dashboard gives)."""
     from termdeposit.core.config import default_settings
@@ -830,6 +840,7 @@ def issue_cmd(
         do_not_call=call_lists.do_not_call_ids(blocked),
         holdout_share=holdout,
         seed=seed,
+        group_policy=(group_policy, group_by) if group_policy else None,
     )
     reasons, note, card = None, None, None
     try:
