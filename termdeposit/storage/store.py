@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -27,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import (
     Boolean,
     Column,
@@ -50,7 +53,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 
 from termdeposit.core import config
 from termdeposit.core.errors import TermDepositError
@@ -63,6 +66,9 @@ log = get_logger("store")
 SCHEMA_VERSION = 2
 #: Rows per INSERT batch and ids per IN (...) clause.
 BATCH = 2000
+#: Rows per ``executemany`` call (SQLite) or per block of ``COPY`` (PostgreSQL) when the
+#: prediction log writes a scored cohort.
+BULK_BATCH = 50_000
 
 metadata = MetaData()
 
@@ -462,22 +468,20 @@ class Store:
                 if new_cohort:
                     self._insert_customers(conn, cohort_id, frame.ids, frame.inputs, total)
                 if new_scoring:
-                    rows = [
-                        {
-                            "scoring_id": scoring_id,
-                            "customer_id": cid,
-                            "probability": p,
-                            "decision": d,
-                            "rank": r,
-                        }
-                        for cid, p, d, r in zip(
-                            frame.ids, frame.probability, frame.decision, frame.rank, strict=True
-                        )
-                    ]
-                    for batch in _batches(rows):
-                        conn.execute(predictions.insert(), list(batch))
+                    _bulk_insert(
+                        conn,
+                        predictions,
+                        ("scoring_id", "customer_id", "probability", "decision", "rank"),
+                        (
+                            itertools.repeat(scoring_id, len(frame.ids)),
+                            frame.ids,
+                            frame.probability,
+                            frame.decision,
+                            frame.rank,
+                        ),
+                    )
                 total += len(frame.ids)
-                calls += sum(frame.decision)
+                calls += int(np.count_nonzero(frame.decision))
             if cohort_id is None:
                 raise TermDepositError("There are no scored customers to log.")
             self._finish_cohort(conn, cohort_id, new_cohort, total)
@@ -548,17 +552,17 @@ class Store:
         self, conn: Connection, cohort_id: int, ids: list[str], inputs: list[str], offset: int
     ) -> None:
         """Store the customers of a new cohort with their inputs (JSON, see _inputs_json)."""
-        rows = [
-            {
-                "cohort_id": cohort_id,
-                "customer_id": cid,
-                "row_number": offset + i,
-                "inputs": inputs,
-            }
-            for i, (cid, inputs) in enumerate(zip(ids, inputs, strict=True))
-        ]
-        for batch in _batches(rows):
-            conn.execute(cohort_customers.insert(), list(batch))
+        _bulk_insert(
+            conn,
+            cohort_customers,
+            ("cohort_id", "customer_id", "row_number", "inputs"),
+            (
+                itertools.repeat(cohort_id, len(ids)),
+                ids,
+                range(offset, offset + len(ids)),
+                inputs,
+            ),
+        )
 
     def _ensure_scoring(
         self,
@@ -1236,12 +1240,45 @@ def _values(table: pd.DataFrame | Mapping[str, Any], column: str) -> list[Any]:
     return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
+def _json_texts(values: Any) -> pa.Array:
+    """One input column as JSON texts (what ``json.dumps`` writes; NaN and infinities as null).
+
+    A column of a large cohort holds a few hundred distinct values: each is formatted once and
+    spread to its rows by code. Columns where equal values could be written differently
+    (negative zero, mixed Python types) are formatted value by value.
+    """
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.StringDtype):
+        text = pa.array(values)  # Arrow-backed text: no Python strings per cell
+        if isinstance(text, pa.ChunkedArray):
+            text = text.combine_chunks()
+        if not text.null_count:
+            encoded = pc.dictionary_encode(text)
+            texts = [json.dumps(u) for u in encoded.dictionary.to_pylist()]
+            return pa.array(texts, type=pa.string()).take(encoded.indices)
+    if hasattr(values, "to_numpy"):
+        array = np.asarray(values.to_numpy())
+    else:  # a list keeps each value's own type (1, 2.5 and True are not all floats)
+        array = np.asarray(values, dtype=object if isinstance(values, list | tuple) else None)
+    if array.dtype.kind in "US":
+        array = array.astype(object)
+    by_value = array.dtype.kind in "iub" or (
+        array.dtype.kind == "f" and not np.any((array == 0) & np.signbit(array))
+    )
+    if by_value or array.dtype == object:
+        codes, uniques = pd.factorize(array, use_na_sentinel=False)
+        distinct = np.asarray(uniques).tolist()
+        if by_value or all(type(u) is str for u in distinct):
+            texts = [json.dumps(_json_cell(u)) for u in distinct]
+            return pa.array(texts, type=pa.string()).take(pa.array(codes))
+    return pa.array([json.dumps(_json_cell(v)) for v in array.tolist()], type=pa.string())
+
+
 def _inputs_json(frame: pd.DataFrame | Mapping[str, Any]) -> list[str]:
-    """Each row's 19 inputs as a compact JSON list (missing numbers as null)."""
-    columns = [[_json_cell(v) for v in _values(frame, c)] for c in INPUT_COLUMNS]
-    return [
-        json.dumps(list(values), separators=(",", ":")) for values in zip(*columns, strict=True)
-    ]
+    """Each row's 19 inputs as a compact JSON list (missing numbers as null), as
+    ``json.dumps(row, separators=(",", ":"))`` writes it."""
+    columns = [_json_texts(frame[c]) for c in INPUT_COLUMNS]
+    joined = pc.binary_join_element_wise(*columns, ",")
+    return pc.binary_join_element_wise("[", joined, "]", "").to_pylist()
 
 
 def _prepared_scoring(scored: pd.DataFrame | Mapping[str, Any]) -> _ScoredRows:
@@ -1261,16 +1298,18 @@ def _prepared_scoring(scored: pd.DataFrame | Mapping[str, Any]) -> _ScoredRows:
         raise TermDepositError("There are no scored customers to log.")
     if len(set(ids)) != len(ids):
         raise TermDepositError("The scored cohort has duplicate customer ids; nothing was logged.")
-    calls = [
-        d if isinstance(d, bool) else str(d) == DECISION_YES for d in _values(scored, "decision")
-    ]
+    decision = np.asarray(scored["decision"])
+    if decision.dtype != bool:
+        codes, uniques = pd.factorize(decision, use_na_sentinel=False)
+        yes = [d if isinstance(d, bool | np.bool_) else str(d) == DECISION_YES for d in uniques]
+        decision = np.asarray(yes, dtype=bool)[codes]
     probability = np.asarray(_values(scored, "probability"), dtype=float)
-    ranks = _values(scored, "rank") if "rank" in scored else ranks_of(probability)
+    ranks = np.asarray(scored["rank"]) if "rank" in scored else ranks_of(probability)
     return _ScoredRows(
         ids=ids,
         probability=probability.tolist(),
-        decision=[bool(d) for d in calls],
-        rank=[int(r) for r in np.asarray(ranks).tolist()],
+        decision=decision.tolist(),
+        rank=ranks.astype(np.int64).tolist(),
         inputs=_inputs_json(scored),
     )
 
@@ -1324,6 +1363,44 @@ def _insert_ignore(
         return []
     result = conn.execute(statement.returning(returning), rows)
     return [row[0] for row in result.fetchall()]
+
+
+def _bulk_insert(
+    conn: Connection, table: Table, columns: Sequence[str], values: Sequence[Iterable[Any]]
+) -> None:
+    """Insert many rows in the connection's open transaction, given column by column.
+
+    SQLAlchemy's per-row work (a dictionary per row, parameter processing) cost more than the
+    database's own: the rows go to the driver directly instead — ``executemany`` in batches of
+    :data:`BULK_BATCH` on SQLite, ``COPY ... FROM STDIN`` on PostgreSQL. Still one
+    transaction: a failure rolls everything back. Driver errors come out as SQLAlchemy's
+    (``IntegrityError`` for a repeated key), like every other write of the store.
+    """
+    driver = conn.connection.driver_connection
+    names = ", ".join(f'"{c}"' for c in columns)
+    rows = zip(*values, strict=True)
+    dialect = conn.dialect
+    if dialect.name == "postgresql":
+        statement = f'COPY "{table.name}" ({names}) FROM STDIN'
+    else:
+        marks = ", ".join("?" * len(columns))
+        statement = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
+    try:
+        if dialect.name == "postgresql":
+            with driver.cursor() as cursor, cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        elif dialect.name == "sqlite":
+            cursor = driver.cursor()
+            try:
+                while batch := list(itertools.islice(rows, BULK_BATCH)):
+                    cursor.executemany(statement, batch)
+            finally:
+                cursor.close()
+        else:  # pragma: no cover - the store refuses other databases when it opens
+            conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+    except dialect.dbapi.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, dialect.dbapi.Error) from exc
 
 
 def _make_engine(url: str) -> Engine:
