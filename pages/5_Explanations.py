@@ -5,6 +5,7 @@ import streamlit as st
 
 from termdeposit.apps.dashboard import insight_cache, scoring
 from termdeposit.apps.dashboard.common import production_model, setup_page, show_error
+from termdeposit.core import labels
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import CATEGORICAL_INPUTS, ID_COLUMN, NUMERIC_INPUTS
 from termdeposit.decisions.economics import format_count, format_percent
@@ -53,7 +54,7 @@ with overall_tab:
         "score."
     )
     if constant:
-        names = ", ".join(explain.FEATURE_LABELS[f].lower() for f in constant)
+        names = ", ".join(labels.FEATURE_LABELS[f].lower() for f in constant)
         st.caption(
             f"The same for every customer in this cohort: {names}. Such inputs (the week's "
             "economy, the day of the call) move every score alike: they change how many "
@@ -66,7 +67,7 @@ with overall_tab:
             explanation.values,
             explain.colour_levels(explainer, explanation),
             list(ranking["feature"]),
-            explain.FEATURE_LABELS,
+            labels.FEATURE_LABELS,
             explanation.scale,
         ),
         width="stretch",
@@ -81,14 +82,14 @@ with overall_tab:
     feature = st.selectbox(
         "See how one input drives the score",
         varying,
-        format_func=explain.FEATURE_LABELS.get,
+        format_func=labels.FEATURE_LABELS.get,
         key="explain_dependence",
         help="Inputs that are the same for every customer in this cohort are not listed.",
     )
     st.plotly_chart(
         plots.shap_dependence(
             explain.dependence_data(explainer, explanation, feature),
-            explain.FEATURE_LABELS[feature],
+            labels.FEATURE_LABELS[feature],
             explanation.scale,
         ),
         width="stretch",
@@ -192,7 +193,7 @@ with customer_tab:
             column_box.markdown(f"**{title}**")
             for name in inputs:
                 current = customer[name].iloc[0]
-                label = explain.FEATURE_LABELS[name]
+                label = labels.FEATURE_LABELS[name]
                 if name in CATEGORICAL_INPUTS:
                     options = list(CATEGORICAL_INPUTS[name])
                     new_values[name] = column_box.selectbox(

@@ -5,6 +5,7 @@ import streamlit as st
 
 from termdeposit.apps.dashboard import insight_cache, scoring
 from termdeposit.apps.dashboard.common import production_model, setup_page
+from termdeposit.core import labels
 from termdeposit.decisions.economics import (
     describe_difference,
     format_count,
@@ -40,12 +41,12 @@ st.caption(
 attribute = st.selectbox(
     "Compare groups by",
     fairness.ATTRIBUTE_CHOICES,
-    format_func=lambda a: fairness.ATTRIBUTE_LABELS.get(a, a),
+    format_func=lambda a: labels.ATTRIBUTE_LABELS.get(a, a),
     key="fairness_attribute",
     help="Age band, marital status, education and job are checked in the model card; any "
     "other customer category can be looked at here.",
 )
-label = fairness.ATTRIBUTE_LABELS.get(attribute, attribute)
+label = labels.ATTRIBUTE_LABELS.get(attribute, attribute)
 report = insight_cache.group_report(model, scored, called, attribute)
 
 st.subheader(f"Who is called, by {label.lower()}")
@@ -268,7 +269,7 @@ if comparison is not None:
         f"{format_money(blind['expected_profit'])})."
     )
     fair = comparison.fairness.assign(
-        attribute=comparison.fairness["attribute"].map(fairness.ATTRIBUTE_LABELS)
+        attribute=comparison.fairness["attribute"].map(labels.ATTRIBUTE_LABELS)
     )
     st.dataframe(
         fair.rename(
@@ -308,9 +309,9 @@ with st.expander("The model card's fairness section (time hold-out, default thre
         st.caption(f"Computed on the {section['computed_on']}. Rules: {section['rules']}.")
         for name, part in section["attributes"].items():
             groups = pd.DataFrame(part["groups"]).T
-            groups.index.name = fairness.ATTRIBUTE_LABELS.get(name, name)
+            groups.index.name = labels.ATTRIBUTE_LABELS.get(name, name)
             st.markdown(
-                f"**{fairness.ATTRIBUTE_LABELS.get(name, name)}** · parity ratio "
+                f"**{labels.ATTRIBUTE_LABELS.get(name, name)}** · parity ratio "
                 f"{part['demographic_parity_ratio']} · parity difference "
                 f"{part['demographic_parity_difference']} · equalized odds difference "
                 f"{part['equalized_odds_difference']} · below four-fifths: "

@@ -672,79 +672,77 @@ def backtest_cmd(
 @app.command("issue")
 def issue_cmd(
     cohort: Annotated[str, typer.Option(help="Cohort id or week label (see 'monitor').")],
-    out: Annotated[Path, typer.Option(help="CSV file of the customers to call.")] = Path(
+    out: Annotated[Path, typer.Option(help="File to write (its format: see --format).")] = Path(
         "call_list.csv"
     ),
+    file_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="csv (for people, the dashboard's CSV), dialler (machine-readable columns) "
+            "or xlsx (Excel with an About sheet); default: from the file name.",
+        ),
+    ] = None,
     threshold: Annotated[
         float | None, typer.Option(help="Call at or above this probability (default: as scored).")
     ] = None,
     top: Annotated[int | None, typer.Option("--top", help="Call the N most likely.")] = None,
+    capacity: Annotated[
+        int | None, typer.Option(help="The most calls the call centre can make.")
+    ] = None,
+    do_not_call: Annotated[
+        Path | None, typer.Option(help="A file of customer ids never to call.")
+    ] = None,
     holdout: Annotated[
         float, typer.Option(help="Share drawn at random as business as usual (e.g. 0.1).")
     ] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Seed of the hold-out draw.")] = None,
 ) -> None:
-    """Issue a call list from a logged scoring, optionally with an A/B hold-out group."""
+    """Issue a call list from a logged scoring (the same file the dashboard gives)."""
     from termdeposit.core.config import default_settings
     from termdeposit.data import exports
-    from termdeposit.decisions import abtest
-    from termdeposit.modeling.predict import decisions
-    from termdeposit.storage.store import open_store
+    from termdeposit.decisions.calllist import read_do_not_call
+    from termdeposit.insight import explain
+    from termdeposit.services import call_lists
 
     if threshold is not None and top is not None:
         raise TermDepositError("Give either --threshold or --top, not both.")
-    store = open_store()
-    chosen = store.find_cohort(cohort)
-    runs = store.scoring_runs(int(chosen["id"]))
-    if runs.empty:
-        raise TermDepositError(f"Cohort {chosen['id']} has no logged scoring.")
-    run = runs.iloc[-1]
-    scored = store.predictions(int(run["id"]))
+    fmt = file_format or ("xlsx" if out.suffix.lower() == ".xlsx" else "csv")
+    logged = call_lists.logged_scoring(cohort)
     if threshold is None and top is None:
-        threshold = None if run["threshold"] is None else float(run["threshold"])
-        top = None if threshold is not None else int(run["top_n"])
-    probabilities = scored["probability"].to_numpy(float)
-    plan = abtest.plan_holdout(
-        scored["customer_id"],
-        probabilities,
-        decisions(probabilities, threshold, top),
-        holdout,
-        seed,
+        threshold, top = logged.threshold, logged.top_n
+    if top is not None:
+        threshold, capacity = 0.0, top if capacity is None else min(capacity, top)
+    blocked = (
+        read_do_not_call(do_not_call.read_bytes(), do_not_call.name) if do_not_call else set()
     )
-    list_id = abtest.issue_call_list(
-        plan,
-        file_sha256=str(chosen["file_sha256"]),
-        model_version=str(run["model_version"]),
-        threshold=threshold,
-        settings=default_settings(),
+    request = call_lists.CallListRequest(
+        threshold=float(threshold if threshold is not None else 0.0),
+        capacity=capacity,
+        do_not_call=call_lists.do_not_call_ids(blocked),
+        holdout_share=holdout,
+        seed=seed,
     )
-    from termdeposit.decisions.calllist import CALLER_COLUMNS
-
-    inputs = store.cohort_inputs(int(chosen["id"]))
-    for column in ("age", "campaign", "pdays", "previous"):
-        inputs[column] = inputs[column].astype("int64")
-    calls = (
-        plan.to_call()
-        .drop(columns="call")
-        .merge(inputs.loc[:, ["customer_id", *CALLER_COLUMNS]], on="customer_id")
+    reasons, note = None, None
+    try:
+        model = registry.load_model(logged.model_version)
+        reasons = call_lists.model_reasons(explain.build_explainer(model), logged.scored)
+    except TermDepositError as exc:
+        note = f"Reasons: not available (model {logged.model_version}: {exc.message})"
+    prepared = call_lists.prepare_call_list(
+        logged.scored,
+        default_settings(),
+        request,
+        cohort_name=logged.cohort_name,
+        model_version=logged.model_version,
+        reasons=reasons,
+        reasons_note=note,
     )
-    notes = [
-        f"call list {list_id} for cohort {chosen['id']} ({chosen['week_label']})",
-        f"model {run['model_version']}; "
-        + (f"threshold {threshold:.4f}" if threshold is not None else f"top {top}"),
-        f"hold-out share {holdout:g}, seed {plan.seed}" if holdout else "no hold-out group",
-    ]
-    exports.write_atomic(out, exports.to_csv_bytes(calls, notes))
-    typer.echo(
-        f"Issued call list {list_id}: {plan.calls} customers to call"
-        + (
-            f" ({(plan.members['group'] == 'holdout').sum()} in the hold-out group, seed "
-            f"{plan.seed})"
-            if holdout
-            else ""
-        )
-        + f". Wrote {out}."
-    )
+    issued = call_lists.record_call_list(prepared, file_sha256=logged.file_sha256)
+    exports.write_atomic(out, issued.file_bytes(fmt))
+    typer.echo(f"Issued call list {issued.list_id}: {issued.count_words()}. Wrote {out}.")
+    if note:
+        typer.echo(note, err=True)
 
 
 @app.command("ab-report")

@@ -11,6 +11,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from termdeposit.core.money import DEFAULT_CALL_COST, DEFAULT_SUBSCRIPTION_VALUE, break_even
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 #: Where the UCI archive lives (outer zip holding the nested ``bank-additional.zip``).
@@ -69,14 +71,14 @@ class BusinessSettings:
         capacity: calls the call centre can make this week, or None for no limit.
     """
 
-    call_cost: float = 5.0
-    subscription_value: float = 100.0
+    call_cost: float = DEFAULT_CALL_COST
+    subscription_value: float = DEFAULT_SUBSCRIPTION_VALUE
     capacity: int | None = None
 
     @property
     def break_even(self) -> float:
         """Probability above which a call pays for itself (cost / value)."""
-        return self.call_cost / self.subscription_value
+        return break_even(self.call_cost, self.subscription_value)
 
     def as_dict(self) -> dict[str, float | int | None]:
         """Return the settings as a plain dict (for logs, cards and exports)."""
@@ -86,6 +88,8 @@ class BusinessSettings:
 def default_settings() -> BusinessSettings:
     """Business defaults, overridable by ``TERMDEPOSIT_CALL_COST`` / ``..._SUBSCRIPTION_VALUE``."""
     return BusinessSettings(
-        call_cost=float(os.environ.get("TERMDEPOSIT_CALL_COST", 5.0)),
-        subscription_value=float(os.environ.get("TERMDEPOSIT_SUBSCRIPTION_VALUE", 100.0)),
+        call_cost=float(os.environ.get("TERMDEPOSIT_CALL_COST", DEFAULT_CALL_COST)),
+        subscription_value=float(
+            os.environ.get("TERMDEPOSIT_SUBSCRIPTION_VALUE", DEFAULT_SUBSCRIPTION_VALUE)
+        ),
     )

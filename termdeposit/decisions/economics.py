@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from termdeposit.core import money
 from termdeposit.core.config import BusinessSettings
 
 
@@ -145,9 +146,9 @@ def summarise(
     calls = int(min(max(calls, 0), n))
     cost_per_call, value = settings.call_cost, settings.subscription_value
     expected = float(curve.expected[calls])
-    everyone = value * float(curve.expected[n]) - cost_per_call * n
+    everyone = money.profit(float(curve.expected[n]), n, cost_per_call, value)
     mean_p = float(curve.expected[n]) / n if n else 0.0
-    at_random = calls * (value * mean_p - cost_per_call)
+    at_random = money.profit(calls * mean_p, calls, cost_per_call, value)
     summary = ThresholdSummary(
         threshold=float(threshold),
         calls=calls,
@@ -155,7 +156,7 @@ def summarise(
         expected_subscriptions=expected,
         cost=cost_per_call * calls,
         expected_revenue=value * expected,
-        expected_profit=value * expected - cost_per_call * calls,
+        expected_profit=money.profit(expected, calls, cost_per_call, value),
         profit_calling_everyone=everyone,
         profit_calling_at_random=at_random,
     )
@@ -170,10 +171,13 @@ def summarise(
         summary,
         realised_subscriptions=realised,
         realised_revenue=value * realised,
-        realised_profit=value * realised - cost_per_call * known_called,
-        realised_profit_calling_everyone=value * float(curve.realised[n])
-        - cost_per_call * known_all,
-        realised_profit_calling_at_random=known_called * (value * rate - cost_per_call),
+        realised_profit=money.profit(realised, known_called, cost_per_call, value),
+        realised_profit_calling_everyone=money.profit(
+            float(curve.realised[n]), known_all, cost_per_call, value
+        ),
+        realised_profit_calling_at_random=money.profit(
+            known_called * rate, known_called, cost_per_call, value
+        ),
         outcomes_known_called=known_called,
         outcomes_known=known_all,
     )
@@ -239,8 +243,9 @@ def _best_cut(curve: ThresholdCurve, settings: BusinessSettings, realised: bool)
         subscribers, calls = curve.realised[cuts], curve.known[cuts]
     else:
         subscribers, calls = curve.expected[cuts], cuts
-    profit = settings.subscription_value * subscribers - settings.call_cost * calls
-    return int(cuts[int(np.argmax(profit))])
+    return money.best_cut(
+        cuts, subscribers, calls, settings.call_cost, settings.subscription_value
+    )
 
 
 def optimal_calls(curve: ThresholdCurve, settings: BusinessSettings) -> int:
@@ -301,7 +306,9 @@ def curve_table(
             "expected_subscriptions": expected,
             "cost": settings.call_cost * cuts,
             "expected_revenue": settings.subscription_value * expected,
-            "expected_profit": settings.subscription_value * expected - settings.call_cost * cuts,
+            "expected_profit": money.profit(
+                expected, cuts, settings.call_cost, settings.subscription_value
+            ),
             "gain": expected / total if total > 0 else np.zeros(len(cuts)),
         }
     )
@@ -311,8 +318,8 @@ def curve_table(
         assert curve.realised is not None and curve.known is not None
         realised = curve.realised[cuts]
         table["realised_subscriptions"] = realised
-        table["realised_profit"] = (
-            settings.subscription_value * realised - settings.call_cost * curve.known[cuts]
+        table["realised_profit"] = money.profit(
+            realised, curve.known[cuts], settings.call_cost, settings.subscription_value
         )
         subscribers = float(curve.realised[n])
         table["realised_gain"] = realised / subscribers if subscribers > 0 else np.nan

@@ -37,11 +37,12 @@ from fairlearn.metrics import (
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.metrics import precision_score, roc_auc_score
 
+from termdeposit.core import money
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.labels import AGE_BAND, ATTRIBUTE_LABELS
 from termdeposit.core.schema import CATEGORICAL_INPUTS, INPUT_COLUMNS, TARGET
 
-AGE_BAND = "age band"
 AGE_BANDS = ("<25", "25–34", "35–44", "45–54", "55–64", "65+")
 #: Lower edges of the age bands after the first (a band includes its lower edge).
 AGE_EDGES = (25, 35, 45, 55, 65)
@@ -49,19 +50,6 @@ AGE_EDGES = (25, 35, 45, 55, 65)
 DEFAULT_ATTRIBUTES = (AGE_BAND, "marital", "education", "job")
 #: Every grouping a user can pick: the age band and each category input.
 ATTRIBUTE_CHOICES = (AGE_BAND, *CATEGORICAL_INPUTS)
-ATTRIBUTE_LABELS = {
-    AGE_BAND: "Age band",
-    "marital": "Marital status",
-    "education": "Education",
-    "job": "Job",
-    "default": "Credit in default",
-    "housing": "Housing loan",
-    "loan": "Personal loan",
-    "contact": "Contact phone",
-    "month": "Month of the call",
-    "day_of_week": "Day of the call",
-    "poutcome": "Outcome of the previous campaign",
-}
 #: Inputs a model may not need to see to rank customers (the "blind" model drops them).
 PROTECTED_INPUTS = ("age", "marital")
 #: Groups smaller than this are too small to judge.
@@ -459,7 +447,7 @@ def best_parity_rate(
 ) -> float:
     """The share called in every group that maximises expected profit under parity."""
     scores = np.asarray(scores, dtype=float)
-    gain = scores * settings.subscription_value - settings.call_cost
+    gain = money.profit(scores, 1.0, settings.call_cost, settings.subscription_value)
     position, sizes = _order_in_groups(scores, groups)
     rates = np.linspace(0.0, 1.0, steps + 1)
     profit = np.zeros(len(rates))
@@ -490,7 +478,9 @@ def _policy(
     realised = None
     if known.all() and len(scores):
         realised = float(
-            settings.subscription_value * y[called].sum() - settings.call_cost * called.sum()
+            money.profit(
+                y[called].sum(), called.sum(), settings.call_cost, settings.subscription_value
+            )
         )
     return Policy(
         name=name,
@@ -499,7 +489,12 @@ def _policy(
         thresholds=thresholds,
         calls=int(called.sum()),
         expected_profit=float(
-            (scores[called] * settings.subscription_value - settings.call_cost).sum()
+            money.profit(
+                scores[called].sum(),
+                called.sum(),
+                settings.call_cost,
+                settings.subscription_value,
+            )
         ),
         realised_profit=realised,
         report=report,
@@ -676,10 +671,20 @@ def compare_without_protected(
                 "calls": int(called.sum()),
                 "subscribers_reached": subscribers,
                 "expected_profit": float(
-                    (p[called] * settings.subscription_value - settings.call_cost).sum()
+                    money.profit(
+                        p[called].sum(),
+                        called.sum(),
+                        settings.call_cost,
+                        settings.subscription_value,
+                    )
                 ),
                 "realised_profit": float(
-                    settings.subscription_value * subscribers - settings.call_cost * called.sum()
+                    money.profit(
+                        subscribers,
+                        called.sum(),
+                        settings.call_cost,
+                        settings.subscription_value,
+                    )
                 ),
             }
         )

@@ -26,8 +26,8 @@ from termdeposit.modeling import inference
 from termdeposit.modeling.metrics import classification_metrics
 from termdeposit.modeling.registry import LoadedModel
 
-DECISION_YES = "will convert"
-DECISION_NO = "won't convert"
+DECISION_YES = "call"
+DECISION_NO = "do not call"
 SCORE_COLUMNS = (ID_COLUMN, "probability", "decision", "rank")
 #: Files larger than this are scored in chunks (two passes: score, then write with ranks).
 CHUNK_THRESHOLD_BYTES = 64 * 1024 * 1024

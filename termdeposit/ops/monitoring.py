@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from termdeposit.core import money
 from termdeposit.core.config import BusinessSettings, default_settings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import CATEGORICAL_COLUMNS, CONTEXT_INPUTS, ID_COLUMN, INPUT_COLUMNS
@@ -305,8 +306,8 @@ def cohort_figures(plan: Plan, outcomes: pd.DataFrame) -> dict[str, Any]:
         "planned_calls": int(planned.sum()),
         "expected_conversion": float(p[planned].mean()) if planned.any() else float("nan"),
         "expected_subscriptions": float(p[planned].sum()),
-        "expected_profit": float(value * p[planned].sum() - cost * planned.sum()),
-        "expected_profit_call_all": float(value * p.sum() - cost * len(p)),
+        "expected_profit": float(money.profit(p[planned].sum(), planned.sum(), cost, value)),
+        "expected_profit_call_all": float(money.profit(p.sum(), len(p), cost, value)),
         "estimated_auc": estimated_auc(p),
         "mean_confidence": mean_confidence(p),
     }
@@ -322,7 +323,7 @@ def cohort_figures(plan: Plan, outcomes: pd.DataFrame) -> dict[str, Any]:
         calls = int(called.sum())
         subs = int(subscribed.sum())
         uncalled = ~called
-        realised_profit = float(value * subs - cost * calls)
+        realised_profit = float(money.profit(subs, calls, cost, value))
         row.update(
             {
                 "outcomes_recorded": int(known.sum()),
@@ -333,9 +334,12 @@ def cohort_figures(plan: Plan, outcomes: pd.DataFrame) -> dict[str, Any]:
                 "revenue": float(value * subs),
                 "profit": realised_profit,
                 "expected_subscriptions_of_called": float(p[called].sum()),
-                "expected_profit_of_called": float(value * p[called].sum() - cost * calls),
-                "estimated_uplift_realised": float(
-                    cost * uncalled.sum() - value * p[uncalled].sum()
+                "expected_profit_of_called": float(
+                    money.profit(p[called].sum(), calls, cost, value)
+                ),
+                # the calls not made would have earned this (negative: saved money)
+                "estimated_uplift_realised": -float(
+                    money.profit(p[uncalled].sum(), uncalled.sum(), cost, value)
                 ),
                 "auc": _auc(subscribed[called], p[called]),
                 "calibration_error": (

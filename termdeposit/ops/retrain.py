@@ -30,7 +30,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.utils.validation import check_is_fitted
 
-from termdeposit.core import config
+from termdeposit.core import config, money
 from termdeposit.core.errors import CohortValidationError, Problem, TermDepositError
 from termdeposit.core.logs import get_logger
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, TARGET
@@ -417,7 +417,7 @@ def judge(model: Any, X: pd.DataFrame, y: np.ndarray, settings: Any) -> dict[str
     calls = scores >= settings.break_even
     metrics["log_loss"] = round(float(log_loss(y, np.clip(scores, 1e-6, 1 - 1e-6))), 5)
     metrics["profit_at_break_even"] = float(
-        (settings.subscription_value * y[calls] - settings.call_cost).sum()
+        money.profit(y[calls].sum(), calls.sum(), settings.call_cost, settings.subscription_value)
     )
     metrics["calls_at_break_even"] = int(calls.sum())
     return metrics

@@ -39,9 +39,9 @@ def test_make_cohort_then_score(tmp_path, trained_version):
     assert result.exit_code == 0, result.output
     scored = pd.read_csv(out, dtype={"customer_id": str})
     assert scored["customer_id"].tolist() == frame["customer_id"].tolist()
-    assert (scored["decision"] == "will convert").sum() == 100
+    assert (scored["decision"] == "call").sum() == 100
     top = scored.sort_values("rank").head(100)
-    assert top["decision"].eq("will convert").all()
+    assert top["decision"].eq("call").all()
     assert "100 to call" in result.stdout
 
 

@@ -115,12 +115,21 @@ def test_upload_threshold_download(dashboard, cohort_file, tmp_path):
             button = page.locator('[data-testid="stDownloadButton"] button').first
             expect(button).to_contain_text("Download CSV")
             expected_rows = _number(button.inner_text())
-            expect(page.get_by_text(f"{expected_rows:,} customers to call.")).to_be_visible()
+            expect(
+                page.get_by_text(f"{expected_rows:,} customers to call, all chosen by the model.")
+            ).to_be_visible()
+            page.get_by_role("button", name=re.compile("Issue this call list")).click()
+            expect(page.get_by_text(re.compile(r"Call list \d+ recorded"))).to_be_visible()
             _screenshot(page, "3_call_list.png")
             with page.expect_download() as download:
                 button.click()
             saved = tmp_path / download.value.suggested_filename
             download.value.save_as(saved)
+            dialler = page.locator('[data-testid="stDownloadButton"] button', has_text="dialler")
+            with page.expect_download() as download:
+                dialler.click()
+            saved_dialler = tmp_path / download.value.suggested_filename
+            download.value.save_as(saved_dialler)
 
             _open_page(page, "Models")
             expect(page.get_by_text("All versions")).to_be_visible()
@@ -134,9 +143,31 @@ def test_upload_threshold_download(dashboard, cohort_file, tmp_path):
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
     assert 0 < len(rows) == expected_rows
-    probabilities = [float(r["probability"]) for r in rows]
+    assert list(rows[0])[:5] == ["Rank", "Customer id", "Priority", "Chance of subscribing"] + [
+        "Why call (1)"
+    ]
+    assert all(r["Why call (1)"] for r in rows), "the reasons survive issuing the list"
+    machine = list(csv.DictReader(io.StringIO(saved_dialler.read_text(encoding="utf-8-sig"))))
+    probabilities = [float(r["probability"]) for r in machine]
     assert probabilities == sorted(probabilities, reverse=True)
     assert min(probabilities) >= threshold - 1e-4
     uploaded_ids = {r["customer_id"] for r in csv.DictReader(cohort_file.open())}
-    assert {r["customer_id"] for r in rows} <= uploaded_ids
-    assert [int(r["rank"]) for r in rows] == sorted(int(r["rank"]) for r in rows)
+    assert [r["customer_id"] for r in machine] == [r["Customer id"] for r in rows]
+    assert {r["customer_id"] for r in machine} <= uploaded_ids
+    assert [int(r["rank"]) for r in machine] == sorted(int(r["rank"]) for r in machine)
+
+    # The command line issues the same list from the prediction log: the same file, byte for
+    # byte, and no second record of it.
+    for fmt, downloaded in (("csv", saved), ("dialler", saved_dialler)):
+        out = tmp_path / f"cli_{fmt}.csv"
+        done = subprocess.run(
+            [sys.executable, "-m", "termdeposit.apps.cli", "issue"]
+            + ["--cohort", cohort_file.name, "--threshold", repr(threshold)]
+            + ["--format", fmt, "--out", str(out)],
+            env=os.environ.copy(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        assert out.read_bytes() == downloaded.read_bytes()

@@ -307,9 +307,10 @@ def two_lists(reference) -> dict[str, tuple[bytes, bytes, list[str]]]:
 
 
 def _read_ids(path: Path, kind: str) -> list[str]:
+    header = calllist.PEOPLE_HEADERS["customer_id"]  # the people's files (CSV and Excel)
     if kind == "csv":
-        return list(pd.read_csv(path, dtype=str, encoding="utf-8-sig")["customer_id"])
-    return list(pd.read_excel(path, sheet_name="Call list", dtype=str)["customer_id"])
+        return list(pd.read_csv(path, dtype=str, encoding="utf-8-sig")[header])
+    return list(pd.read_excel(path, sheet_name="Call list", dtype=str)[header])
 
 
 @pytest.mark.parametrize("kind", ["csv", "xlsx"])

@@ -152,12 +152,6 @@ def production_model(quiet: bool = False) -> LoadedModel | None:
         return None
 
 
-def current_settings() -> BusinessSettings:
-    """The business settings of this session."""
-    init_state()
-    return st.session_state["settings"]
-
-
 def _capacity_from_form() -> int | None:
     if not st.session_state["capacity_on"]:
         return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -22,10 +21,11 @@ from termdeposit.apps.dashboard.common import show_error, show_unexpected
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, TARGET
-from termdeposit.decisions.calllist import CallList, build_call_list
+from termdeposit.decisions.calllist import called_mask
 from termdeposit.insight import explain, fairness
 from termdeposit.insight.explain import Explanation, ModelExplainer
 from termdeposit.modeling.registry import LoadedModel
+from termdeposit.services import call_lists
 
 #: The demo week offered when no cohort has been scored yet (as on the Score cohort page).
 DEMO_WEEK = 39
@@ -131,6 +131,7 @@ class _ReasonStore:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.baselines: dict[tuple[str, ...], pd.Series] = {}
         self.tables: dict[tuple[str, ...], pd.DataFrame] = {}
 
 
@@ -139,57 +140,63 @@ def _reason_store() -> _ReasonStore:
     return _ReasonStore()
 
 
-def reasons_for(
-    model: LoadedModel, explainer: ModelExplainer, scored: pd.DataFrame, ids: pd.Series
-) -> pd.DataFrame:
-    """Reason codes of the customers ``ids`` (computed once per model and cohort)."""
+def reasons_provider(
+    model: LoadedModel | None, scored: pd.DataFrame
+) -> tuple[call_lists.ReasonsFn | None, str | None]:
+    """The call list's reasons for this session's cohort, computed once per customer.
+
+    The same reasons as :func:`termdeposit.services.call_lists.model_reasons` (the command
+    line's), measured against the same average customer of the cohort; customers already
+    explained for this model and cohort are not explained again when the threshold moves.
+    Returns (provider, None), or (None, why) when the model cannot be explained.
+    """
+    if model is None:
+        return None, "Reasons: not available (no model in production)"
+    explainer = explainer_for(model)
+    if explainer is None:
+        return None, "Reasons: not available (this model cannot be explained)"
     store = _reason_store()
     key = _cohort_key(model)
     with store.lock:
-        known = store.tables.get(key)
-    done = set() if known is None else set(known[ID_COLUMN])
-    wanted = pd.Index(ids.astype(str).unique())
-    missing = wanted.difference(pd.Index(list(done)))
-    if len(missing):
-        rows = scored.loc[scored[ID_COLUMN].astype(str).isin(missing)]
-        bar = st.progress(0.0, text=f"Finding the reasons for {len(rows):,} calls...")
-        new = explain.reason_codes(
-            model,
-            rows.loc[:, [ID_COLUMN, *INPUT_COLUMNS]],
-            explainer=explainer,
-            progress=lambda f: bar.progress(
-                f, text=f"Finding the reasons for {len(rows):,} calls... {f:.0%}"
-            ),
-        )
-        bar.empty()
+        baseline = store.baselines.get(key)
+    if baseline is None:
+        with st.spinner("Measuring this week's average customer for the reasons..."):
+            baseline = explain.cohort_baseline(
+                explainer, scored.loc[:, [ID_COLUMN, *INPUT_COLUMNS]].reset_index(drop=True)
+            )
         with store.lock:
-            current = store.tables.get(key)
-            merged = new if current is None else pd.concat([current, new], ignore_index=True)
-            store.tables[key] = merged.drop_duplicates(ID_COLUMN, keep="last")
-            if len(store.tables) > 16:
-                store.tables.pop(next(iter(store.tables)))
-            known = store.tables[key]
-    return known.loc[known[ID_COLUMN].isin(wanted)]
+            store.baselines[key] = baseline
 
+    def reasons(rows: pd.DataFrame) -> pd.DataFrame:
+        with store.lock:
+            known = store.tables.get(key)
+        done = pd.Index([] if known is None else known[ID_COLUMN])
+        wanted = pd.Index(rows[ID_COLUMN].astype(str).unique())
+        missing = wanted.difference(done)
+        if len(missing):
+            todo = rows.loc[rows[ID_COLUMN].astype(str).isin(missing)]
+            bar = st.progress(0.0, text=f"Finding the reasons for {len(todo):,} calls...")
+            new = explain.reason_codes(
+                None,
+                todo.loc[:, [ID_COLUMN, *INPUT_COLUMNS]].reset_index(drop=True),
+                explainer=explainer,
+                baseline=baseline,
+                phrasing="caller",
+                progress=lambda f: bar.progress(
+                    f, text=f"Finding the reasons for {len(todo):,} calls... {f:.0%}"
+                ),
+            )
+            bar.empty()
+            with store.lock:
+                current = store.tables.get(key)
+                merged = new if current is None else pd.concat([current, new], ignore_index=True)
+                store.tables[key] = merged.drop_duplicates(ID_COLUMN, keep="last")
+                while len(store.tables) > 16:
+                    store.tables.pop(next(iter(store.tables)))
+                known = store.tables[key]
+        return known.loc[known[ID_COLUMN].isin(wanted)]
 
-def call_list_with_reasons(
-    model: LoadedModel | None, scored: pd.DataFrame, call_list: CallList
-) -> CallList:
-    """The call list with ``reason_1 .. reason_3`` (what raises each customer's score).
-
-    If the model cannot be explained, the list is returned unchanged (with a message).
-    """
-    if model is None or not len(call_list):
-        return call_list
-    explainer = explainer_for(model)
-    if explainer is None:
-        return call_list
-    try:
-        reasons = reasons_for(model, explainer, scored, call_list.frame[ID_COLUMN])
-    except TermDepositError as exc:
-        show_error(exc)
-        return call_list
-    return replace(call_list, frame=explain.add_reasons(call_list.frame, reasons))
+    return reasons, None
 
 
 def current_calls(
@@ -198,9 +205,7 @@ def current_calls(
     """Who is called at the session's threshold and capacity: (mask, threshold, capacity)."""
     threshold = float(st.session_state["threshold"])
     cap = settings.capacity if st.session_state.get("limit_to_capacity", True) else None
-    chosen = build_call_list(scored, threshold, cap)
-    called = scored[ID_COLUMN].isin(chosen.frame[ID_COLUMN]).to_numpy()
-    return called, threshold, cap
+    return called_mask(scored, threshold, cap), threshold, cap
 
 
 def outcomes_of(scored: pd.DataFrame) -> pd.Series | None:

@@ -51,7 +51,10 @@ def test_app_scoring_is_logged_and_the_call_list_draws_a_holdout(scored_demo, op
     _run(scored_demo)
     scored_demo.button(key="ab_issue").click()
     _run(scored_demo)
-    assert any("recorded with a hold-out group (seed 11)" in s.value for s in scored_demo.success)
+    assert any(
+        "recorded for monitoring with its A/B hold-out group (seed 11)" in s.value
+        for s in scored_demo.success
+    )
     lists = ops_db.call_lists()
     assert len(lists) == 1 and lists.iloc[0]["ab_seed"] == 11 and lists.iloc[0]["ab_share"] == 0.1
     members = ops_db.call_list_members(int(lists.iloc[0]["id"]))

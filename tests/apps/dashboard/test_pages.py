@@ -257,11 +257,15 @@ def test_call_list_page_lists_removes_and_offers_both_files(demo, week_curve, do
     demo.switch_page(CALL_LIST)
     _run(demo)
     calls = economics.calls_at(week_curve, 0.05)
-    assert f"**{format_count(calls)} customers to call.**" in _text(demo)
+    assert f"**{format_count(calls)} customers to call, all chosen by the model.**" in _text(demo)
     stem = file_stem(DEMO_LABEL, demo.session_state["model_version"])
     assert stem.startswith("call_list_2009-05-wk2_v")
-    latest = downloads[-2:]
-    assert [d["file_name"] for d in latest] == [f"{stem}.csv", f"{stem}.xlsx"]
+    latest = downloads[-3:]
+    assert [d["file_name"] for d in latest] == [
+        f"{stem}.csv",
+        f"{stem}.xlsx",
+        f"{stem}_dialler.csv",
+    ]
     assert latest[0]["label"] == f"Download CSV ({format_count(calls)} customers)"
     csv_rows = latest[0]["data"]().decode("utf-8-sig").strip().splitlines()
     assert len(csv_rows) == calls + 1
@@ -271,17 +275,19 @@ def test_call_list_page_lists_removes_and_offers_both_files(demo, week_curve, do
     demo.file_uploader(key="do_not_call_upload").upload("dnc.csv", dnc, "text/csv")
     _run(demo)
     assert "removed **3** of them" in _text(demo)
-    assert f"**{format_count(calls - 3)} customers to call.**" in _text(demo)
+    assert f"**{format_count(calls - 3)} customers to call, all chosen by the model.**" in _text(
+        demo
+    )
     table = demo.dataframe[0].value
-    assert len(table) == calls - 3 and not set(top) & set(table["customer_id"])
-    assert table["probability"].iloc[0] == pytest.approx(
+    assert len(table) == calls - 3 and not set(top) & set(table["Customer id"])
+    assert table["Chance of subscribing"].iloc[0] == pytest.approx(
         100 * round(week_curve.probabilities[3], 4)
     )
 
-    demo.text_input(key="list_search").input(table["customer_id"].iloc[5])
+    demo.text_input(key="list_search").input(table["Customer id"].iloc[5])
     _run(demo)
     assert len(demo.dataframe[0].value) == 1
-    assert downloads[-2]["label"] == "Download CSV (1 customers)"
+    assert downloads[-3]["label"] == "Download CSV (1 customers)"
     assert format_percent(0.05, 2) in demo.expander[0].label
 
 
