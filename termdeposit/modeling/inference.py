@@ -49,9 +49,9 @@ from termdeposit.modeling.blend import BlendClassifier, kept_columns
 from termdeposit.modeling.features import NEVER_CONTACTED, PDAYS_CAP, PDAYS_NEVER, BankCleaner
 
 #: Up to this many rows a forest is scored by Treelite's predictor; above, scikit-learn's own
-#: tree code is faster (benchmarks/README.md, "Scoring engines": one row 0.05 ms against 4 ms,
-#: even at about 400 rows, 10,000 rows 3.4x slower).
-FOREST_ENGINE_MAX_ROWS = 300
+#: tree code is faster (benchmarks/README.md, "Scoring engines": one row of the full profile's
+#: forest 0.1 ms against about 4 ms of per-call overhead, but 11x slower per row in bulk).
+FOREST_ENGINE_MAX_ROWS = 32
 #: Up to this many rows categories are looked up one by one; above, per distinct value.
 _LOOKUP_ROWS = 64
 
