@@ -259,10 +259,10 @@ def engine_of(version: str, models_dir: Path) -> tuple[str, str]:
     return family, "; ".join(parts)
 
 
-def _version(package: str) -> str:
-    from importlib.metadata import version
+def _version(module: str) -> str:
+    import importlib
 
-    return version(package)
+    return str(importlib.import_module(module).__version__)
 
 
 def find_or_train(profile: str, models_dir: Path, scratch: Path) -> tuple[str, Path]:
