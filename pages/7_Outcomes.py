@@ -9,7 +9,7 @@ from termdeposit.core.errors import TermDepositError
 from termdeposit.decisions import abtest
 from termdeposit.decisions.economics import format_count, format_money, format_percent
 from termdeposit.insight import plots
-from termdeposit.ops import feedback
+from termdeposit.services import outcomes
 
 settings = setup_page("Outcomes", icon=":material/fact_check:")
 store = ops.open_ops_store()
@@ -47,11 +47,11 @@ if upload is not None and st.button(
     "Record these outcomes", key="outcomes_record", type="primary"
 ):
     try:
-        result = feedback.record_feedback(upload.getvalue(), upload.name, choice, store)
+        result = outcomes.record_feedback(upload.getvalue(), upload.name, choice, store)
         alerts.refresh_alerts()
         st.session_state["_outcomes_message"] = " ".join([result.summary(), *result.notices])
         st.rerun()
-    except feedback.OutcomesError as exc:
+    except outcomes.OutcomesError as exc:
         show_error(exc)
         st.dataframe(pd.DataFrame(exc.as_records()), hide_index=True, width="stretch")
         if len(exc.details):
@@ -79,8 +79,8 @@ with st.expander("Demo: outcomes of a cohort cut from the reference data"):
         try:
             if frame is not None and plan is not None:
                 called = plan.members.loc[plan.members["call"], "customer_id"]
-                st.session_state["_outcomes_demo_file"] = feedback.outcomes_file(
-                    feedback.simulated_outcomes(called, frame)
+                st.session_state["_outcomes_demo_file"] = outcomes.outcomes_file(
+                    outcomes.simulated_outcomes(called, frame)
                 )
         except TermDepositError as exc:
             show_error(exc)

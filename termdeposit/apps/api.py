@@ -9,7 +9,7 @@ one ``stat`` call). Every scoring is written to the prediction log unless the ca
 
 ``POST /outcomes`` records the week's call outcomes (a CSV or xlsx file with customer_id,
 called, subscribed; optional ``cohort`` as a form or query field) through
-:func:`termdeposit.ops.feedback.record_feedback`: all or nothing, and idempotent (the same file
+:func:`~termdeposit.services.outcomes.record_feedback`: all or nothing, idempotent (the same file
 again changes nothing). It answers a JSON summary (``rows``, ``added``, ``unchanged``,
 ``cohorts``, ``notices``, ``message``).
 
@@ -94,16 +94,15 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._model: LoadedModel | None = None
         self._error: TermDepositError | None = None
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: Any = None
         self._checked = -math.inf
 
-    def _pointer_stamp(self) -> tuple[int, int, int] | None:
-        root = self.models_dir or config.models_dir()
+    def _pointer_stamp(self) -> Any:
         try:
-            info = os.stat(root / config.PRODUCTION_POINTER)
-        except OSError:
-            return None
-        return info.st_mtime_ns, info.st_size, info.st_ino
+            return registry.pointer_stamp(self.models_dir)
+        except TermDepositError as exc:  # object storage out of reach: keep the loaded model
+            log.warning("could not look at the production pointer: %s", exc)
+            return self._stamp
 
     def get(self) -> LoadedModel:
         """The production model (reloaded first if the pointer changed).
@@ -123,7 +122,7 @@ class ModelHolder:
             raise self._error or ModelError("There is no production model yet.")
         return self._model
 
-    def _reload(self, stamp: tuple[int, int, int] | None) -> None:
+    def _reload(self, stamp: Any) -> None:
         try:
             version = registry.production_version(self.models_dir)
             if self._model is None or version != self._model.version:
@@ -569,7 +568,7 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
         if request.url.path.endswith("/predict"):
             hint = "Fix the records and send them again; nothing was scored or stored."
             return _error(422, exc.summary, hint, _problems(exc, "records"))
-        from termdeposit.ops.feedback import OutcomesError
+        from termdeposit.services.outcomes import OutcomesError
 
         # An uploaded file: the message the command line prints and the dashboard shows.
         extra: dict[str, Any] = {}
@@ -762,7 +761,7 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
         yes/no, outcomes that differ from those recorded earlier) answer 4xx with the message,
         the problems and every row concerned; nothing is stored.
         """
-        from termdeposit.ops.feedback import record_feedback
+        from termdeposit.services.outcomes import record_feedback
         from termdeposit.storage.store import open_store
 
         given = {c.strip() for c in (cohort, cohort_query) if c is not None and c.strip()}

@@ -290,37 +290,59 @@ def evaluate_cmd(
     typer.echo(f"  lift in top 10% (random): {result['lift_top10']:.2f}")
 
 
+def _warn_about_pointer(status: registry.PointerStatus) -> None:
+    """Say in words what is wrong with the production pointer, and what to do (on stderr)."""
+    if status.problem:
+        typer.secho(f"Warning: {status.problem}", err=True, fg="yellow")
+        typer.echo(status.hint, err=True)
+
+
 @models_app.command("list")
 def models_list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List saved model versions (production marked with *)."""
-    production = registry.production_version()
+    """List saved model versions (production marked with *); say if the pointer is damaged."""
+    status = registry.pointer_status()
     rows = []
     for version in registry.list_versions():
-        card = registry.read_card(version)
+        row: dict[str, Any] = {"version": version, "production": version == status.version}
+        try:
+            card = registry.read_card(version)
+        except TermDepositError as exc:
+            rows.append({**row, "problem": exc.message})
+            continue
+        metrics = card.get("metrics", {})
         rows.append(
             {
-                "version": version,
-                "production": version == production,
+                **row,
                 "created": card.get("created"),
                 "family": card.get("family"),
                 "profile": card.get("profile"),
-                "auc_random": card["metrics"]["random"]["auc"],
-                "auc_time": card["metrics"]["time"]["auc"],
+                "auc_random": metrics.get("random", {}).get("auc"),
+                "auc_time": metrics.get("time", {}).get("auc"),
             }
         )
     if as_json:
         typer.echo(json.dumps(rows))
+        _warn_about_pointer(status)
         return
     if not rows:
         typer.echo("No models yet: run 'termdeposit train'.")
     for r in rows:
         mark = "*" if r["production"] else " "
+        if "problem" in r:
+            typer.echo(f"{mark} {r['version']}  unreadable: {r['problem']}")
+            continue
         typer.echo(
-            f"{mark} {r['version']}  {r['created']}  {r['family']:<13} {r['profile']:<5} "
-            f"AUC random {r['auc_random']:.3f}  time {r['auc_time']:.3f}"
+            f"{mark} {r['version']}  {r['created']}  {r['family'] or '':<13} "
+            f"{r['profile'] or '':<5} AUC random {_auc(r['auc_random'])}  "
+            f"time {_auc(r['auc_time'])}"
         )
+    _warn_about_pointer(status)
+
+
+def _auc(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "  -  "
 
 
 @models_app.command("show")
@@ -341,8 +363,14 @@ def models_promote_cmd(
     version: Annotated[str, typer.Argument(help="Version to put in production.")],
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "promoted by hand",
 ) -> None:
-    """Make a version the production model (it is verified first)."""
+    """Make a version the production model (it is verified first); repairs a damaged pointer."""
     entry = registry.promote(version, reason)
+    if "replaced_pointer" in entry:
+        typer.echo(
+            f"{entry['version']} is now in production; the damaged pointer "
+            f"('{entry['replaced_pointer']}') was replaced."
+        )
+        return
     typer.echo(f"{entry['version']} is now in production (was {entry['previous']}).")
 
 
@@ -350,10 +378,30 @@ def models_promote_cmd(
 def models_rollback_cmd(
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "rolled back",
 ) -> None:
-    """Put the previous production model back."""
+    """Put back the model that was in production before this one (again: further back)."""
     entry = registry.rollback(reason=reason)
     typer.echo(
         f"Rolled back: {entry['version']} is in production again (was {entry['previous']})."
+    )
+
+
+@models_app.command("trust")
+def models_trust_cmd(
+    version: Annotated[str, typer.Argument(help="Version to vouch for.")],
+    reason: Annotated[
+        str, typer.Option(help="Why it can be trusted: where it comes from (audit log).")
+    ],
+) -> None:
+    """Vouch for a model not signed by this installation, so it can be loaded.
+
+    Loading a model runs the code inside it: trust only a model whose origin you know (one
+    trained here before models were signed, or with a signing key since replaced). Its files
+    are checked against its checksum list, then it is signed with this installation's key.
+    """
+    entry = registry.trust(version, reason)
+    typer.echo(
+        f"{entry['version']} is trusted and signed with this installation's key "
+        f"(recorded in the audit log as {entry['user']}: {entry['reason']})."
     )
 
 
@@ -399,7 +447,7 @@ def feedback_cmd(
     ] = None,
 ) -> None:
     """Record the week's call outcomes (all or nothing; uploading again changes nothing)."""
-    from termdeposit.ops.feedback import OutcomesError, record_feedback
+    from termdeposit.services.outcomes import OutcomesError, record_feedback
 
     if not outcomes.is_file():
         raise TermDepositError(f"There is no file at '{outcomes}'.", hint="Check the path.")
@@ -503,25 +551,42 @@ def monitor_cmd(
 @app.command("ingest")
 def ingest_cmd(
     data_file: Annotated[
-        Path, typer.Argument(help="Data drop: cohort columns plus the outcome y for each row.")
+        str,
+        typer.Argument(
+            help="Data drop (cohort columns plus the outcome y for each row): a file, a folder "
+            "of drops, or an object-storage URL or prefix (s3://bucket/drops/).",
+            show_default=False,
+        ),
     ],
     week_label: Annotated[str | None, typer.Option(help="Week the data is for.")] = None,
 ) -> None:
-    """Load a data drop (contacted customers with outcomes) for the next retraining."""
+    """Load data drops (contacted customers with outcomes) for the next retraining."""
+    from termdeposit.data.drops import list_drops, read_drop
     from termdeposit.ops.retrain import ingest
 
-    if not data_file.is_file():
-        raise TermDepositError(f"There is no file at '{data_file}'.", hint="Check the path.")
-    result = ingest(data_file.read_bytes(), data_file.name, week_label)
-    if result.added == 0 and not result.new_cohort:
-        typer.echo(
-            f"{data_file.name} was ingested before (cohort {result.cohort_id}): nothing changed."
+    drops = list_drops(data_file)
+    if not drops:
+        raise TermDepositError(
+            f"There are no data drops in '{data_file}'.",
+            hint="Drops are CSV, tab-separated or .xlsx files directly inside it.",
         )
-        return
-    typer.echo(
-        f"Ingested {result.rows} rows ({result.subscribers} subscribed) as cohort "
-        f"{result.cohort_id}: they join the training data at the next 'termdeposit retrain'."
-    )
+    if week_label and len(drops) > 1:
+        raise TermDepositError(
+            f"--week-label names the week of one drop, but '{data_file}' holds {len(drops)}.",
+            hint="Ingest the drops one file at a time to label each week.",
+        )
+    for drop in drops:
+        result = ingest(read_drop(drop), drop.name, week_label)
+        if result.added == 0 and not result.new_cohort:
+            typer.echo(
+                f"{drop.name} was ingested before (cohort {result.cohort_id}): nothing changed."
+            )
+            continue
+        typer.echo(
+            f"Ingested {drop.name}: {result.rows} rows ({result.subscribers} subscribed) as "
+            f"cohort {result.cohort_id}; they join the training data at the next "
+            "'termdeposit retrain'."
+        )
 
 
 @app.command("retrain")
@@ -786,8 +851,8 @@ def demo_outcomes_cmd(
     """For demos: the outcomes a cohort cut from the reference data would bring back."""
     from termdeposit.data.dataset import load_reference
     from termdeposit.data.exports import write_atomic
-    from termdeposit.ops.feedback import outcomes_file, simulated_outcomes
     from termdeposit.ops.monitoring import cohort_plan
+    from termdeposit.services.outcomes import outcomes_file, simulated_outcomes
     from termdeposit.storage.store import open_store
 
     store = open_store()
@@ -864,8 +929,15 @@ def bootstrap_cmd(
     if registry.production_version() is None:
         typer.echo(f"Model: none in production, training the {profile} profile...")
         train_cmd(profile=profile, promote=True, seed=0)
-    else:
-        typer.echo(f"Model: {registry.production_version()} in production.")
+        return
+    version = registry.production_version()
+    try:
+        registry.load_model(version)  # checksums and signature: a model saved before signing
+    except TermDepositError as exc:  # or elsewhere is refused, and the user is told what to do
+        typer.secho(f"Model: {version} is in production but cannot be used.", fg="yellow")
+        typer.echo(f"  {exc.message}\n  {exc.hint}")
+        return
+    typer.echo(f"Model: {version} in production (verified).")
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 Every path is read when asked for (not at import), so tests and deployments can point the
 product elsewhere with ``TERMDEPOSIT_DATA``, ``TERMDEPOSIT_PROCESSED``, ``TERMDEPOSIT_MODELS``
-and ``TERMDEPOSIT_DB_URL``.
+(a folder or an ``s3://bucket/prefix``), ``TERMDEPOSIT_KEY_FILE`` (the model signing key) and
+``TERMDEPOSIT_DB_URL``.
 """
 
 from __future__ import annotations
@@ -50,9 +51,46 @@ def processed_dir() -> Path:
     return _env_path("TERMDEPOSIT_PROCESSED", PROJECT_ROOT / "data" / "processed")
 
 
-def models_dir() -> Path:
-    """Folder of versioned models (``TERMDEPOSIT_MODELS``, default models/)."""
+def is_url(location: str | Path) -> bool:
+    """Whether a location is an object-storage URL (``s3://bucket/prefix``), not a folder."""
+    return isinstance(location, str) and "://" in location
+
+
+def models_location() -> str | Path:
+    """Where versioned models live (``TERMDEPOSIT_MODELS``, default models/): a folder, or an
+    object-storage prefix such as ``s3://bucket/models`` (kept as the URL string)."""
+    value = os.environ.get("TERMDEPOSIT_MODELS", "").strip()
+    if is_url(value):
+        return value.rstrip("/")
     return _env_path("TERMDEPOSIT_MODELS", PROJECT_ROOT / "models")
+
+
+def models_dir() -> Path:
+    """Folder of versioned models (``TERMDEPOSIT_MODELS``, default models/) when it is a local
+    folder; use :func:`models_location` where object storage is possible too."""
+    location = models_location()
+    if isinstance(location, str):
+        raise ValueError(f"TERMDEPOSIT_MODELS is an object-storage URL, not a folder: {location}")
+    return location
+
+
+def signing_key_file() -> Path:
+    """File holding this installation's model signing key (``TERMDEPOSIT_KEY_FILE``; default
+    ``$XDG_CONFIG_HOME/termdeposit/signing.key``, else ``~/.config/termdeposit/signing.key``).
+
+    Kept outside the models folder on purpose: whoever can write a model must not be able to
+    sign it too.
+    """
+    value = os.environ.get("TERMDEPOSIT_KEY_FILE", "").strip()
+    if value:
+        return Path(value).expanduser().resolve()
+    base = os.environ.get("XDG_CONFIG_HOME", "").strip()
+    if not base:
+        try:
+            base = str(Path.home() / ".config")
+        except RuntimeError:  # no home folder (a bare container user)
+            base = str(PROJECT_ROOT / ".config")
+    return Path(base).expanduser().resolve() / "termdeposit" / "signing.key"
 
 
 def db_url() -> str:

@@ -422,17 +422,10 @@ class DriftReport:
 def model_reference(version: str) -> pd.DataFrame:
     """The training reference sample (inputs, score, y) saved with a model version.
 
-    Read without unpickling the model (the sample is a plain parquet file beside it).
+    Read without unpickling the model (the sample is a plain parquet file beside it, checked
+    against the model's checksum list).
     """
-    from termdeposit.core import config
-
-    path = config.models_dir() / registry.check_version_name(version) / registry.REFERENCE_FILE
-    if not path.is_file():
-        raise TermDepositError(
-            f"Model {version} has no training reference sample, so drift cannot be measured.",
-            hint="Models trained with 'termdeposit train' or 'retrain' have one.",
-        )
-    return pd.read_parquet(path)
+    return registry.read_reference(version)
 
 
 def drift_report(

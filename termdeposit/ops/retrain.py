@@ -685,7 +685,7 @@ def recalibrate(
 
 
 def _has_reference(model: registry.LoadedModel) -> bool:
-    return (model.path / registry.REFERENCE_FILE).is_file()
+    return model.has_reference()
 
 
 def _out_of_sample_check(

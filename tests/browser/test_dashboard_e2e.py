@@ -125,7 +125,10 @@ def test_upload_threshold_download(dashboard, cohort_file, tmp_path):
                 button.click()
             saved = tmp_path / download.value.suggested_filename
             download.value.save_as(saved)
-            dialler = page.locator('[data-testid="stDownloadButton"] button', has_text="dialler")
+            expect(page.get_by_test_id("stStatusWidget")).to_be_hidden()
+            dialler = page.locator(
+                '[data-testid="stDownloadButton"] button', has_text="dialler"
+            ).first
             with page.expect_download() as download:
                 dialler.click()
             saved_dialler = tmp_path / download.value.suggested_filename

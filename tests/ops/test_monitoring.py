@@ -17,7 +17,7 @@ from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import INPUT_COLUMNS
 from termdeposit.modeling.train import build_pipeline
 from termdeposit.ops import monitoring
-from termdeposit.ops.feedback import outcomes_file, record_feedback, simulated_outcomes
+from termdeposit.services.outcomes import outcomes_file, record_feedback, simulated_outcomes
 from termdeposit.storage import store
 
 

@@ -62,45 +62,6 @@ def test_failed_write_leaves_nothing(db_url, reference):
     assert s.cohorts().empty
 
 
-def test_old_schema_is_upgraded_in_place(db_url, reference):
-    engine = sa.create_engine(db_url)
-    with engine.begin() as conn:
-        store._v1_metadata().create_all(conn)
-        store._write_version(conn, 1)
-        conn.execute(
-            sa.text(
-                "INSERT INTO cohorts (file_sha256, name, week_label, rows, uploaded_at, source, "
-                "\"user\") VALUES (:h, 'old.csv', '2026-W01', 3, :t, 'cli', 'ops')"
-            ),
-            {"h": sha("old"), "t": store.now()},
-        )
-        conn.execute(
-            sa.text(
-                "INSERT INTO call_lists (cohort_id, model_version, threshold, call_cost, "
-                "subscription_value, rows, created_at, \"user\") VALUES (1, 'v1', 0.1, 5, 100, "
-                "2, :t, 'ops')"
-            ),
-            {"t": store.now()},
-        )
-    engine.dispose()
-
-    s = store.Store(db_url).check()
-
-    assert s.schema_version() == store.SCHEMA_VERSION == 2
-    assert s.cohorts().iloc[0]["name"] == "old.csv"
-    lists = s.call_lists()
-    assert len(lists) == 1 and lists.iloc[0]["ab_share"] == 0 and pd.isna(lists.iloc[0]["ab_seed"])
-    assert s.call_list_members(1).empty
-    assert store.Store(db_url).check().schema_version() == 2  # a second open changes nothing
-
-
-def test_newer_schema_is_refused(db_url):
-    s = store.Store(db_url).check()
-    s.transaction(lambda conn: store._write_version(conn, 99))
-    with pytest.raises(TermDepositError, match="newer than this product"):
-        store.Store(db_url).check()
-
-
 def test_alerts_settings_and_promotions(db_url):
     s = store.open_store(db_url)
     draft = {

@@ -16,7 +16,7 @@ from termdeposit.decisions import abtest
 from termdeposit.decisions.economics import format_money
 from termdeposit.ops import monitoring
 from termdeposit.ops.backtest import BacktestConfig, run_backtest
-from termdeposit.ops.feedback import outcomes_file, simulated_outcomes
+from termdeposit.services.outcomes import outcomes_file, simulated_outcomes
 
 SCORE = "pages/1_Score_cohort.py"
 CALL_LIST = "pages/3_Call_list.py"

@@ -326,3 +326,30 @@ def test_models_page_promotes_and_rolls_back(models_copy, production_model):
     _run(at)
     assert registry.production_version() == first
     assert registry.audit_log()[-1]["action"] == "rollback"
+
+
+def test_models_page_explains_and_repairs_a_damaged_pointer(models_copy, production_model):
+    version = registry.production_version()
+    (models_copy / "PRODUCTION").write_bytes(b"../../etc\n")
+    at = _run(AppTest.from_file(HOME, default_timeout=TIMEOUT))
+    home = " ".join(e.value for e in at.error)
+    assert "is damaged: it holds '../../etc'" in home and "Open the **Models** page" in home
+    assert "train_first" not in [b.key for b in at.button], "a damaged pointer is not 'no model'"
+    at.switch_page(MODELS)
+    _run(at)
+    errors = " ".join(e.value for e in at.error)
+    warnings = " ".join(w.value for w in at.warning)
+    for shown in (errors, warnings):
+        assert "The production pointer" in shown and "'../../etc'" in shown, shown
+        assert "not a model version name" in shown
+    assert "press **Promote**" in warnings
+    assert at.button(key="models_rollback").disabled
+    at.text_input(key="models_user").input("Ana")
+    at.text_input(key="models_reason").input("repair the pointer")
+    at.selectbox(key="models_target").select(version)
+    at.button(key="models_promote").click()
+    _run(at)
+    assert registry.production_version() == version
+    assert "the damaged pointer was replaced" in at.success[0].value
+    assert f"Production model `{version}`" in [h.value for h in at.subheader]
+    assert registry.audit_log()[-1]["replaced_pointer"] == "../../etc"

@@ -1,0 +1,31 @@
+"""Every table of the store in one place: the repositories' tables on one :data:`metadata`.
+
+Each table is declared next to the repository that reads and writes it; importing this module
+imports them all, so :data:`metadata` is complete (what the migrations are checked against).
+"""
+
+from __future__ import annotations
+
+from termdeposit.storage.alerts import alerts
+from termdeposit.storage.calllists import call_list_members, call_lists
+from termdeposit.storage.cohorts import cohort_customers, cohorts, predictions, scorings
+from termdeposit.storage.database import metadata, schema_info
+from termdeposit.storage.outcomes import outcome_uploads, outcomes
+from termdeposit.storage.promotions import promotions
+from termdeposit.storage.settings import settings_table
+
+__all__ = [
+    "alerts",
+    "call_list_members",
+    "call_lists",
+    "cohort_customers",
+    "cohorts",
+    "metadata",
+    "outcome_uploads",
+    "outcomes",
+    "predictions",
+    "promotions",
+    "schema_info",
+    "scorings",
+    "settings_table",
+]
