@@ -191,16 +191,21 @@ def measure_child(kind: str, model: ModelUnderTest, src: Path, dst: Path) -> dic
 
 
 def measure_command(argv: list[str], env: dict[str, str]) -> dict[str, float]:
-    """Time a command as a user runs it: wall clock, CPU and peak memory of the process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
-    seconds = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(argv)} failed:\n{done.stderr[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"seconds": seconds, "cpu_seconds": cpu, "peak_mib": after.ru_maxrss / 1024}
+    """Time a command as a user runs it: wall clock, CPU and peak memory of that process."""
+    with tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errors, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            errors.seek(0)
+            sys.exit(f"{' '.join(argv)} failed:\n{errors.read().decode()[-3000:]}")
+    return {
+        "seconds": seconds,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "peak_mib": usage.ru_maxrss / 1024,
+    }
 
 
 def _termdeposit() -> str:
@@ -303,7 +308,7 @@ def bench_model(
     outputs: dict[str, Path] = {}
     for _ in range(args.repeat):
         for name, (how, what) in runs.items():
-            dst = work / f"out-{model.profile}-{re.sub(r'[^a-z]+', '-', name)}.csv"
+            dst = work / f"out-{model.profile}-{re.sub(r'[^a-z]+', '-', name.lower())}.csv"
             if how == "child":
                 figures = measure_child(what, model, src, dst)
             else:
