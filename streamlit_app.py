@@ -8,6 +8,7 @@ from termdeposit.apps.dashboard.common import (
     show_error,
     show_unexpected,
 )
+from termdeposit.apps.dashboard.report import report_downloads
 from termdeposit.core import config
 from termdeposit.core.errors import TermDepositError
 from termdeposit.decisions.economics import format_count, format_percent
@@ -128,6 +129,10 @@ st.caption(
     "The business settings in the sidebar (cost per call, value of a subscription, call "
     "capacity) apply to every page."
 )
+if model is not None:
+    st.subheader("For stakeholders: the report")
+    report_downloads(model, settings)
+
 if st.session_state.get("cohort") is not None:
     st.info(
         f"Working on cohort **{st.session_state['cohort_name']}** "

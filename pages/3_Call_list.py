@@ -13,7 +13,7 @@ from termdeposit.apps.dashboard.common import (
     show_unexpected,
 )
 from termdeposit.apps.dashboard.insight_cache import reasons_provider
-from termdeposit.apps.dashboard.widgets import capacity_limit, threshold_controls
+from termdeposit.apps.dashboard.widgets import TABLE_ROWS, capacity_limit, threshold_controls
 from termdeposit.core.errors import TermDepositError
 from termdeposit.decisions import abtest, calllist
 from termdeposit.decisions.economics import format_count, format_money, format_percent
@@ -69,6 +69,7 @@ try:
         model_version=version,
         reasons=reasons,
         reasons_note=reasons_note,
+        model_card=model.card,
     )
 except TermDepositError as exc:
     show_error(exc)
@@ -137,8 +138,14 @@ if shown_list.filters:
 shown = replace(prepared, call_list=shown_list)
 
 chance = calllist.PEOPLE_HEADERS["chance"]
+table = calllist.people_table(shown_list, chance_as_text=False)
+if len(table) > TABLE_ROWS:  # a browser table of 90,000 rows takes seconds to draw
+    st.caption(
+        f"Showing the first {format_count(TABLE_ROWS)} of {format_count(len(table))} customers "
+        "(best first); the downloads hold them all."
+    )
 st.dataframe(
-    calllist.people_table(shown_list, chance_as_text=False),
+    table.head(TABLE_ROWS),
     hide_index=True,
     width="stretch",
     height=420,

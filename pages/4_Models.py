@@ -12,6 +12,7 @@ from termdeposit.apps.dashboard.common import (
     signed_in_user,
 )
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.labels import column_label, feature_label
 from termdeposit.decisions import economics
 from termdeposit.decisions.economics import format_count, format_percent
 from termdeposit.insight import plots
@@ -49,9 +50,10 @@ if model is not None:
     )
     reasons: dict[str, list[str]] = {}
     for feature, why in card.get("features_excluded", {}).items():
-        reasons.setdefault(why, []).append(f"`{feature}`")
+        reasons.setdefault(why, []).append(column_label(feature).lower())
     excluded = "; ".join(f"{', '.join(names)}: {why}" for why, names in reasons.items())
-    st.caption(f"Inputs used: {', '.join(card.get('features_used', []))}. Not used: {excluded}.")
+    used = ", ".join(feature_label(f).lower() for f in card.get("features_used", []))
+    st.caption(f"Inputs used: {used}. Not used: {excluded}.")
 
     metrics = card.get("metrics", {})
     table = pd.DataFrame(

@@ -231,6 +231,30 @@ with st.expander("Per-group thresholds of each policy"):
         "per-group shares give parity exactly (up to rounding to whole customers)."
     )
 
+st.subheader("Apply a group policy to the call list")
+policy = st.radio(
+    "When the call list is downloaded",
+    list(fairness.POLICY_CHOICES),
+    format_func=fairness.POLICY_CHOICES.get,
+    key="fairness_policy_choice",
+    help="An equal-share policy gives each group its own threshold so that the same share "
+    f"of every {label.lower()} group is called. The choice is kept for this session and "
+    "recorded with the list when it is issued.",
+)
+applied = fairness.apply_policy(scored, scored["probability"], called, policy, attribute, settings)
+st.session_state["fairness_policy"] = (
+    None if policy == "single" else {"policy": policy, "attribute": attribute}
+)
+if policy == "single":
+    st.caption("The call list uses one threshold for everyone (the choice on Threshold & profit).")
+else:
+    st.info(
+        f"{applied.description} That is {format_count(applied.called.sum())} calls "
+        f"(one threshold: {format_count(called.sum())}). The Call list page applies it to the "
+        "downloads.",
+        icon=":material/balance:",
+    )
+
 st.subheader("A model that never sees age or marital status")
 st.markdown(
     "The same model (family, settings, calibration) retrained on the same past customers "

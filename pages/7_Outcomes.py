@@ -6,6 +6,7 @@ import streamlit as st
 from termdeposit.apps.dashboard import alerts, ops
 from termdeposit.apps.dashboard.common import setup_page, show_error, show_unexpected
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.labels import readable_columns
 from termdeposit.decisions import abtest
 from termdeposit.decisions.economics import format_count, format_money, format_percent
 from termdeposit.insight import plots
@@ -113,9 +114,9 @@ else:
     )
     summary["conversion among called"] = summary["subscribed"] / summary["called"]
     st.dataframe(
-        summary.loc[
-            :,
-            [
+        readable_columns(
+            summary,
+            keep=[
                 "cohort_id",
                 "week_label",
                 "name",
@@ -124,10 +125,12 @@ else:
                 "subscribed",
                 "conversion among called",
             ],
-        ],
+        ),
         hide_index=True,
         width="stretch",
-        column_config={"conversion among called": st.column_config.NumberColumn(format="percent")},
+        column_config={
+            "Conversion among the called": st.column_config.NumberColumn(format="percent")
+        },
     )
 
 st.subheader("A/B test: model against business as usual")
@@ -154,13 +157,13 @@ except TermDepositError as exc:
 groups = ab.table()
 left, right = st.columns([3, 2])
 left.dataframe(
-    groups.rename(columns={"profit_per_customer": "profit per customer"}),
+    groups.rename(columns=lambda c: str(c).replace("_", " ").capitalize()),
     hide_index=True,
     width="stretch",
     column_config={
-        "conversion": st.column_config.NumberColumn(format="percent"),
-        "profit": st.column_config.NumberColumn(format="€%.0f"),
-        "profit per customer": st.column_config.NumberColumn(format="€%.2f"),
+        "Conversion": st.column_config.NumberColumn(format="percent"),
+        "Profit": st.column_config.NumberColumn(format="€%.0f"),
+        "Profit per customer": st.column_config.NumberColumn(format="€%.2f"),
     },
 )
 right.metric(

@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_mod
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from termdeposit.core import config
+from termdeposit.core.config import default_settings
 from termdeposit.core.errors import CohortValidationError, TermDepositError
 from termdeposit.core.logs import get_logger
 from termdeposit.core.schema import (
@@ -72,6 +73,7 @@ from termdeposit.modeling.predict import (
     score_cohort,
 )
 from termdeposit.modeling.registry import LoadedModel, ModelError
+from termdeposit.services.forecasts import cohort_outlook
 
 log = get_logger("api")
 
@@ -667,7 +669,11 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
             bool, Query(alias="log", description="Write the prediction log (default true).")
         ] = True,
     ) -> JSONResponse:
-        """Score customer records: probability, decision and model version for each."""
+        """Score customer records: probability, decision and model version for each.
+
+        A list of records is not a week's cohort: each gets the model's own probability. A
+        cohort scored as a whole (``POST /score``) follows its week's forecast rate.
+        """
         if not records:
             raise TermDepositError("Send at least one customer record.")
         if len(records) > MAX_RECORDS:
@@ -706,8 +712,20 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
         threshold: Annotated[float | None, Query(ge=0, le=1)] = None,
         top: Annotated[int | None, Query(ge=0, description="Call the N most likely.")] = None,
         log_predictions: Annotated[bool, Query(alias="log")] = True,
+        summary: Annotated[
+            bool,
+            Query(
+                description="Answer the forecast as JSON (the week's rate, expected profit "
+                "with its 80% range, the recommendation in words) instead of the scored CSV."
+            ),
+        ] = False,
     ) -> Response:
-        """Score a cohort file; answer the scored CSV (id, probability, decision, rank, inputs)."""
+        """Score a cohort file; answer the scored CSV (id, probability, decision, rank, inputs).
+
+        The cohort's probabilities follow its week's forecast rate. The forecast comes in the
+        ``X-Expected-Profit`` (``-Low``, ``-High``: the 80% range), ``X-Week-Rate-Forecast``
+        and ``X-Recommendation`` headers, or as JSON with ``summary=true``.
+        """
         if threshold is not None and top is not None:
             raise TermDepositError("Give either threshold or top, not both.")
         data = _read_upload(file)
@@ -725,7 +743,36 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
             top_n=top,
             name=name,
         )
+        outlook = cohort_outlook(
+            model,
+            scored["probability"].to_numpy(float),
+            default_settings(),
+            called=(scored["decision"] == DECISION_YES).to_numpy(),
+            frame=cohort.frame,
+        )
+        if summary:
+            return JSONResponse(
+                {
+                    "model_version": model.version,
+                    "rows": len(scored),
+                    "logged": bool(logged),
+                    **outlook.as_dict(),
+                }
+            )
         stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).stem)[:80] or "cohort"
+        advice = outlook.recommendation
+        forecast_headers = {
+            "X-Expected-Profit": f"{outlook.chosen.expected:.2f}",
+            "X-Expected-Profit-Low": f"{outlook.chosen.low:.2f}",
+            "X-Expected-Profit-High": f"{outlook.chosen.high:.2f}",
+            "X-Recommendation": advice.choice,
+            "X-Recommended-Calls": str(advice.calls),
+            "X-Recommended-Threshold": f"{advice.threshold:.6f}",
+        }
+        if outlook.week is not None:
+            forecast_headers["X-Week-Rate-Forecast"] = f"{outlook.week.rate:.5f}"
+            forecast_headers["X-Week-Rate-Low"] = f"{outlook.week.low:.5f}"
+            forecast_headers["X-Week-Rate-High"] = f"{outlook.week.high:.5f}"
         return Response(
             fast_csv.csv_bytes(scored),
             media_type="text/csv",
@@ -735,6 +782,7 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
                 "X-Rows": str(len(scored)),
                 "X-Calls": str(int((scored["decision"] == DECISION_YES).sum())),
                 "X-Logged": str(bool(logged)).lower(),
+                **forecast_headers,
             },
         )
 

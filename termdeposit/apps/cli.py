@@ -192,8 +192,12 @@ def score_cmd(
         typer.Option("--no-log", help="Do not write the prediction log (e.g. database down)."),
     ] = False,
 ) -> None:
-    """Score a cohort: every row with id, probability, decision and rank (logged)."""
-    from termdeposit.modeling.predict import score_file
+    """Score a cohort: every row with id, probability, decision and rank (logged); then the
+    week's forecast rate, the expected profit of the calls with its 80% range, and the
+    recommendation (threshold, everyone or nobody)."""
+    from termdeposit.core.config import default_settings
+    from termdeposit.modeling.predict import decisions, score_file
+    from termdeposit.services.forecasts import cohort_outlook
     from termdeposit.services.logged_scoring import score_file_logged
     from termdeposit.storage import store as prediction_log
 
@@ -266,6 +270,19 @@ def score_cmd(
         f"Scored {summary.rows} customers with model {loaded.version}: {summary.calls} to call, "
         f"{summary.expected_subscriptions:.1f} subscriptions expected. Wrote {out}."
     )
+    outlook = cohort_outlook(
+        loaded,
+        summary.probabilities,
+        default_settings(),
+        called=decisions(
+            summary.probabilities,
+            loaded.threshold if threshold is None and top is None else threshold,
+            top,
+        ),
+        week=summary.week,
+    )
+    for line in outlook.lines():
+        typer.echo(line)
 
 
 @app.command("evaluate")
@@ -659,20 +676,41 @@ def recalibrate_cmd(
 def backtest_cmd(
     cost: Annotated[float, typer.Option(help="Cost of one call.")] = 5.0,
     value: Annotated[float, typer.Option(help="Value of one subscription.")] = 100.0,
-    retrain_every: Annotated[int, typer.Option(help="Retrain every k weeks.")] = 4,
-    first_week: Annotated[int, typer.Option(help="First scored week.")] = 13,
-    last_week: Annotated[int | None, typer.Option(help="Last scored week (default: end).")] = (
-        None
-    ),
+    grid: Annotated[
+        bool,
+        typer.Option(
+            "--grid", help="Every cost {2, 5, 10, 20} x value {20, 50, 100, 200} in one pass."
+        ),
+    ] = False,
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="A short replay (weeks 13-40, refit every 8 weeks)."),
+    ] = False,
+    retrain_every: Annotated[
+        int | None, typer.Option(help="Refit the model every k weeks (default 4).")
+    ] = None,
+    first_week: Annotated[int | None, typer.Option(help="First scored week (default 13).")] = None,
+    last_week: Annotated[int | None, typer.Option(help="Last scored week (default: end).")] = None,
     recalibration: Annotated[
-        str, typer.Option(help="none, intercept, platt or isotonic (on recent outcomes).")
-    ] = "platt",
+        str, typer.Option(help="none (the product), intercept, platt or isotonic.")
+    ] = "none",
     recalibration_rows: Annotated[
         int, typer.Option(help="Recalibrate on the latest weeks holding this many rows.")
     ] = 1000,
+    follow_week: Annotated[
+        bool,
+        typer.Option(
+            "--follow-week/--no-follow-week",
+            help="Make each week's probabilities follow its forecast rate (the product).",
+        ),
+    ] = True,
     threshold_rule: Annotated[
-        str, typer.Option(help="break-even (cost/value) or past-profit (best of last 8 weeks).")
-    ] = "break-even",
+        str,
+        typer.Option(
+            help="recommend (the product), break-even (cost/value) or past-profit "
+            "(best of the last 8 weeks)."
+        ),
+    ] = "recommend",
     macro: Annotated[str, typer.Option(help="Macro inputs: nr.employed or all.")] = "nr.employed",
     half_life: Annotated[
         float | None, typer.Option(help="Recency weighting: half-life in weeks (default none).")
@@ -684,54 +722,76 @@ def backtest_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     weeks_csv: Annotated[Path | None, typer.Option(help="Write the per-week table here.")] = None,
 ) -> None:
-    """Replay the reference data week by week; compare the model with calling everyone."""
+    """Replay the reference weeks as the product runs them; compare with the simple policies."""
     from dataclasses import replace
 
     from termdeposit.data.dataset import load_reference
     from termdeposit.data.exports import write_atomic
-    from termdeposit.ops.backtest import BacktestConfig, reference_config, run_backtest
-
-    settings = dict(
-        call_cost=cost,
-        subscription_value=value,
-        retrain_every=retrain_every,
-        first_week=first_week,
-        last_week=last_week,
+    from termdeposit.ops.backtest import (
+        GRID,
+        QUICK,
+        BacktestConfig,
+        reference_config,
+        run_backtest,
     )
+
     if reference_method:
-        config = replace(reference_config(cost, value), **settings)
+        config = reference_config(cost, value)
     else:
         config = BacktestConfig(
-            **settings,
+            call_cost=cost,
+            subscription_value=value,
             recalibration=recalibration,
             recalibration_rows=recalibration_rows,
+            follow_week=follow_week,
             threshold_rule=threshold_rule,
             macro=macro,
             half_life_weeks=half_life,
         )
+    if quick:
+        config = replace(
+            config,
+            first_week=QUICK["first_week"],
+            last_week=QUICK["last_week"],
+            retrain_every=QUICK["retrain_every"],
+        )
+    config = replace(
+        config,
+        first_week=config.first_week if first_week is None else first_week,
+        last_week=config.last_week if last_week is None else last_week,
+        retrain_every=config.retrain_every if retrain_every is None else retrain_every,
+    )
     config.check()
     frame = load_reference()
     bar, update = _progress_bar("Replaying weeks")
     with bar:
-        result = run_backtest(frame, config, progress=update)
+        result = run_backtest(frame, config, progress=update, cells=GRID if grid else None)
     if weeks_csv is not None:
         write_atomic(weeks_csv, result.weeks.to_csv(index=False).encode("utf-8"))
+    summary = result.summary()
     if as_json:
-        typer.echo(json.dumps(result.as_dict()))
+        typer.echo(json.dumps(summary))
         return
-    d = result.as_dict()
+    window_of = summary["window"]
     typer.echo(
-        f"Weeks {d['first_week']}-{d['last_week']} ({d['scored_weeks']} weeks, "
-        f"{d['calls_all']} customers, {d['subscribers']} subscribers), cost {cost:g} / value "
-        f"{value:g}:\n"
-        f"  model          profit {d['profit_model']:>12,.0f}   calls {d['calls_model']:>6}   "
-        f"subscribers reached {d['subscribers_reached']} ({d['subscribers_reached_share']:.1%})\n"
-        f"  call everyone  profit {d['profit_call_all']:>12,.0f}   calls {d['calls_all']:>6}\n"
-        f"  uplift {d['uplift']:+,.0f} ({d['uplift_pct_of_call_all']:+.1f}% of calling everyone);"
-        f" calibration error {d['ece']:.3f} (before recalibration "
-        f"{d['ece_before_recalibration']:.3f});"
-        f" top half of each week holds {d['top_half_share']:.1%} of subscribers"
+        f"Weeks {window_of['first_week']}-{window_of['last_week']} ({window_of['rows']:,} "
+        f"customers). Calibration error {summary['ece']:.3f}; gap between a week's mean "
+        f"probability and its rate {summary['weekly_rate_gap']:.3f} (row-weighted)."
     )
+    typer.echo(
+        f"{'cost/value':>10} {'model':>10} {'everyone':>10} {'nobody':>7} {'rate rule':>10} "
+        f"{'hindsight':>10} {'expected':>10} {'80% range':>23} {'covered':>7} "
+        f"{'week err':>8} {'worst wk':>9}"
+    )
+    for cell in summary["cells"]:
+        coverage = "–" if cell["coverage"] is None else f"{cell['coverage']:.0%}"
+        typer.echo(
+            f"{cell['cost']:>4g}/{cell['value']:<5g} {cell['profit_model']:>10,.0f} "
+            f"{cell['profit_call_all']:>10,.0f} {0:>7,.0f} {cell['profit_rate_rule']:>10,.0f} "
+            f"{cell['profit_hindsight_weekly']:>10,.0f} {cell['expected_profit_model']:>10,.0f} "
+            f"{cell['expected_low']:>11,.0f}-{cell['expected_high']:<11,.0f} {coverage:>7} "
+            f"{cell['weekly_abs_error']:>8,.0f} {cell['worst_week_loss']:>9,.0f}"
+        )
 
 
 @app.command("issue")
@@ -788,9 +848,10 @@ def issue_cmd(
         holdout_share=holdout,
         seed=seed,
     )
-    reasons, note = None, None
+    reasons, note, card = None, None, None
     try:
         model = registry.load_model(logged.model_version)
+        card = model.card
         reasons = call_lists.model_reasons(explain.build_explainer(model), logged.scored)
     except TermDepositError as exc:
         note = f"Reasons: not available (model {logged.model_version}: {exc.message})"
@@ -802,10 +863,14 @@ def issue_cmd(
         model_version=logged.model_version,
         reasons=reasons,
         reasons_note=note,
+        model_card=card,
     )
     issued = call_lists.record_call_list(prepared, file_sha256=logged.file_sha256)
     exports.write_atomic(out, issued.file_bytes(fmt))
     typer.echo(f"Issued call list {issued.list_id}: {issued.count_words()}. Wrote {out}.")
+    if issued.forecast is not None:
+        for line in issued.forecast.lines():
+            typer.echo(line)
     if note:
         typer.echo(note, err=True)
 

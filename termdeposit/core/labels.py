@@ -1,13 +1,17 @@
-"""One table of words for people: input names, values in words, and reasons a caller reads.
+"""One table of words for people: input names, values in words, reasons a caller reads, the
+columns of the product's own tables and what each monitoring rule watches.
 
 Every page, file and message that shows an input to a person takes its name and its values
 from here, so "Contact phone = mobile" reads the same on the Explanations page, in the call
-list and in the fairness table.
+list and in the fairness table; nobody meets ``nr.employed``, ``cohort_id`` or ``psi``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+import pandas as pd
 
 from termdeposit.core.schema import CATEGORICAL_INPUTS, PDAYS_NEVER
 
@@ -158,3 +162,83 @@ def caller_phrase(column: str, value: Any) -> str:
             return "no contact before this campaign"
         return f"contacted {count} time{'s' if count > 1 else ''} before this campaign"
     return f"{label(column).lower()}: {value_words(column, value)}"
+
+
+#: Readable names of the columns of the product's own tables (store, monitoring, backtest).
+COLUMN_LABELS: dict[str, str] = {
+    "customer_id": "Customer id",
+    "duration": "Length of the call",
+    "y": "Subscribed (the outcome)",
+    "never_contacted": "Never contacted before",
+    "cohort_id": "Cohort",
+    "week_label": "Week",
+    "week": "Week",
+    "name": "Name",
+    "rows": "Customers",
+    "customers": "Customers",
+    "probability": "Chance of subscribing",
+    "rank": "Rank",
+    "outcomes": "Outcomes recorded",
+    "called": "Called",
+    "subscribed": "Subscribed",
+    "conversion among called": "Conversion among the called",
+    "input": "Input",
+    "psi": "Shift (PSI)",
+    "band": "Shift",
+    "outside_range": "Outside the training range",
+    "detail": "Detail",
+    "model_trained_at_week": "Model trained up to week",
+    "model_version": "Model",
+    "threshold": "Threshold",
+    "calls": "Calls",
+    "subscribers": "Subscribers",
+    "subscribers_reached": "Subscribers reached",
+    "profit_model": "Profit with the model",
+    "profit_call_all": "Profit calling everyone",
+    "profit": "Profit",
+    "expected_profit": "Expected profit",
+    "uplift": "Uplift",
+    "ece": "Calibration error",
+    "base_rate": "Subscription rate",
+    "mean_probability": "Average chance given",
+    "scored_at": "Scored at",
+    "uploaded_at": "Scored at",
+    "source": "Scored from",
+    "user": "By",
+}
+
+#: What each monitoring rule watches, in words (the rule codes stay in the store).
+ALERT_RULES: dict[str, str] = {
+    "input_drift": "a customer input shifted",
+    "drift_share": "many customer inputs shifted",
+    "score_drift": "the scores shifted",
+    "context_range": "the week's economy is outside what the model was trained on",
+    "confidence_drop": "the model is less sure of its scores",
+    "conversion_drop": "fewer called customers subscribed than in recent weeks",
+    "auc_low": "the ranking of the called customers got worse",
+    "calibration": "the chances no longer match what happens",
+}
+
+
+def feature_label(name: str) -> str:
+    """The readable name of an input (the name itself when unknown)."""
+    return FEATURE_LABELS.get(name, name)
+
+
+def column_label(name: str) -> str:
+    """The readable name of any column the product shows (the name itself when unknown)."""
+    return COLUMN_LABELS.get(name) or label(name)
+
+
+def rule_words(rule: str) -> str:
+    """What a monitoring rule watches, in words."""
+    return ALERT_RULES.get(rule, rule.replace("_", " "))
+
+
+def readable_columns(
+    frame: pd.DataFrame, extra: Mapping[str, str] | None = None, keep: list[str] | None = None
+) -> pd.DataFrame:
+    """The frame with readable column names (``extra`` first), optionally only ``keep``."""
+    shown = frame.loc[:, [c for c in keep if c in frame]] if keep is not None else frame
+    names = dict(extra or {})
+    return shown.rename(columns={c: names.get(c) or column_label(c) for c in shown.columns})

@@ -563,6 +563,97 @@ def price_of_fairness(
     ]
 
 
+#: Per-group policies a user can apply to the downloadable call list (key -> name).
+POLICY_CHOICES = {
+    "single": "One threshold for everyone (no group policy)",
+    "parity_same_calls": "Equal share called in every group, about as many calls",
+    "parity_best": "Equal share called in every group, the most profitable share",
+}
+
+
+@dataclass(frozen=True)
+class AppliedPolicy:
+    """A per-group policy applied to a cohort: who is called and each group's threshold.
+
+    Attributes:
+        policy: a key of :data:`POLICY_CHOICES`.
+        attribute: the grouping (e.g. ``age band``).
+        called: True for each customer called, in the cohort's row order.
+        thresholds: the lowest probability called in each group (NaN: nobody called).
+        share: the share of every group called (None for ``single``).
+        description: what was done, in a sentence (for the About sheet and the audit log).
+    """
+
+    policy: str
+    attribute: str
+    called: np.ndarray
+    thresholds: pd.Series
+    share: float | None
+    description: str
+
+
+def apply_policy(
+    frame: pd.DataFrame,
+    scores: Any,
+    called: Any,
+    policy: str,
+    attribute: str,
+    settings: BusinessSettings,
+) -> AppliedPolicy:
+    """Who is called under a per-group policy; a pure function the call-list service can take.
+
+    Args:
+        frame: the scored cohort (its inputs give the groups).
+        scores: the probabilities, same order.
+        called: the calls of the single threshold (and capacity) chosen by the user.
+        policy: ``single`` (keep ``called``), ``parity_same_calls`` (every group called at the
+            share ``called`` gives overall) or ``parity_best`` (every group called at the
+            share with the highest expected profit under parity).
+        attribute: the grouping the policy equalises.
+
+    Raises:
+        TermDepositError: an unknown policy or grouping.
+    """
+    if policy not in POLICY_CHOICES:
+        raise TermDepositError(
+            f"Unknown group policy '{policy}'.",
+            hint=f"Choose one of: {', '.join(POLICY_CHOICES)}.",
+        )
+    if attribute not in ATTRIBUTE_CHOICES:
+        raise TermDepositError(
+            f"Unknown grouping '{attribute}'.",
+            hint=f"Choose one of: {', '.join(ATTRIBUTE_CHOICES)}.",
+        )
+    scores = np.asarray(scores, dtype=float)
+    chosen = np.asarray(called, dtype=bool)
+    groups = groups_of(frame, attribute)
+    label = ATTRIBUTE_LABELS.get(attribute, attribute).lower()
+    share: float | None = None
+    if policy == "single":
+        description = "One threshold for everyone; no per-group policy."
+    else:
+        share = (
+            float(chosen.mean())
+            if policy == "parity_same_calls" and len(chosen)
+            else best_parity_rate(scores, groups, settings)
+        )
+        chosen = parity_calls(scores, groups, share)
+        description = (
+            f"Per-group thresholds by {label}: the best {share:.1%} of every group is called "
+            f"({POLICY_CHOICES[policy].lower()})."
+        )
+    lowest = pd.Series(np.where(chosen, scores, np.nan)).groupby(groups.to_numpy()).min()
+    order = group_order(attribute, [str(g) for g in pd.unique(groups)])
+    return AppliedPolicy(
+        policy=policy,
+        attribute=attribute,
+        called=chosen,
+        thresholds=lowest.reindex(order),
+        share=share,
+        description=description,
+    )
+
+
 # --- a model without the protected inputs ----------------------------------------------------
 
 

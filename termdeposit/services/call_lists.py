@@ -35,6 +35,7 @@ from termdeposit.decisions import abtest, calllist
 from termdeposit.decisions.calllist import GROUP_HOLDOUT, GROUP_MODEL, CallList
 from termdeposit.insight import explain
 from termdeposit.modeling.predict import ranks_of
+from termdeposit.services.forecasts import CohortOutlook, cohort_outlook
 from termdeposit.storage.store import Store, open_store
 
 #: File formats a call list is written in (``termdeposit issue --format``).
@@ -75,6 +76,8 @@ class PreparedCallList:
         cohort_name / model_version / cohort_size: what the list was made from.
         reasons_note: why the list carries no reasons, when it does not.
         list_id: the id the store gave it, once recorded.
+        forecast: the expected profit of the calls with its 80% range, and the recommendation
+            (None when the model's card was not given).
     """
 
     call_list: CallList
@@ -86,6 +89,7 @@ class PreparedCallList:
     cohort_size: int
     reasons_note: str | None = None
     list_id: int | None = None
+    forecast: CohortOutlook | None = None
 
     def __len__(self) -> int:
         return len(self.call_list)
@@ -108,6 +112,12 @@ class PreparedCallList:
                 f"were drawn as the business-as-usual group (seed {self.plan.seed}); "
                 f"{self.held_out_calls:,} of them are called at random, at the model's rate"
             )
+        if self.forecast is not None:
+            extra.append(
+                f"Expected profit of these calls: {self.forecast.chosen.describe()}; the range "
+                "covers chance among the called and how far the week's rate can be off"
+            )
+            extra.append(f"Recommendation: {self.forecast.recommendation.text}")
         if self.reasons_note:
             extra.append(self.reasons_note)
         if self.list_id is not None:
@@ -176,6 +186,7 @@ def prepare_call_list(
     model_version: str,
     reasons: ReasonsFn | None = None,
     reasons_note: str | None = None,
+    model_card: dict[str, Any] | None = None,
 ) -> PreparedCallList:
     """Build the list, draw the hold-out and add the reasons (nothing is stored).
 
@@ -187,6 +198,8 @@ def prepare_call_list(
         cohort_name / model_version: what the list is made from (file names, About sheet).
         reasons: gives the reasons of the listed customers (:func:`model_reasons`); None
             leaves the reason columns empty and ``reasons_note`` says why.
+        model_card: the scoring model's card: the list then carries its expected profit with
+            the 80% range and the recommendation (:mod:`termdeposit.services.forecasts`).
     """
     frame = _typed(scored)
     built = calllist.build_call_list(
@@ -212,6 +225,14 @@ def prepare_call_list(
     elif reasons_note is None and len(listed):
         reasons_note = "Reasons: not available for this list"
     final = replace(built, frame=listed)
+    forecast = None
+    if model_card is not None:
+        forecast = cohort_outlook(
+            model_card,
+            frame["probability"].to_numpy(float),
+            settings,
+            called=frame[ID_COLUMN].isin(to_call[ID_COLUMN]).to_numpy(),
+        )
     return PreparedCallList(
         call_list=final,
         plan=plan,
@@ -221,6 +242,7 @@ def prepare_call_list(
         model_version=model_version,
         cohort_size=len(frame),
         reasons_note=reasons_note,
+        forecast=forecast,
     )
 
 

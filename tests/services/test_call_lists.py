@@ -69,8 +69,14 @@ def test_cli_and_dashboard_write_the_same_files(production_model, logged, tmp_pa
         cohort_name="week39.csv",
         model_version=production_model.version,
         reasons=provider,
+        model_card=production_model.card,
     )
     dashboard = call_lists.record_call_list(dashboard, file_sha256=sha, store=store)
+    about = dashboard.notes()
+    assert f"Expected profit of these calls: {dashboard.forecast.chosen.describe()}" in " ".join(
+        about
+    )
+    assert f"Recommendation: {dashboard.forecast.recommendation.text}" in about
     runner = CliRunner()
     for fmt in ("csv", "dialler", "xlsx"):
         out = tmp_path / f"cli.{fmt}"

@@ -21,8 +21,7 @@ from termdeposit.apps.dashboard.common import show_error, show_unexpected
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, TARGET
-from termdeposit.decisions.calllist import called_mask
-from termdeposit.insight import explain, fairness
+from termdeposit.insight import dependence, explain, fairness
 from termdeposit.insight.explain import Explanation, ModelExplainer
 from termdeposit.modeling.registry import LoadedModel
 from termdeposit.services import call_lists
@@ -54,15 +53,7 @@ def explainer_for(model: LoadedModel) -> ModelExplainer | None:
 def model_note(explainer: ModelExplainer, model: LoadedModel) -> str:
     """What is explained and on which scale, in two sentences."""
     family = model.card.get("family_label", explainer.family)
-    method = {
-        "logreg": "LinearExplainer",
-        "xgboost": "TreeExplainer (exact)",
-        "random_forest": "exact path-dependent tree SHAP (termdeposit.insight.treeshap)",
-        "blend": (
-            "exact tree SHAP for the tree models, LinearExplainer for the regression "
-            "(log-odds contributions rescaled to probability)"
-        ),
-    }.get(explainer.family, "TreeExplainer (exact)")
+    method = EXPLANATION_METHODS.get(explainer.family, EXPLANATION_METHODS["xgboost"])
     if explainer.scale == "probability":
         scale = (
             "Contributions are in probability points: they add up, from the average "
@@ -75,7 +66,10 @@ def model_note(explainer: ModelExplainer, model: LoadedModel) -> str:
             f"{explain.to_probability(explainer.base_value, 'log-odds'):.1%}, to the "
             "customer's score."
         )
-    note = f"Model `{model.version}` ({family}), explained with SHAP {method}. {scale}"
+    note = (
+        f"Model `{model.version}` ({family}), explained with SHAP values: each input's share "
+        f"in moving a customer's score away from the average customer's, {method}. {scale}"
+    )
     if explainer.calibrated:
         note += (
             " The model is calibrated: the contributions explain the model inside the "
@@ -83,6 +77,18 @@ def model_note(explainer: ModelExplainer, model: LoadedModel) -> str:
             "so the two can differ a little."
         )
     return note
+
+
+#: How each model family is explained, in words a stakeholder can read.
+EXPLANATION_METHODS = {
+    "logreg": "computed exactly from the regression's weights",
+    "xgboost": "computed exactly from the model's decision trees",
+    "random_forest": "computed exactly from the forest's decision trees",
+    "blend": (
+        "computed exactly for each model of the average (its trees, or the regression's "
+        "weights) and averaged as the model averages their chances"
+    ),
+}
 
 
 def no_cohort_yet(model: LoadedModel, purpose: str, key: str) -> None:
@@ -205,7 +211,22 @@ def current_calls(
     """Who is called at the session's threshold and capacity: (mask, threshold, capacity)."""
     threshold = float(st.session_state["threshold"])
     cap = settings.capacity if st.session_state.get("limit_to_capacity", True) else None
-    return called_mask(scored, threshold, cap), threshold, cap
+    return fast_called_mask(scored, threshold, cap), threshold, cap
+
+
+def fast_called_mask(scored: pd.DataFrame, threshold: float, capacity: int | None) -> np.ndarray:
+    """:func:`termdeposit.decisions.calllist.called_mask` without sorting the cohort.
+
+    The customers at or above the threshold; with a capacity, the best-ranked of those (the
+    same customers, tested against ``called_mask``): milliseconds for 100,000 customers where
+    building the list takes a sort on every page run.
+    """
+    called = scored["probability"].to_numpy(dtype=float) >= threshold
+    if capacity is not None and called.sum() > capacity:
+        ranks = scored["rank"].to_numpy()
+        limit = np.sort(ranks[called])[int(capacity) - 1] if capacity > 0 else 0
+        called &= ranks <= limit
+    return called
 
 
 def outcomes_of(scored: pd.DataFrame) -> pd.Series | None:
@@ -327,3 +348,19 @@ def blind_comparison(
         return None
     st.session_state.setdefault("_blind_results", {})[key] = result
     return result
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _dependence(
+    key: tuple[str, ...], _model: LoadedModel, _customer: pd.DataFrame, _scored: pd.DataFrame
+) -> dependence.Dependence:
+    return dependence.dependence(_model.predict_proba, _customer, _scored, key[-1])
+
+
+def ice_curves(
+    model: LoadedModel, scored: pd.DataFrame, customer: pd.DataFrame, feature: str
+) -> dependence.Dependence:
+    """Partial dependence and individual curves of one input for one customer (cached)."""
+    inputs = customer.loc[:, list(INPUT_COLUMNS)].astype(str).iloc[0].tolist()
+    key = (*_cohort_key(model), str(customer[ID_COLUMN].iloc[0]), *inputs, feature)
+    return _dependence(key, model, customer, scored)

@@ -18,6 +18,7 @@ from termdeposit.apps.dashboard import scoring
 from termdeposit.apps.dashboard.alerts import refresh_alerts
 from termdeposit.apps.dashboard.common import show_error
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.labels import readable_columns
 from termdeposit.decisions import abtest
 from termdeposit.modeling import registry
 from termdeposit.ops import monitoring
@@ -114,10 +115,20 @@ def audit_section() -> None:
         st.caption("No promotion recorded yet.")
         return
     st.dataframe(
-        table.sort_values("at", ascending=False).drop(columns=["details"]),
+        readable_columns(
+            table.sort_values("at", ascending=False).drop(columns=["details"]),
+            {
+                "at": "When (UTC)",
+                "action": "Action",
+                "version": "Version",
+                "previous": "Previous version",
+                "user": "By",
+                "reason": "Reason",
+            },
+        ),
         hide_index=True,
         width="stretch",
-        column_config={"at": st.column_config.DatetimeColumn("When (UTC)")},
+        column_config={"When (UTC)": st.column_config.DatetimeColumn("When (UTC)")},
     )
     st.download_button(
         "Export the audit log (CSV)",

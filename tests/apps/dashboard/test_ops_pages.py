@@ -127,8 +127,9 @@ def test_monitoring_page_alerts_banner_acknowledge_and_limits(ops_db, production
 
     at.switch_page(SCORE)
     _run(at)
-    banner = [w.value for w in [*at.warning, *at.error] if "monitoring alert" in w.value]
+    banner = [w.value for w in [*at.warning, *at.error] if w.value.startswith("Monitoring: ")]
     assert banner, "every page shows the alerts banner"
+    assert "context_range" not in banner[0] and "score_drift" not in banner[0]
 
     at.switch_page(MONITORING)
     _run(at)
@@ -162,7 +163,7 @@ def test_models_page_shows_the_audit_log(ops_db, models_copy):
     at = _run(AppTest.from_file(str(PROJECT_ROOT / MODELS), default_timeout=TIMEOUT))
     assert "Audit log" in [h.value for h in at.subheader]
     table = at.dataframe[-1].value
-    assert isinstance(table, pd.DataFrame) and "promote" in set(table["action"])
+    assert isinstance(table, pd.DataFrame) and "promote" in set(table["Action"])
 
 
 def test_unreachable_log_stops_scoring_unless_the_user_chooses(trained_version, monkeypatch):
