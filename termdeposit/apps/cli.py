@@ -198,6 +198,7 @@ def score_cmd(
     from termdeposit.core.config import default_settings
     from termdeposit.modeling.predict import decisions, score_file
     from termdeposit.services.forecasts import cohort_outlook
+    from termdeposit.services.logged_scoring import score_file_logged
     from termdeposit.storage import store as prediction_log
 
     if threshold is not None and top is not None:
@@ -207,11 +208,13 @@ def score_cmd(
     log_store = None if no_log else prediction_log.open_store()
     loaded = registry.load_model(model)
     bar, update = _progress_bar("Scoring")
-    # Scored into a file of this run's own, logged from it, then renamed to --out: another
-    # scoring writing the same --out meanwhile can neither mix its rows into this run's log
-    # nor leave a half-written file; a failure leaves an earlier --out as it was.
+    # Scored into a file of this run's own (logged as it is written), then renamed to --out:
+    # another scoring writing the same --out meanwhile can neither mix its rows into this
+    # run's log nor leave a half-written file; a failure leaves an earlier --out as it was.
     staged = _private_output(out)
+    rule_threshold = loaded.threshold if threshold is None and top is None else threshold
     try:
+        logged = None
         with bar:
             if engine == "dask":
                 from termdeposit.modeling.dask_scoring import dask_client, score_partitioned
@@ -220,26 +223,40 @@ def score_cmd(
                     summary = score_partitioned(
                         loaded, cohort, staged, threshold, top, client, progress=update
                     )
+                if log_store is not None:
+                    logged = prediction_log.log_scored_output(
+                        log_store,
+                        staged,
+                        cohort,
+                        model_version=loaded.version,
+                        threshold=rule_threshold,
+                        top_n=top,
+                        week_label=week_label,
+                    )
+            elif log_store is not None:
+                # The log is written while the output is (one transaction, see the service).
+                summary, logged = score_file_logged(
+                    log_store,
+                    loaded,
+                    cohort,
+                    staged,
+                    threshold,
+                    top,
+                    week_label=week_label,
+                    progress=update,
+                    force_chunked=chunked,
+                )
             else:
                 summary = score_file(
                     loaded, cohort, staged, threshold, top, progress=update, force_chunked=chunked
                 )
         for notice in summary.notices:
             typer.echo(f"Note: {notice}", err=True)
-        if log_store is None:
+        if logged is None:
             typer.secho(
                 "Note: --no-log: these predictions were NOT logged.", err=True, fg="yellow"
             )
         else:
-            logged = prediction_log.log_scored_output(
-                log_store,
-                staged,
-                cohort,
-                model_version=loaded.version,
-                threshold=loaded.threshold if threshold is None and top is None else threshold,
-                top_n=top,
-                week_label=week_label,
-            )
             typer.echo(
                 f"Logged as cohort {logged.cohort_id}"
                 + ("" if logged.new_cohort else " (this file was scored before)")
@@ -814,6 +831,16 @@ def issue_cmd(
         float, typer.Option(help="Share drawn at random as business as usual (e.g. 0.1).")
     ] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Seed of the hold-out draw.")] = None,
+    group_policy: Annotated[
+        str | None,
+        typer.Option(
+            help="Call every group at the same share: parity_same_calls (about as many "
+            "calls) or parity_best (the most profitable share); see --group-by."
+        ),
+    ] = None,
+    group_by: Annotated[
+        str, typer.Option(help="The grouping of --group-policy: 'age band', marital, job, ...")
+    ] = "age band",
 ) -> None:
     """Issue a call list from a logged scoring (the same file the dashboard gives)."""
     from termdeposit.core.config import default_settings
@@ -839,6 +866,7 @@ def issue_cmd(
         do_not_call=call_lists.do_not_call_ids(blocked),
         holdout_share=holdout,
         seed=seed,
+        group_policy=(group_policy, group_by) if group_policy else None,
     )
     reasons, note, card = None, None, None
     try:
