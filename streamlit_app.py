@@ -76,12 +76,12 @@ elif not has_model:
 
 model = production_model() if has_model else None  # says why if it cannot be used
 if model is not None:
-    card = model.card
-    time_metrics = card.get("metrics", {}).get("time", {})
-    family = card.get("family_label", card.get("family"))
+    card = model.info
+    time_metrics = card.metrics.get("time", {})
+    family = card.family_label
     st.subheader(f"The production model at a glance: {family}")
     cols = st.columns(4)
-    cols[0].metric("Trained", str(card.get("created", ""))[:10], help=f"Version {model.version}")
+    cols[0].metric("Trained", card.created_day, help=f"Version {model.version}")
     cols[1].metric(
         "Default threshold",
         format_percent(model.threshold, 2),

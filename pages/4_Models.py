@@ -17,6 +17,7 @@ from termdeposit.decisions import economics
 from termdeposit.decisions.economics import format_count, format_percent
 from termdeposit.insight import plots
 from termdeposit.modeling import registry
+from termdeposit.modeling.card import ModelCard
 from termdeposit.modeling.train import FAMILY_LABELS, family_label
 
 METRIC_ROWS = [
@@ -38,44 +39,43 @@ if message:
 
 model = production_model()
 if model is not None:
-    card = model.card
+    card = model.info
     st.subheader(f"Production model `{model.version}`")
-    calibration = card.get("calibration", {}).get("method", "none")
     st.markdown(
-        f"**{card.get('family_label', card.get('family'))}** ({card.get('profile')} profile), "
-        f"trained {str(card.get('created', ''))[:16].replace('T', ' ')} UTC on "
-        f"{format_count(card.get('rows', {}).get('fit_artifact'))} customers; "
-        f"calibration: {calibration}. Default threshold "
-        f"{format_percent(model.threshold, 2)}: {card.get('threshold_rule', '')}."
+        f"**{card.family_label}** ({card.profile} profile), trained {card.created_minute} UTC "
+        f"on {format_count(card.rows.get('fit_artifact'))} customers; calibration: "
+        f"{card.calibration_method}. Default threshold {format_percent(model.threshold, 2)}: "
+        f"{card.threshold_rule}."
     )
     reasons: dict[str, list[str]] = {}
-    for feature, why in card.get("features_excluded", {}).items():
+    for feature, why in card.features_excluded.items():
         reasons.setdefault(why, []).append(column_label(feature).lower())
     excluded = "; ".join(f"{', '.join(names)}: {why}" for why, names in reasons.items())
-    used = ", ".join(feature_label(f).lower() for f in card.get("features_used", []))
+    used = ", ".join(feature_label(f).lower() for f in card.features_used)
     st.caption(f"Inputs used: {used}. Not used: {excluded}.")
 
-    metrics = card.get("metrics", {})
+    def shown(holdout: str, key: str, fmt: str) -> str:
+        value = card.metric(holdout, key)
+        return fmt.format(float("nan") if value is None else value)
+
     table = pd.DataFrame(
         {
             "Measure": [label for _, label, _ in METRIC_ROWS],
             "Random hold-out (20% of all customers)": [
-                fmt.format(metrics.get("random", {}).get(key, float("nan")))
-                for key, _, fmt in METRIC_ROWS
+                shown("random", key, fmt) for key, _, fmt in METRIC_ROWS
             ],
             "Time hold-out (the last 20%: the future)": [
-                fmt.format(metrics.get("time", {}).get(key, float("nan")))
-                for key, _, fmt in METRIC_ROWS
+                shown("time", key, fmt) for key, _, fmt in METRIC_ROWS
             ],
         }
     )
     st.dataframe(table, hide_index=True, width="stretch")
-    st.caption(card.get("evaluation", ""))
+    st.caption(card.evaluation)
 
     with st.expander("How this model was chosen"):
-        families = pd.DataFrame(card.get("families", []))
+        families = pd.DataFrame([f.__dict__ for f in card.families])
         if not families.empty:
-            chosen = card.get("selection", {}).get("chosen")
+            chosen = card.selection.get("chosen")
             settings = families["params"] if "params" in families else [{}] * len(families)
             families["family"] = [
                 (family_label(f, p or {}) if f in FAMILY_LABELS else f)
@@ -93,10 +93,10 @@ if model is not None:
                 ),
                 hide_index=True,
             )
-        st.caption(card.get("selection", {}).get("rule", ""))
+        st.caption(str(card.selection.get("rule", "")))
 
     try:
-        y, p, described = scoring.holdout_scores(model.version, str(card.get("artifact_sha256")))
+        y, p, described = scoring.holdout_scores(model.version, card.artifact_sha256)
         st.subheader("Quality curves")
         st.caption(f"Computed on {described}.")
         left, middle, right = st.columns(3)
@@ -127,21 +127,20 @@ if pointer.problem:
 rows = []
 for version in reversed(registry.list_versions()):
     try:
-        card = registry.read_card(version)
+        saved = ModelCard.from_dict(registry.read_card(version))
     except TermDepositError as exc:
         rows.append({"Version": version, "In production": "", "Family": f"unreadable: {exc}"})
         continue
-    m = card.get("metrics", {})
     rows.append(
         {
             "Version": version,
             "In production": "yes" if version == production else "",
-            "Trained": str(card.get("created", ""))[:16].replace("T", " "),
-            "Family": card.get("family_label", card.get("family")),
-            "Profile": card.get("profile"),
-            "AUC random": m.get("random", {}).get("auc"),
-            "AUC time": m.get("time", {}).get("auc"),
-            "ECE time": m.get("time", {}).get("ece"),
+            "Trained": saved.created_minute,
+            "Family": saved.family_label,
+            "Profile": saved.profile,
+            "AUC random": saved.metric("random", "auc"),
+            "AUC time": saved.metric("time", "auc"),
+            "ECE time": saved.metric("time", "ece"),
         }
     )
 if not rows:

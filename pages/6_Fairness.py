@@ -322,7 +322,7 @@ if comparison is not None:
     )
 
 with st.expander("The model card's fairness section (time hold-out, default threshold)"):
-    section = model.card.get("fairness")
+    section = model.info.fairness
     if not section:
         st.info(
             "This model was trained before the model card had a fairness section. Train a new "

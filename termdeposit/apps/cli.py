@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 from termdeposit.core import config
 from termdeposit.core.errors import CohortValidationError, TermDepositError
 from termdeposit.modeling import registry
+from termdeposit.modeling.card import ModelCard
 
 EXIT_USER_ERROR = 2
 
@@ -156,11 +157,11 @@ def train_cmd(
     bar, update = _progress_bar("Training")
     with bar:
         version = train_and_register(profile, promote, seed, progress=update)
-    card = registry.read_card(version)
-    m = card["metrics"]
+    card = ModelCard.from_dict(registry.read_card(version))
     typer.echo(
-        f"Saved model {version} ({card['family_label']}): AUC random {m['random']['auc']:.3f}, "
-        f"time {m['time']['auc']:.3f}; ECE random {m['random']['ece']:.3f}"
+        f"Saved model {version} ({card.family_label}): AUC random "
+        f"{card.metric('random', 'auc'):.3f}, time {card.metric('time', 'auc'):.3f}; "
+        f"ECE random {card.metric('random', 'ece'):.3f}"
         + (" — now in production." if promote else ".")
     )
 
@@ -324,19 +325,18 @@ def models_list_cmd(
     for version in registry.list_versions():
         row: dict[str, Any] = {"version": version, "production": version == status.version}
         try:
-            card = registry.read_card(version)
+            card = ModelCard.from_dict(registry.read_card(version))
         except TermDepositError as exc:
             rows.append({**row, "problem": exc.message})
             continue
-        metrics = card.get("metrics", {})
         rows.append(
             {
                 **row,
-                "created": card.get("created"),
-                "family": card.get("family"),
-                "profile": card.get("profile"),
-                "auc_random": metrics.get("random", {}).get("auc"),
-                "auc_time": metrics.get("time", {}).get("auc"),
+                "created": card.created or None,
+                "family": card.family or None,
+                "profile": card.profile,
+                "auc_random": card.metric("random", "auc"),
+                "auc_time": card.metric("time", "auc"),
             }
         )
     if as_json:

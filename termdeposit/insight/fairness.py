@@ -738,7 +738,7 @@ def compare_without_protected(
 
     started = time.perf_counter()
     artifact = model.pipeline
-    seed = int(model.card.get("random_state", 0))
+    seed = model.info.random_state
     y = reference[TARGET].to_numpy(dtype=int)
     splits = make_splits(y, seed)
     X = reference.loc[:, list(INPUT_COLUMNS)].reset_index(drop=True)

@@ -445,7 +445,7 @@ def evaluate(model: LoadedModel, frame: pd.DataFrame) -> dict[str, Any]:
     """
     from termdeposit.modeling.train import make_splits
 
-    seed = int(model.card.get("random_state", 0))
+    seed = model.info.random_state
     X = frame.loc[:, list(INPUT_COLUMNS)].reset_index(drop=True)
     y = frame[TARGET].to_numpy(dtype=int)
     splits = make_splits(y, seed)
@@ -457,7 +457,7 @@ def evaluate(model: LoadedModel, frame: pd.DataFrame) -> dict[str, Any]:
     random_m = classification_metrics(y[splits.holdout_random], random_scores)
     return {
         "version": model.version,
-        "family": model.card.get("family"),
+        "family": model.info.family,
         "auc_random": random_m["auc"],
         "auc_time": time_m["auc"],
         "ap_random": random_m["average_precision"],

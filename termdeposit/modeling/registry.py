@@ -63,6 +63,7 @@ import pandas as pd
 from termdeposit.core import config
 from termdeposit.core.logs import get_logger
 from termdeposit.modeling import signing
+from termdeposit.modeling.card import ModelCard
 from termdeposit.modeling.model_storage import (
     AUDIT_FILE,
     STALE_DEBRIS_SECONDS,
@@ -127,13 +128,22 @@ ModelsLocation = Path | str | Storage | None
 
 @dataclass
 class LoadedModel:
-    """A verified, unpickled pipeline with its card."""
+    """A verified, unpickled pipeline with its card.
+
+    ``card`` is the card as saved (a JSON document, checksummed); read it through ``info``,
+    its typed view (:class:`~termdeposit.modeling.card.ModelCard`).
+    """
 
     version: str
     pipeline: Any
     card: dict[str, Any]
     path: Path | str
     storage: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def info(self) -> ModelCard:
+        """The card, typed."""
+        return ModelCard.from_dict(self.card)
 
     def predict_proba(self, frame: pd.DataFrame) -> Any:
         """Probability of subscribing for each row (the positive class)."""
@@ -142,7 +152,7 @@ class LoadedModel:
     @property
     def threshold(self) -> float:
         """The default decision threshold recorded in the card."""
-        return float(self.card.get("default_threshold", 0.5))
+        return self.info.default_threshold
 
     def has_reference(self) -> bool:
         """Whether a training reference sample was saved beside the artifact."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, TARGET
 from termdeposit.data.dataset import drop_week, load_reference
 from termdeposit.modeling import registry
 from termdeposit.modeling.base_rate import follow_weeks_out_of_time
+from termdeposit.modeling.card import ModelCard
 from termdeposit.modeling.metrics import classification_metrics, expected_calibration_error
 from termdeposit.modeling.train import (
     FAMILIES,
@@ -639,16 +640,15 @@ ROLLING_RULE = (
 )
 
 
-def configuration_of(card: dict[str, Any], random_state: int = 0) -> Any | None:
+def configuration_of(card: Mapping[str, Any], random_state: int = 0) -> Any | None:
     """An unfitted pipeline with a saved model's configuration (family, settings,
     calibration), or None when its card does not say."""
-    family, params = card.get("family"), card.get("params")
-    if family is None or params is None:
+    info = ModelCard.from_dict(card)
+    if not info.family or info.params is None:
         return None
-    method = (card.get("calibration") or {}).get("method", "none")
-    profile = PROFILES.get(card.get("profile", "quick"), PROFILES["quick"])
-    base = build_pipeline(family, random_state).set_params(**params)
-    return with_calibration(base, method, profile, random_state)
+    profile = PROFILES.get(info.profile or "quick", PROFILES["quick"])
+    base = build_pipeline(info.family, random_state).set_params(**info.params)
+    return with_calibration(base, info.calibration_method, profile, random_state)
 
 
 @dataclass
@@ -897,7 +897,7 @@ def recalibrate(
     check = _out_of_sample_check(method, raw, y, rows["cohort_id"].to_numpy())
     better = check["log_loss_after"] < check["log_loss_before"]
     model = RecalibratedModel.from_fitted(base, score_map, min_rows)
-    base_version = production.card.get("recalibration", {}).get("base_version", production.version)
+    base_version = production.info.base_version
     card = _recalibrated_card(production, base_version, score_map, rows, raw, y, check)
     reference = production.reference().copy() if _has_reference(production) else None
     if reference is not None:

@@ -26,6 +26,7 @@ from termdeposit.decisions.economics import (
     format_money,
     format_percent,
 )
+from termdeposit.modeling.card import ModelCard
 
 #: Section titles, in order (tests and readers look for them).
 SECTIONS = (
@@ -108,30 +109,29 @@ def _bar(share: float, width_em: float = 12.0) -> str:
     return f'<span class="bar" style="width:{share * width_em:.2f}em"></span>'
 
 
-def _model_section(card: Mapping[str, Any]) -> str:
-    rows = card.get("rows", {})
-    excluded = card.get("features_excluded", {})
-    used = ", ".join(column_label(f).lower() for f in card.get("features_used", []))
-    left_out = "; ".join(f"{column_label(f).lower()}: {why}" for f, why in excluded.items())
+def _model_section(card: ModelCard) -> str:
+    used = ", ".join(column_label(f).lower() for f in card.features_used)
+    left_out = "; ".join(
+        f"{column_label(f).lower()}: {why}" for f, why in card.features_excluded.items()
+    )
     return (
-        f"<p>{_e(card.get('family_label', card.get('family', '')))}, version "
-        f"<b>{_e(card.get('version', ''))}</b>, trained "
-        f"{_e(str(card.get('created', ''))[:10])} on {format_count(rows.get('fit_artifact'))} "
+        f"<p>{_e(card.family_label)}, version "
+        f"<b>{_e(card.version)}</b>, trained "
+        f"{_e(card.created_day)} on {format_count(card.rows.get('fit_artifact'))} "
         "customers of the bank's past campaign (UCI Bank Marketing, 2008–2010).</p>"
         f"<p>It gives each customer a chance of subscribing to a term deposit if called, "
         f"from: {_e(used)}.</p><p>Left out on purpose: {_e(left_out) or 'nothing'}.</p>"
-        f"<p>Default threshold {format_percent(card.get('default_threshold'), 2)}: "
-        f"{_e(card.get('threshold_rule', ''))}.</p>"
+        f"<p>Default threshold {format_percent(card.default_threshold, 2)}: "
+        f"{_e(card.threshold_rule)}.</p>"
     )
 
 
-def _quality_section(card: Mapping[str, Any]) -> str:
-    metrics = card.get("metrics", {})
+def _quality_section(card: ModelCard) -> str:
     rows = []
     for key, label, fmt in QUALITY_ROWS:
         cells = []
         for split in ("random", "time"):
-            value = metrics.get(split, {}).get(key)
+            value = card.metric(split, key)
             cells.append("–" if value is None else _e(fmt.format(value)))
         rows.append([_e(label), *cells])
     table = _table(
@@ -143,12 +143,12 @@ def _quality_section(card: Mapping[str, Any]) -> str:
         "<p>Judged on customers the model never saw: a random fifth of the data, and the last "
         "fifth in time (the harder test: the future).</p>"
         + table
-        + f'<p class="sub">{_e(card.get("evaluation", ""))}</p>'
+        + f'<p class="sub">{_e(card.evaluation)}</p>'
     )
 
 
-def _fairness_section(card: Mapping[str, Any]) -> str:
-    section = card.get("fairness")
+def _fairness_section(card: ModelCard) -> str:
+    section = card.fairness
     if not section:
         return "<p>This model's card has no fairness section (trained before it existed).</p>"
     parts = [f'<p class="sub">Computed on the {_e(section.get("computed_on", ""))}.</p>']
@@ -266,7 +266,7 @@ def recommendation_sentence(
 
 
 def build_report(
-    card: Mapping[str, Any],
+    card: ModelCard | Mapping[str, Any],
     importance: pd.DataFrame | None = None,
     method: str = "computed exactly from the model",
     decision: WeekDecision | None = None,
@@ -282,6 +282,7 @@ def build_report(
         made_at: when the report was made (default: now, UTC).
     """
     made = (made_at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    card = card if isinstance(card, ModelCard) else ModelCard.from_dict(card)
     bodies = (
         _model_section(card),
         _quality_section(card),
@@ -298,7 +299,7 @@ def build_report(
         f"<title>Term-deposit calls: report {_e(made[:10])}</title><style>{_CSS}</style>"
         "</head><body><h1>Term-deposit calls: model and decision report</h1>"
         f'<p class="sub">Made {_e(made)} by the termdeposit dashboard, production model '
-        f"{_e(card.get('version', ''))}.</p>{sections}</body></html>"
+        f"{_e(card.version)}.</p>{sections}</body></html>"
     )
 
 

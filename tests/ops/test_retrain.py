@@ -201,7 +201,12 @@ def test_retrain_on_outcomes_that_reverse_a_pattern_learns_it(models_copy, ops_s
         drop = success.loc[:, ["customer_id", *INPUT_COLUMNS]].copy()
         drop["customer_id"] = [f"drop{copy}-{i}" for i in range(len(drop))]
         drop["y"] = np.where(success["y"].to_numpy() == 1, "no", "yes")  # the pattern reversed
-        retrain.ingest(drop.to_csv(index=False).encode(), f"drop{copy}.csv", store=ops_store)
+        retrain.ingest(
+            drop.to_csv(index=False).encode(),
+            f"drop{copy}.csv",
+            week_label=f"2010-11 drop {copy}",
+            store=ops_store,
+        )
 
     decision = retrain.retrain(
         "quick", ("logreg",), recent_weeks=1, min_rows=600, store=ops_store, reference=reference

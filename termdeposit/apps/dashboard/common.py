@@ -48,6 +48,7 @@ from termdeposit.core.config import BusinessSettings, default_settings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.logs import get_logger
 from termdeposit.modeling import registry
+from termdeposit.modeling.card import ModelCard
 from termdeposit.modeling.registry import LoadedModel
 
 log = get_logger("ui")
@@ -234,8 +235,8 @@ def production_model(quiet: bool = False) -> LoadedModel | None:
                 hint="Open the home page and train the first model (or run 'make run' or "
                 "'termdeposit train').",
             )
-        card = registry.read_card(version)
-        return _load_model_cached(version, str(card.get("artifact_sha256")))
+        card = ModelCard.from_dict(registry.read_card(version))
+        return _load_model_cached(version, card.artifact_sha256)
     except TermDepositError as exc:
         log.warning("no usable production model: %s", exc)
         if not quiet:
@@ -263,9 +264,10 @@ def _sidebar_model() -> None:
     except TermDepositError as exc:
         st.sidebar.error(exc.message)
         return
-    created = str(card.get("created", ""))[:10]
+    card = ModelCard.from_dict(card)
+    created = card.created_day
     st.sidebar.markdown(
-        f"**Production model** `{version}`  \n{card.get('family_label', '')} · trained {created}"
+        f"**Production model** `{version}`  \n{card.family_label} · trained {created}"
     )
 
 

@@ -31,7 +31,7 @@ DEMO_WEEK = 39
 
 
 def _key(model: LoadedModel) -> tuple[str, str]:
-    return model.version, str(model.card.get("artifact_sha256", ""))
+    return model.version, model.info.artifact_sha256
 
 
 @st.cache_resource(show_spinner="Preparing explanations for this model...", max_entries=4)
@@ -52,7 +52,7 @@ def explainer_for(model: LoadedModel) -> ModelExplainer | None:
 
 def model_note(explainer: ModelExplainer, model: LoadedModel) -> str:
     """What is explained and on which scale, in two sentences."""
-    family = model.card.get("family_label", explainer.family)
+    family = model.info.family_label or explainer.family
     method = EXPLANATION_METHODS.get(explainer.family, EXPLANATION_METHODS["xgboost"])
     if explainer.scale == "probability":
         scale = (

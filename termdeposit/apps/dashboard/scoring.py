@@ -547,7 +547,7 @@ def holdout_scores(version: str, artifact_sha256: str) -> tuple[np.ndarray, np.n
 
         frame = load_reference()
         y = frame[TARGET].to_numpy(dtype=int)
-        rows = make_splits(y, int(model.card.get("random_state", 0))).holdout_time
+        rows = make_splits(y, model.info.random_state).holdout_time
         p = model.predict_proba(frame.iloc[rows])
         first, last = frame["week_label"].iloc[rows[0]], frame["week_label"].iloc[rows[-1]]
         label = (
