@@ -263,7 +263,7 @@ class Database:
         if self.dialect != "sqlite":
             yield
             return
-        raw = conn.connection.driver_connection
+        raw: Any = conn.connection.driver_connection
         raw.execute("PRAGMA foreign_keys=OFF")  # outside a transaction, or SQLite ignores it
         try:
             yield
