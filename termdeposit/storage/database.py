@@ -20,6 +20,8 @@ import datetime as dt
 import getpass
 import math
 import os
+import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -171,6 +173,23 @@ def select_in_batches(
     return found
 
 
+def _switch_to_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another process holds the lock.
+
+    Processes creating the same new file at once can each find the other one converting it:
+    SQLite then answers "database is locked" at once, without waiting the busy timeout.
+    """
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` (SQLite or PostgreSQL), set up for the store's transactions.
 
@@ -199,7 +218,7 @@ def make_engine(url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=60000")
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(cursor)
             # With WAL, NORMAL keeps every commit safe from a crash of the process (power loss
             # can lose the last commits, never corrupt the file) and spares an fsync per commit.
             cursor.execute("PRAGMA synchronous=NORMAL")
