@@ -12,6 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TERMDEPOSIT_DATA=/app/data/raw \
     TERMDEPOSIT_PROCESSED=/app/data/processed \
     TERMDEPOSIT_MODELS=/app/models \
+    TERMDEPOSIT_KEY_FILE=/app/keys/signing.key \
     TERMDEPOSIT_DB_URL=sqlite:////app/data/termdeposit.db
 
 WORKDIR /app
@@ -26,8 +27,9 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY pyproject.toml README.md ./
 COPY termdeposit ./termdeposit
 RUN pip install --no-cache-dir --no-deps . \
-    && mkdir -p /app/data/raw /app/data/processed /app/models \
-    && chown -R app:app /app/data /app/models
+    && mkdir -p /app/data/raw /app/data/processed /app/models /app/keys \
+    && chown -R app:app /app/data /app/models /app/keys \
+    && chmod 700 /app/keys
 
 COPY streamlit_app.py ./
 COPY pages ./pages
@@ -35,9 +37,10 @@ COPY .streamlit ./.streamlit
 
 USER 10001:10001
 
-# 8000: HTTP API (/docs), 8501: dashboard. Data and models live in volumes.
+# 8000: HTTP API (/docs), 8501: dashboard. Data, models and the model signing key (kept apart
+# from the models on purpose) live in volumes.
 EXPOSE 8000 8501
-VOLUME ["/app/data", "/app/models"]
+VOLUME ["/app/data", "/app/models", "/app/keys"]
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]

@@ -42,9 +42,10 @@ test: setup ## Run the whole test suite (browser and PostgreSQL tests included)
 test-fast: setup ## Run the tests without the browser and PostgreSQL ones
 	TERMDEPOSIT_DATA=$(TEST_DATA) $(BIN)/pytest -m "not browser and not postgres"
 
-lint: setup ## Lint and check formatting (ruff, hadolint)
+lint: setup ## Lint: ruff, formatting, architecture contracts (import-linter), hadolint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/hadolint --failure-threshold warning Dockerfile
 
 format: setup ## Format the code

@@ -8,6 +8,7 @@ from termdeposit.apps.dashboard.common import (
     show_error,
     show_unexpected,
 )
+from termdeposit.apps.dashboard.report import report_downloads
 from termdeposit.core import config
 from termdeposit.core.errors import TermDepositError
 from termdeposit.decisions.economics import format_count, format_percent
@@ -22,8 +23,15 @@ st.markdown(
 )
 
 data_ready = config.raw_data_file().is_file()
-has_model = registry.production_version() is not None
-if not has_model:
+pointer = registry.pointer_status()
+has_model = pointer.version is not None
+if pointer.problem and not has_model:
+    st.error(
+        f"{pointer.problem}\n\nOpen the **Models** page and promote the version that should be "
+        "in production: that repairs it.",
+        icon=":material/error:",
+    )
+elif not has_model:
     st.warning(
         "There is no production model yet, so nothing can be scored. "
         + (
@@ -66,7 +74,7 @@ if not has_model:
         "`termdeposit train`."
     )
 
-model = production_model(quiet=True) if has_model else None
+model = production_model() if has_model else None  # says why if it cannot be used
 if model is not None:
     card = model.card
     time_metrics = card.get("metrics", {}).get("time", {})
@@ -121,6 +129,10 @@ st.caption(
     "The business settings in the sidebar (cost per call, value of a subscription, call "
     "capacity) apply to every page."
 )
+if model is not None:
+    st.subheader("For stakeholders: the report")
+    report_downloads(model, settings)
+
 if st.session_state.get("cohort") is not None:
     st.info(
         f"Working on cohort **{st.session_state['cohort_name']}** "

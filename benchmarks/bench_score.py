@@ -77,7 +77,7 @@ def run_baseline(src: Path, dst: Path) -> None:
         {
             ID_COLUMN: frame[ID_COLUMN],
             "probability": probability,
-            "decision": np.where(probability >= model.threshold, "will convert", "won't convert"),
+            "decision": np.where(probability >= model.threshold, "call", "do not call"),
             "rank": rank,
         }
     )

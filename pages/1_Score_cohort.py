@@ -4,7 +4,7 @@ import streamlit as st
 
 from termdeposit.apps.dashboard import scoring
 from termdeposit.apps.dashboard.common import production_model, setup_page
-from termdeposit.apps.dashboard.widgets import applied_capacity, threshold_marks
+from termdeposit.apps.dashboard.widgets import applied_capacity, choice_status, threshold_marks
 from termdeposit.core.config import MAX_UPLOAD_MB
 from termdeposit.decisions import economics
 from termdeposit.decisions.economics import format_count, format_percent
@@ -22,8 +22,10 @@ st.markdown(
     f"{MAX_UPLOAD_MB} MB. Columns known only after a call (`duration`, `y`) may be present: "
     "they are not used for scoring."
 )
-upload_tab, demo_tab = st.tabs(
-    ["Upload a file", "Use a demo week"], key="score_source", on_change="rerun"
+upload_tab, demo_tab, recent_tab = st.tabs(
+    ["Upload a file", "Use a demo week", "Reopen a recent cohort"],
+    key="score_source",
+    on_change="rerun",
 )
 with upload_tab:
     upload = st.file_uploader(
@@ -55,6 +57,27 @@ if demo_tab.open:
                 label = str(weeks.loc[weeks["week"] == chosen, "label"].iloc[0])
                 scoring.load_demo_week(model, int(chosen), label)
 
+if recent_tab.open:
+    with recent_tab:
+        recent = scoring.recent_cohorts()
+        if recent is None or recent.empty:
+            st.caption("No cohort has been scored on this server yet.")
+        else:
+            st.caption(
+                "Every cohort scored here is kept (its customers' inputs, not the file), so you "
+                "can go back to one after a reload or on another day."
+            )
+            labels = {
+                int(r.id): f"{r.name} · {r.rows:,} customers · scored "
+                f"{str(r.uploaded_at)[:16].replace('T', ' ')} UTC"
+                for r in recent.itertuples()
+            }
+            picked = st.selectbox(
+                "Cohort", list(labels), format_func=labels.get, key="recent_cohort"
+            )
+            if st.button("Reopen this cohort", key="reopen_cohort", type="primary"):
+                scoring.reopen_cohort(model, int(picked))
+
 scored = scoring.ensure_scored(model)
 if scored is None:
     st.info("No cohort yet: upload a file or score a demo week.", icon=":material/info:")
@@ -66,6 +89,7 @@ threshold = float(st.session_state["threshold"])
 st.subheader(f"Cohort: {st.session_state['cohort_name']}")
 for notice in cohort.notices:
     st.info(notice, icon=":material/info:")
+choice_status(curve, settings)
 
 summary = economics.summary_at(curve, settings, threshold, applied_capacity(settings))
 everyone = economics.summarise(curve, settings, curve.size, 0.0)
@@ -81,10 +105,11 @@ cols[2].metric(
     format_percent(everyone.expected_subscriptions / everyone.customers),
 )
 cols[3].metric(
-    f"To call at threshold {format_percent(threshold, 2)}",
+    "To call",
     format_count(summary.calls),
-    help="Change the threshold on the Threshold & profit page. With a call capacity in the "
-    "sidebar, only the best customers within it are counted.",
+    help=f"Everyone with at least a {format_percent(threshold, 2)} chance of subscribing"
+    + (" (cut to the call capacity)" if applied_capacity(settings) is not None else "")
+    + ". Change the choice on the Threshold & profit page.",
 )
 if everyone.realised_subscriptions is not None:
     known = everyone.outcomes_known
@@ -103,6 +128,6 @@ st.plotly_chart(
 )
 st.page_link(
     "pages/2_Threshold_and_profit.py",
-    label="Next: choose the threshold on money",
+    label="Next: check the choice on money (or change it)",
     icon=":material/arrow_forward:",
 )

@@ -1,5 +1,6 @@
-"""Call list: whom to call, best first; remove do-not-call customers; download for the team."""
+"""Call list: whom to call, best first, why; remove do-not-call customers; issue and download."""
 
+from dataclasses import replace
 from functools import partial
 
 import streamlit as st
@@ -11,14 +12,16 @@ from termdeposit.apps.dashboard.common import (
     show_error,
     show_unexpected,
 )
-from termdeposit.apps.dashboard.insight_cache import call_list_with_reasons
-from termdeposit.apps.dashboard.widgets import capacity_limit, threshold_controls
+from termdeposit.apps.dashboard.insight_cache import reasons_provider
+from termdeposit.apps.dashboard.widgets import TABLE_ROWS, capacity_limit, threshold_controls
 from termdeposit.core.errors import TermDepositError
-from termdeposit.decisions import calllist
+from termdeposit.decisions import abtest, calllist
 from termdeposit.decisions.economics import format_count, format_money, format_percent
+from termdeposit.services import call_lists
 
 settings = setup_page("Call list", icon=":material/format_list_numbered:")
-scored = scoring.ensure_scored(production_model())
+model = production_model()
+scored = scoring.ensure_scored(model)
 if scored is None:
     st.info("Score a cohort first.", icon=":material/info:")
     st.page_link("pages/1_Score_cohort.py", label="Score cohort", icon=":material/upload_file:")
@@ -43,84 +46,153 @@ if dnc_file is not None:
     except Exception as exc:  # never a traceback for a bad file
         show_unexpected(exc, f"reading the do-not-call file '{dnc_file.name}'")
 
-full = calllist.build_call_list(scored, threshold, cap, do_not_call)
-full = call_list_with_reasons(production_model(), scored, full)
+share, seed = ops.holdout_controls("ab")
+if share and seed is None:  # one draw per session and cohort: what is shown is what is issued
+    drawn = st.session_state.setdefault("ab_seed_drawn", {})
+    seed = drawn.setdefault(st.session_state.get("cohort_sha256"), abtest.new_seed())
+request = call_lists.CallListRequest(
+    threshold=threshold,
+    capacity=cap,
+    do_not_call=call_lists.do_not_call_ids(do_not_call),
+    holdout_share=share,
+    seed=seed,
+)
+version = st.session_state["model_version"]
+cohort_name = st.session_state["cohort_name"]
+reasons, reasons_note = reasons_provider(model, scored)
+try:
+    prepared = call_lists.prepare_call_list(
+        scored,
+        settings,
+        request,
+        cohort_name=cohort_name,
+        model_version=version,
+        reasons=reasons,
+        reasons_note=reasons_note,
+        model_card=model.card,
+    )
+except TermDepositError as exc:
+    show_error(exc)
+    st.stop()
+
+built = prepared.call_list
 message = (
-    f"**{format_count(full.eligible)}** customers have a probability of "
+    f"**{format_count(built.eligible)}** customers have a probability of "
     f"{format_percent(threshold, 2)} or more."
 )
 if dnc_file is not None and do_not_call:
     message += (
-        f" The do-not-call list ({format_count(full.do_not_call_ids)} ids, "
-        f"{format_count(full.do_not_call_in_cohort)} in this cohort) removed "
-        f"**{format_count(full.removed_do_not_call)}** of them."
+        f" The do-not-call list ({format_count(built.do_not_call_ids)} ids, "
+        f"{format_count(built.do_not_call_in_cohort)} in this cohort) removed "
+        f"**{format_count(built.removed_do_not_call)}** of them."
     )
-if full.cut_by_capacity:
+if built.cut_by_capacity:
     message += (
         f" The capacity of {format_count(cap)} calls leaves out "
-        f"**{format_count(full.cut_by_capacity)}** more."
+        f"**{format_count(built.cut_by_capacity)}** more."
     )
-st.markdown(message + f" **{format_count(len(full))} customers to call.**")
-issued = ops.issue_list_button(scored, full.frame["customer_id"], settings, threshold)
-if issued is not None:
-    full = ops.with_holdout(full, scored, issued)
+st.markdown(f"{message} **{prepared.count_words()}.**")
+if reasons_note:
+    st.caption(reasons_note)
+
+issued_key = "issued_call_list"
+sha = st.session_state.get("cohort_sha256")
+if st.button(
+    "Issue this call list (record it for monitoring"
+    + (" with its A/B hold-out group)" if share else ")"),
+    key="ab_issue",
+    disabled=sha is None,
+):
+    try:
+        recorded = call_lists.record_call_list(prepared, file_sha256=scoring.hex_sha(str(sha)))
+        st.session_state[issued_key] = (request, sha, version, recorded.list_id)
+    except TermDepositError as exc:
+        show_error(exc)
+issued = st.session_state.get(issued_key)
+if issued is not None and issued[:3] == (request, sha, version):
+    prepared = replace(prepared, list_id=issued[3])
+    st.success(
+        f"Call list {prepared.list_id} recorded for monitoring"
+        + (f" with its A/B hold-out group (seed {prepared.plan.seed})" if share else "")
+        + ". The downloads below hold this list.",
+        icon=":material/check_circle:",
+    )
+else:
+    st.caption(
+        "Not yet recorded for monitoring: press **Issue** when this is the list the call "
+        "centre will call (the downloads hold the same list either way)."
+    )
 
 filters = st.columns([2, 2, 1])
 search = filters[0].text_input("Search customer id", key="list_search")
-jobs = filters[1].multiselect("Job", sorted(full.frame["job"].unique()), key="list_jobs")
+jobs = filters[1].multiselect("Job", sorted(built.frame["job"].unique()), key="list_jobs")
 contacts = filters[2].multiselect(
-    "Contact", sorted(full.frame["contact"].unique()), key="list_contacts"
+    "Contact", sorted(built.frame["contact"].unique()), key="list_contacts"
 )
-shown = calllist.filter_call_list(full, search, jobs, contacts)
-if shown.filters:
-    st.caption(f"Filtered ({'; '.join(shown.filters)}): {format_count(len(shown))} customers.")
+shown_list = calllist.filter_call_list(built, search, jobs, contacts)
+if shown_list.filters:
+    st.caption(
+        f"Filtered ({'; '.join(shown_list.filters)}): {format_count(len(shown_list))} "
+        "customers (the downloads hold the filtered list)."
+    )
+shown = replace(prepared, call_list=shown_list)
 
-table = calllist.export_table(shown)
+chance = calllist.PEOPLE_HEADERS["chance"]
+table = calllist.people_table(shown_list, chance_as_text=False)
+if len(table) > TABLE_ROWS:  # a browser table of 90,000 rows takes seconds to draw
+    st.caption(
+        f"Showing the first {format_count(TABLE_ROWS)} of {format_count(len(table))} customers "
+        "(best first); the downloads hold them all."
+    )
 st.dataframe(
-    table.assign(probability=100 * table["probability"]),
+    table.head(TABLE_ROWS),
     hide_index=True,
     width="stretch",
     height=420,
     column_config={
-        "customer_id": st.column_config.TextColumn("Customer id"),
-        "rank": st.column_config.NumberColumn("Rank", format="%d"),
-        "probability": st.column_config.ProgressColumn(
-            "Probability", format="%.1f%%", min_value=0.0, max_value=100.0
-        ),
-        "decision": st.column_config.TextColumn("Decision"),
+        chance: st.column_config.ProgressColumn(
+            chance, format="%.1f%%", min_value=0.0, max_value=100.0
+        )
     },
 )
+st.caption(calllist.priority_words() + ".")
 
-version = st.session_state["model_version"]
-notes = calllist.export_notes(
-    shown, settings, st.session_state["cohort_name"], version, cohort_size=curve.size
-)
-stem = calllist.file_stem(st.session_state["cohort_name"], version)
 st.caption(
     f"The downloads hold the {format_count(len(shown))} customers listed above, best first "
     f"(file names carry the cohort and model version; the Excel file's About sheet records "
-    f"the threshold and settings). Threshold {threshold:.4f} · model `{version}` · call cost "
-    f"{format_money(settings.call_cost, 2)} · subscription value "
+    f"the threshold and settings). Threshold {format_percent(threshold, 2)} · model "
+    f"`{version}` · call cost {format_money(settings.call_cost, 2)} · subscription value "
     f"{format_money(settings.subscription_value, 2)} · capacity: "
     + (f"{format_count(cap)} calls" if cap is not None else "no limit")
 )
-left, right = st.columns(2)
+left, middle, right = st.columns(3)
 left.download_button(
     f"Download CSV ({format_count(len(shown))} customers)",
-    data=partial(calllist.export_csv, shown),
-    file_name=f"{stem}.csv",
+    data=partial(shown.file_bytes, "csv"),
+    file_name=shown.file_name("csv"),
     mime="text/csv",
     key="download_csv",
     on_click="ignore",
     icon=":material/download:",
     type="primary",
 )
-right.download_button(
+middle.download_button(
     "Download Excel (.xlsx, with an About sheet)",
-    data=partial(calllist.export_xlsx, shown, notes),
-    file_name=f"{stem}.xlsx",
+    data=partial(shown.file_bytes, "xlsx"),
+    file_name=shown.file_name("xlsx"),
     mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     key="download_xlsx",
     on_click="ignore",
     icon=":material/download:",
+)
+right.download_button(
+    "Download for a dialler (CSV, fixed column names)",
+    data=partial(shown.file_bytes, "dialler"),
+    file_name=shown.file_name("dialler"),
+    mime="text/csv",
+    key="download_dialler",
+    on_click="ignore",
+    icon=":material/download:",
+    help="Machine-readable columns that never change: customer_id, rank, probability, "
+    "priority, group, reason_1..3 and the customer's inputs (README, 'Call list files').",
 )

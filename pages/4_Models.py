@@ -12,6 +12,7 @@ from termdeposit.apps.dashboard.common import (
     signed_in_user,
 )
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.labels import column_label, feature_label
 from termdeposit.decisions import economics
 from termdeposit.decisions.economics import format_count, format_percent
 from termdeposit.insight import plots
@@ -49,9 +50,10 @@ if model is not None:
     )
     reasons: dict[str, list[str]] = {}
     for feature, why in card.get("features_excluded", {}).items():
-        reasons.setdefault(why, []).append(f"`{feature}`")
+        reasons.setdefault(why, []).append(column_label(feature).lower())
     excluded = "; ".join(f"{', '.join(names)}: {why}" for why, names in reasons.items())
-    st.caption(f"Inputs used: {', '.join(card.get('features_used', []))}. Not used: {excluded}.")
+    used = ", ".join(feature_label(f).lower() for f in card.get("features_used", []))
+    st.caption(f"Inputs used: {used}. Not used: {excluded}.")
 
     metrics = card.get("metrics", {})
     table = pd.DataFrame(
@@ -114,7 +116,14 @@ if model is not None:
         show_unexpected(exc, "computing the quality curves")
 
 st.subheader("All versions")
-production = registry.production_version()
+pointer = registry.pointer_status()
+production = pointer.version
+if pointer.problem:
+    st.warning(
+        f"{pointer.problem}\n\nTo repair it, choose the version that should be in production "
+        "under **Change the production model** below and press **Promote**.",
+        icon=":material/warning:",
+    )
 rows = []
 for version in reversed(registry.list_versions()):
     try:
@@ -166,7 +175,10 @@ with promote_col:
     target = st.selectbox("Version to put in production", others, key="models_target")
     promote = st.button("Promote", key="models_promote", disabled=not others, type="primary")
 with rollback_col:
-    st.write("Put back the version that was in production before this one.")
+    st.write(
+        "Put back the version that was in production before this one (press again to go "
+        "further back)."
+    )
     rollback = st.button("Roll back", key="models_rollback", disabled=production is None)
 if promote or rollback:
     if not reason.strip() or not who.strip():
@@ -179,7 +191,11 @@ if promote or rollback:
         try:
             if promote:
                 entry = registry.promote(target, reason.strip(), user=who.strip())
-                done = f"{entry['version']} is now in production (was {entry['previous']})."
+                done = (
+                    f"{entry['version']} is now in production; the damaged pointer was replaced."
+                    if "replaced_pointer" in entry
+                    else f"{entry['version']} is now in production (was {entry['previous']})."
+                )
             else:
                 entry = registry.rollback(reason=reason.strip(), user=who.strip())
                 done = f"Rolled back: {entry['version']} is in production again."

@@ -5,6 +5,7 @@ import streamlit as st
 
 from termdeposit.apps.dashboard import insight_cache, scoring
 from termdeposit.apps.dashboard.common import production_model, setup_page
+from termdeposit.core import labels
 from termdeposit.decisions.economics import (
     describe_difference,
     format_count,
@@ -40,12 +41,12 @@ st.caption(
 attribute = st.selectbox(
     "Compare groups by",
     fairness.ATTRIBUTE_CHOICES,
-    format_func=lambda a: fairness.ATTRIBUTE_LABELS.get(a, a),
+    format_func=lambda a: labels.ATTRIBUTE_LABELS.get(a, a),
     key="fairness_attribute",
     help="Age band, marital status, education and job are checked in the model card; any "
     "other customer category can be looked at here.",
 )
-label = fairness.ATTRIBUTE_LABELS.get(attribute, attribute)
+label = labels.ATTRIBUTE_LABELS.get(attribute, attribute)
 report = insight_cache.group_report(model, scored, called, attribute)
 
 st.subheader(f"Who is called, by {label.lower()}")
@@ -230,6 +231,30 @@ with st.expander("Per-group thresholds of each policy"):
         "per-group shares give parity exactly (up to rounding to whole customers)."
     )
 
+st.subheader("Apply a group policy to the call list")
+policy = st.radio(
+    "When the call list is downloaded",
+    list(fairness.POLICY_CHOICES),
+    format_func=fairness.POLICY_CHOICES.get,
+    key="fairness_policy_choice",
+    help="An equal-share policy gives each group its own threshold so that the same share "
+    f"of every {label.lower()} group is called. The choice is kept for this session and "
+    "recorded with the list when it is issued.",
+)
+applied = fairness.apply_policy(scored, scored["probability"], called, policy, attribute, settings)
+st.session_state["fairness_policy"] = (
+    None if policy == "single" else {"policy": policy, "attribute": attribute}
+)
+if policy == "single":
+    st.caption("The call list uses one threshold for everyone (the choice on Threshold & profit).")
+else:
+    st.info(
+        f"{applied.description} That is {format_count(applied.called.sum())} calls "
+        f"(one threshold: {format_count(called.sum())}). The Call list page applies it to the "
+        "downloads.",
+        icon=":material/balance:",
+    )
+
 st.subheader("A model that never sees age or marital status")
 st.markdown(
     "The same model (family, settings, calibration) retrained on the same past customers "
@@ -268,7 +293,7 @@ if comparison is not None:
         f"{format_money(blind['expected_profit'])})."
     )
     fair = comparison.fairness.assign(
-        attribute=comparison.fairness["attribute"].map(fairness.ATTRIBUTE_LABELS)
+        attribute=comparison.fairness["attribute"].map(labels.ATTRIBUTE_LABELS)
     )
     st.dataframe(
         fair.rename(
@@ -308,9 +333,9 @@ with st.expander("The model card's fairness section (time hold-out, default thre
         st.caption(f"Computed on the {section['computed_on']}. Rules: {section['rules']}.")
         for name, part in section["attributes"].items():
             groups = pd.DataFrame(part["groups"]).T
-            groups.index.name = fairness.ATTRIBUTE_LABELS.get(name, name)
+            groups.index.name = labels.ATTRIBUTE_LABELS.get(name, name)
             st.markdown(
-                f"**{fairness.ATTRIBUTE_LABELS.get(name, name)}** · parity ratio "
+                f"**{labels.ATTRIBUTE_LABELS.get(name, name)}** · parity ratio "
                 f"{part['demographic_parity_ratio']} · parity difference "
                 f"{part['demographic_parity_difference']} · equalized odds difference "
                 f"{part['equalized_odds_difference']} · below four-fifths: "

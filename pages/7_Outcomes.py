@@ -6,10 +6,11 @@ import streamlit as st
 from termdeposit.apps.dashboard import alerts, ops
 from termdeposit.apps.dashboard.common import setup_page, show_error, show_unexpected
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.labels import readable_columns
 from termdeposit.decisions import abtest
 from termdeposit.decisions.economics import format_count, format_money, format_percent
 from termdeposit.insight import plots
-from termdeposit.ops import feedback
+from termdeposit.services import outcomes
 
 settings = setup_page("Outcomes", icon=":material/fact_check:")
 store = ops.open_ops_store()
@@ -47,11 +48,11 @@ if upload is not None and st.button(
     "Record these outcomes", key="outcomes_record", type="primary"
 ):
     try:
-        result = feedback.record_feedback(upload.getvalue(), upload.name, choice, store)
+        result = outcomes.record_feedback(upload.getvalue(), upload.name, choice, store)
         alerts.refresh_alerts()
         st.session_state["_outcomes_message"] = " ".join([result.summary(), *result.notices])
         st.rerun()
-    except feedback.OutcomesError as exc:
+    except outcomes.OutcomesError as exc:
         show_error(exc)
         st.dataframe(pd.DataFrame(exc.as_records()), hide_index=True, width="stretch")
         if len(exc.details):
@@ -79,8 +80,8 @@ with st.expander("Demo: outcomes of a cohort cut from the reference data"):
         try:
             if frame is not None and plan is not None:
                 called = plan.members.loc[plan.members["call"], "customer_id"]
-                st.session_state["_outcomes_demo_file"] = feedback.outcomes_file(
-                    feedback.simulated_outcomes(called, frame)
+                st.session_state["_outcomes_demo_file"] = outcomes.outcomes_file(
+                    outcomes.simulated_outcomes(called, frame)
                 )
         except TermDepositError as exc:
             show_error(exc)
@@ -113,9 +114,9 @@ else:
     )
     summary["conversion among called"] = summary["subscribed"] / summary["called"]
     st.dataframe(
-        summary.loc[
-            :,
-            [
+        readable_columns(
+            summary,
+            keep=[
                 "cohort_id",
                 "week_label",
                 "name",
@@ -124,10 +125,12 @@ else:
                 "subscribed",
                 "conversion among called",
             ],
-        ],
+        ),
         hide_index=True,
         width="stretch",
-        column_config={"conversion among called": st.column_config.NumberColumn(format="percent")},
+        column_config={
+            "Conversion among the called": st.column_config.NumberColumn(format="percent")
+        },
     )
 
 st.subheader("A/B test: model against business as usual")
@@ -154,13 +157,13 @@ except TermDepositError as exc:
 groups = ab.table()
 left, right = st.columns([3, 2])
 left.dataframe(
-    groups.rename(columns={"profit_per_customer": "profit per customer"}),
+    groups.rename(columns=lambda c: str(c).replace("_", " ").capitalize()),
     hide_index=True,
     width="stretch",
     column_config={
-        "conversion": st.column_config.NumberColumn(format="percent"),
-        "profit": st.column_config.NumberColumn(format="€%.0f"),
-        "profit per customer": st.column_config.NumberColumn(format="€%.2f"),
+        "Conversion": st.column_config.NumberColumn(format="percent"),
+        "Profit": st.column_config.NumberColumn(format="€%.0f"),
+        "Profit per customer": st.column_config.NumberColumn(format="€%.2f"),
     },
 )
 right.metric(

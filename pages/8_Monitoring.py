@@ -7,6 +7,7 @@ import streamlit as st
 from termdeposit.apps.dashboard import alerts, ops
 from termdeposit.apps.dashboard.common import setup_page, show_error
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.labels import feature_label, readable_columns, rule_words
 from termdeposit.decisions.economics import format_count, format_money, format_percent
 from termdeposit.insight import plots
 from termdeposit.ops import monitoring
@@ -36,7 +37,8 @@ if stored.empty:
 for alert in stored.itertuples(index=False):
     box = st.error if alert.severity == "critical" else st.warning
     box(
-        f"{alert.message}  \n*{alert.rule}, first raised {str(alert.raised_at)[:16]} UTC*",
+        f"{alert.message}  \n*{rule_words(alert.rule).capitalize()}; first raised "
+        f"{str(alert.raised_at)[:16].replace('T', ' ')} UTC*",
         icon=":material/notifications_active:",
     )
     if st.button("Acknowledge (handled)", key=f"ack_{alert.id}"):
@@ -60,7 +62,14 @@ cols[0].metric(
     delta_color="off",
 )
 cols[1].metric("Planned calls", format_count(latest["planned_calls"]))
-cols[2].metric("Expected profit", format_money(latest["expected_profit"]))
+cols[2].metric(
+    "Expected profit",
+    format_money(latest["expected_profit"]),
+    f"80% range {format_money(latest['expected_profit_low'])} to "
+    f"{format_money(latest['expected_profit_high'])}",
+    delta_color="off",
+    delta_arrow="off",
+)
 cols[3].metric("Estimated AUC (no outcomes needed)", f"{latest['estimated_auc']:.3f}")
 with_outcomes = weekly[weekly["has_outcomes"]]
 if len(with_outcomes):
@@ -76,8 +85,11 @@ if len(with_outcomes):
     cols[2].metric(
         "Realised profit",
         format_money(last["profit"]),
-        f"expected {format_money(last['expected_profit_of_called'])} for those called",
+        f"expected {format_money(last['expected_profit_of_called'])} for those called (80% "
+        f"range {format_money(last['expected_profit_of_called_low'])} to "
+        f"{format_money(last['expected_profit_of_called_high'])})",
         delta_color="off",
+        delta_arrow="off",
     )
     cols[3].metric(
         "AUC among the called",
@@ -151,9 +163,11 @@ if drift is not None:
     cols[1].metric("Customer inputs drifted (PSI > 0.25)", format_percent(drift.drifted_share, 0))
     cols[2].metric(
         "Mean confidence",
-        f"{drift.mean_confidence:.3f}",
-        f"training {drift.reference_confidence:.3f}",
+        format_percent(drift.mean_confidence),
+        f"training {format_percent(drift.reference_confidence)}",
         delta_color="off",
+        help="How far the chances given are from a coin toss, on average (100% = every "
+        "customer scored 0% or 100%).",
     )
     cols[3].metric(
         "Context inputs outside training", format_count(len(drift.context_out_of_range))
@@ -164,7 +178,17 @@ if drift is not None:
         "weekday and the five economic rates are the same for everyone in a week, so they are "
         "checked against the range the model was trained on instead."
     )
-    st.dataframe(drift.table, hide_index=True, width="stretch")
+    drift_table = drift.table.assign(
+        input=drift.table["input"].map(feature_label),
+        kind=drift.table["kind"].map({"customer": "customer", "context": "the week's context"}),
+        outside_range=drift.table["outside_range"].map({True: "yes", False: ""}),
+    )
+    st.dataframe(
+        readable_columns(drift_table, {"kind": "Kind"}),
+        hide_index=True,
+        width="stretch",
+        column_config={"Shift (PSI)": st.column_config.NumberColumn(format="%.3f")},
+    )
 
 st.subheader("Alert limits")
 with st.form("limits"):
@@ -190,6 +214,7 @@ with st.form("limits"):
         "Watched customer inputs (a shift in any raises an alert)",
         list(monitoring.CUSTOMER_INPUTS),
         list(limits.watched_inputs),
+        format_func=feature_label,
     )
     if st.form_submit_button("Save the limits", type="primary"):
         try:

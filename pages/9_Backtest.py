@@ -6,8 +6,10 @@ import streamlit as st
 
 from termdeposit.apps.dashboard import ops
 from termdeposit.apps.dashboard.common import setup_page
+from termdeposit.core.labels import readable_columns
 from termdeposit.data.exports import to_csv_bytes
 from termdeposit.decisions.economics import (
+    describe_against,
     format_count,
     format_money,
     format_percent,
@@ -19,10 +21,10 @@ from termdeposit.ops.backtest import RECALIBRATIONS, BacktestConfig, reference_c
 settings = setup_page("Backtest", icon=":material/history:")
 st.markdown(
     "Replays the bank's campaign week by week (2008-2010) as this product would have run it: "
-    "the model is retrained every few weeks on earlier weeks only, its probabilities are "
-    "recalibrated on the latest weeks' outcomes, the week is scored, and those above the "
-    "threshold are called. The profit of those calls is compared with calling everyone. "
-    "Nothing from a week's future is ever used."
+    "the model is refitted every few weeks on earlier weeks only, each week's probabilities "
+    "follow the week's forecast subscription rate, the week is scored, and the product's "
+    "recommendation decides whom to call. The profit of those calls is compared with calling "
+    "everyone. Nothing from a week's future is ever used."
 )
 
 with st.form("backtest"):
@@ -36,12 +38,13 @@ with st.form("backtest"):
     c1, c2, c3, c4 = st.columns(4)
     every = c1.number_input("Retrain every (weeks)", 1, 52, 4)
     recalibration = c2.selectbox(
-        "Recalibration on recent outcomes", RECALIBRATIONS, index=RECALIBRATIONS.index("platt")
+        "Recalibration on recent outcomes", RECALIBRATIONS, index=RECALIBRATIONS.index("none")
     )
     rule = c3.selectbox(
         "Threshold",
-        ["break-even", "past-profit"],
+        ["recommend", "break-even", "past-profit"],
         format_func={
+            "recommend": "the product's recommendation",
             "break-even": "break-even (cost / value)",
             "past-profit": "best of the previous 8 weeks",
         }.get,
@@ -95,9 +98,7 @@ cols[1].metric("Profit calling everyone", format_money(summary["profit_call_all"
 cols[2].metric(
     "Uplift",
     format_signed_money(summary["uplift"]),
-    None
-    if summary["uplift_pct_of_call_all"] is None
-    else f"{summary['uplift_pct_of_call_all']:+.1f}% of calling everyone",
+    describe_against(summary["profit_model"], summary["profit_call_all"], "calling everyone"),
     delta_color="off",
 )
 cols[3].metric(
@@ -111,12 +112,38 @@ st.caption(
     f"{format_count(summary['subscribers'])} subscribers). Subscribers reached: "
     f"{format_count(summary['subscribers_reached'])} "
     f"({format_percent(summary['subscribers_reached_share'])}). Calibration error "
-    f"{summary['ece']:.3f} (before recalibration {summary['ece_before_recalibration']:.3f}). "
+    f"{format_percent(summary['ece'])} (before recalibration "
+    f"{format_percent(summary['ece_before_recalibration'])}). "
     "Reference (plain logistic regression over weeks 13-118): 257,870 at cost 5 / value 100 "
     "(calling everyone 268,555); 19,890 at cost 10 / value 50 (calling everyone -44,740)."
 )
 st.plotly_chart(plots.cumulative_profit_chart(weeks), width="stretch")
-st.dataframe(weeks, hide_index=True, width="stretch", height=320)
+shown = readable_columns(
+    weeks,
+    {
+        "week": "Week number",
+        "label": "Week",
+        "rows": "Customers",
+        "threshold": "Threshold",
+        "mean_probability": "Average chance given",
+        "rate": "Subscription rate",
+        "profit_hindsight": "Best possible profit (hindsight)",
+        "cumulative_model": "Cumulative profit with the model",
+        "cumulative_call_all": "Cumulative profit calling everyone",
+    },
+)
+percent_columns = ("Threshold", "Average chance given", "Subscription rate")
+for column in percent_columns:
+    if column in shown:
+        shown[column] = 100 * shown[column]
+st.dataframe(
+    shown,
+    hide_index=True,
+    width="stretch",
+    height=320,
+    column_config={c: st.column_config.NumberColumn(format="%.1f%%") for c in percent_columns}
+    | {c: st.column_config.NumberColumn(format="€%.0f") for c in shown.columns if "rofit" in c},
+)
 st.download_button(
     "Download the week-by-week table (CSV)",
     data=to_csv_bytes(weeks),

@@ -1,8 +1,9 @@
 """Shared fixtures: the reference data and one quick-profile model trained per test session.
 
-Before anything runs, the product's writable locations (models, processed data, database)
-are pointed at a temporary folder, so tests never touch a user's own models or data. The
-reference data is read from ``TERMDEPOSIT_DATA`` (``../shared/data`` when not set).
+Before anything runs, the product's writable locations (models, processed data, database,
+the model signing key) are pointed at a temporary folder, so tests never touch a user's own
+models, key or data. The reference data is read from ``TERMDEPOSIT_DATA`` (``../shared/data``
+when not set).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ _SESSION_ROOT = Path(tempfile.mkdtemp(prefix="termdeposit-tests-"))
 os.environ["TERMDEPOSIT_MODELS"] = str(_SESSION_ROOT / "models")
 os.environ["TERMDEPOSIT_PROCESSED"] = str(_SESSION_ROOT / "processed")
 os.environ["TERMDEPOSIT_DB_URL"] = f"sqlite:///{_SESSION_ROOT / 'termdeposit.db'}"
+# The model signing key of the session (created on first save), outside every models folder.
+os.environ["TERMDEPOSIT_KEY_FILE"] = str(_SESSION_ROOT / "config" / "signing.key")
+os.environ.pop("TERMDEPOSIT_SIGNING_KEY", None)
 os.environ.setdefault("TERMDEPOSIT_LOG", "WARNING")
 
 
@@ -119,3 +123,34 @@ def db_url(request, tmp_path) -> str:
     yield url
     store._STORES.pop(url, None)
     drop_pg_schema(schema)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A local S3-compatible server on 127.0.0.1 for the session (see tests/s3_support.py); the
+    product reaches it through the standard AWS variables, set here."""
+    from s3_support import S3_ENV, TEST_CREDENTIALS, s3_server
+
+    saved = {k: os.environ.get(k) for k in (*TEST_CREDENTIALS, "AWS_ENDPOINT_URL")}
+    with s3_server() as endpoint:
+        if not os.environ.get(S3_ENV):
+            os.environ.update(TEST_CREDENTIALS)
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        try:
+            yield endpoint
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+@pytest.fixture()
+def s3_models(s3_endpoint, monkeypatch) -> str:
+    """An empty ``s3://`` models location (a fresh bucket) used as TERMDEPOSIT_MODELS."""
+    from s3_support import new_bucket
+
+    url = f"s3://{new_bucket(s3_endpoint)}/models"
+    monkeypatch.setenv("TERMDEPOSIT_MODELS", url)
+    return url

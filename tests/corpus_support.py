@@ -95,7 +95,7 @@ def cohort_refusal(name: str) -> str | None:
 def outcomes_refusal(case: dict[str, Any], ops_store: Any) -> str:
     """The message recording a refused outcomes case gives (it stores nothing)."""
     from termdeposit.core.errors import TermDepositError
-    from termdeposit.ops.feedback import record_feedback
+    from termdeposit.services.outcomes import record_feedback
 
     data = (OUTCOMES / case["file"]).read_bytes()
     try:

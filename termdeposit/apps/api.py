@@ -9,7 +9,7 @@ one ``stat`` call). Every scoring is written to the prediction log unless the ca
 
 ``POST /outcomes`` records the week's call outcomes (a CSV or xlsx file with customer_id,
 called, subscribed; optional ``cohort`` as a form or query field) through
-:func:`termdeposit.ops.feedback.record_feedback`: all or nothing, and idempotent (the same file
+:func:`~termdeposit.services.outcomes.record_feedback`: all or nothing, idempotent (the same file
 again changes nothing). It answers a JSON summary (``rows``, ``added``, ``unchanged``,
 ``cohorts``, ``notices``, ``message``).
 
@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_mod
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from termdeposit.core import config
+from termdeposit.core.config import default_settings
 from termdeposit.core.errors import CohortValidationError, TermDepositError
 from termdeposit.core.logs import get_logger
 from termdeposit.core.schema import (
@@ -72,6 +73,7 @@ from termdeposit.modeling.predict import (
     score_cohort,
 )
 from termdeposit.modeling.registry import LoadedModel, ModelError
+from termdeposit.services.forecasts import cohort_outlook
 
 log = get_logger("api")
 
@@ -94,16 +96,15 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._model: LoadedModel | None = None
         self._error: TermDepositError | None = None
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: Any = None
         self._checked = -math.inf
 
-    def _pointer_stamp(self) -> tuple[int, int, int] | None:
-        root = self.models_dir or config.models_dir()
+    def _pointer_stamp(self) -> Any:
         try:
-            info = os.stat(root / config.PRODUCTION_POINTER)
-        except OSError:
-            return None
-        return info.st_mtime_ns, info.st_size, info.st_ino
+            return registry.pointer_stamp(self.models_dir)
+        except TermDepositError as exc:  # object storage out of reach: keep the loaded model
+            log.warning("could not look at the production pointer: %s", exc)
+            return self._stamp
 
     def get(self) -> LoadedModel:
         """The production model (reloaded first if the pointer changed).
@@ -123,7 +124,7 @@ class ModelHolder:
             raise self._error or ModelError("There is no production model yet.")
         return self._model
 
-    def _reload(self, stamp: tuple[int, int, int] | None) -> None:
+    def _reload(self, stamp: Any) -> None:
         try:
             version = registry.production_version(self.models_dir)
             if self._model is None or version != self._model.version:
@@ -569,7 +570,7 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
         if request.url.path.endswith("/predict"):
             hint = "Fix the records and send them again; nothing was scored or stored."
             return _error(422, exc.summary, hint, _problems(exc, "records"))
-        from termdeposit.ops.feedback import OutcomesError
+        from termdeposit.services.outcomes import OutcomesError
 
         # An uploaded file: the message the command line prints and the dashboard shows.
         extra: dict[str, Any] = {}
@@ -668,7 +669,11 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
             bool, Query(alias="log", description="Write the prediction log (default true).")
         ] = True,
     ) -> JSONResponse:
-        """Score customer records: probability, decision and model version for each."""
+        """Score customer records: probability, decision and model version for each.
+
+        A list of records is not a week's cohort: each gets the model's own probability. A
+        cohort scored as a whole (``POST /score``) follows its week's forecast rate.
+        """
         if not records:
             raise TermDepositError("Send at least one customer record.")
         if len(records) > MAX_RECORDS:
@@ -707,8 +712,20 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
         threshold: Annotated[float | None, Query(ge=0, le=1)] = None,
         top: Annotated[int | None, Query(ge=0, description="Call the N most likely.")] = None,
         log_predictions: Annotated[bool, Query(alias="log")] = True,
+        summary: Annotated[
+            bool,
+            Query(
+                description="Answer the forecast as JSON (the week's rate, expected profit "
+                "with its 80% range, the recommendation in words) instead of the scored CSV."
+            ),
+        ] = False,
     ) -> Response:
-        """Score a cohort file; answer the scored CSV (id, probability, decision, rank, inputs)."""
+        """Score a cohort file; answer the scored CSV (id, probability, decision, rank, inputs).
+
+        The cohort's probabilities follow its week's forecast rate. The forecast comes in the
+        ``X-Expected-Profit`` (``-Low``, ``-High``: the 80% range), ``X-Week-Rate-Forecast``
+        and ``X-Recommendation`` headers, or as JSON with ``summary=true``.
+        """
         if threshold is not None and top is not None:
             raise TermDepositError("Give either threshold or top, not both.")
         data = _read_upload(file)
@@ -726,7 +743,36 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
             top_n=top,
             name=name,
         )
+        outlook = cohort_outlook(
+            model,
+            scored["probability"].to_numpy(float),
+            default_settings(),
+            called=(scored["decision"] == DECISION_YES).to_numpy(),
+            frame=cohort.frame,
+        )
+        if summary:
+            return JSONResponse(
+                {
+                    "model_version": model.version,
+                    "rows": len(scored),
+                    "logged": bool(logged),
+                    **outlook.as_dict(),
+                }
+            )
         stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).stem)[:80] or "cohort"
+        advice = outlook.recommendation
+        forecast_headers = {
+            "X-Expected-Profit": f"{outlook.chosen.expected:.2f}",
+            "X-Expected-Profit-Low": f"{outlook.chosen.low:.2f}",
+            "X-Expected-Profit-High": f"{outlook.chosen.high:.2f}",
+            "X-Recommendation": advice.choice,
+            "X-Recommended-Calls": str(advice.calls),
+            "X-Recommended-Threshold": f"{advice.threshold:.6f}",
+        }
+        if outlook.week is not None:
+            forecast_headers["X-Week-Rate-Forecast"] = f"{outlook.week.rate:.5f}"
+            forecast_headers["X-Week-Rate-Low"] = f"{outlook.week.low:.5f}"
+            forecast_headers["X-Week-Rate-High"] = f"{outlook.week.high:.5f}"
         return Response(
             fast_csv.csv_bytes(scored),
             media_type="text/csv",
@@ -736,6 +782,7 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
                 "X-Rows": str(len(scored)),
                 "X-Calls": str(int((scored["decision"] == DECISION_YES).sum())),
                 "X-Logged": str(bool(logged)).lower(),
+                **forecast_headers,
             },
         )
 
@@ -762,7 +809,7 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
         yes/no, outcomes that differ from those recorded earlier) answer 4xx with the message,
         the problems and every row concerned; nothing is stored.
         """
-        from termdeposit.ops.feedback import record_feedback
+        from termdeposit.services.outcomes import record_feedback
         from termdeposit.storage.store import open_store
 
         given = {c.strip() for c in (cohort, cohort_query) if c is not None and c.strip()}

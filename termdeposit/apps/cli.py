@@ -192,8 +192,12 @@ def score_cmd(
         typer.Option("--no-log", help="Do not write the prediction log (e.g. database down)."),
     ] = False,
 ) -> None:
-    """Score a cohort: every row with id, probability, decision and rank (logged)."""
-    from termdeposit.modeling.predict import score_file
+    """Score a cohort: every row with id, probability, decision and rank (logged); then the
+    week's forecast rate, the expected profit of the calls with its 80% range, and the
+    recommendation (threshold, everyone or nobody)."""
+    from termdeposit.core.config import default_settings
+    from termdeposit.modeling.predict import decisions, score_file
+    from termdeposit.services.forecasts import cohort_outlook
     from termdeposit.storage import store as prediction_log
 
     if threshold is not None and top is not None:
@@ -249,6 +253,19 @@ def score_cmd(
         f"Scored {summary.rows} customers with model {loaded.version}: {summary.calls} to call, "
         f"{summary.expected_subscriptions:.1f} subscriptions expected. Wrote {out}."
     )
+    outlook = cohort_outlook(
+        loaded,
+        summary.probabilities,
+        default_settings(),
+        called=decisions(
+            summary.probabilities,
+            loaded.threshold if threshold is None and top is None else threshold,
+            top,
+        ),
+        week=summary.week,
+    )
+    for line in outlook.lines():
+        typer.echo(line)
 
 
 @app.command("evaluate")
@@ -273,37 +290,59 @@ def evaluate_cmd(
     typer.echo(f"  lift in top 10% (random): {result['lift_top10']:.2f}")
 
 
+def _warn_about_pointer(status: registry.PointerStatus) -> None:
+    """Say in words what is wrong with the production pointer, and what to do (on stderr)."""
+    if status.problem:
+        typer.secho(f"Warning: {status.problem}", err=True, fg="yellow")
+        typer.echo(status.hint, err=True)
+
+
 @models_app.command("list")
 def models_list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List saved model versions (production marked with *)."""
-    production = registry.production_version()
+    """List saved model versions (production marked with *); say if the pointer is damaged."""
+    status = registry.pointer_status()
     rows = []
     for version in registry.list_versions():
-        card = registry.read_card(version)
+        row: dict[str, Any] = {"version": version, "production": version == status.version}
+        try:
+            card = registry.read_card(version)
+        except TermDepositError as exc:
+            rows.append({**row, "problem": exc.message})
+            continue
+        metrics = card.get("metrics", {})
         rows.append(
             {
-                "version": version,
-                "production": version == production,
+                **row,
                 "created": card.get("created"),
                 "family": card.get("family"),
                 "profile": card.get("profile"),
-                "auc_random": card["metrics"]["random"]["auc"],
-                "auc_time": card["metrics"]["time"]["auc"],
+                "auc_random": metrics.get("random", {}).get("auc"),
+                "auc_time": metrics.get("time", {}).get("auc"),
             }
         )
     if as_json:
         typer.echo(json.dumps(rows))
+        _warn_about_pointer(status)
         return
     if not rows:
         typer.echo("No models yet: run 'termdeposit train'.")
     for r in rows:
         mark = "*" if r["production"] else " "
+        if "problem" in r:
+            typer.echo(f"{mark} {r['version']}  unreadable: {r['problem']}")
+            continue
         typer.echo(
-            f"{mark} {r['version']}  {r['created']}  {r['family']:<13} {r['profile']:<5} "
-            f"AUC random {r['auc_random']:.3f}  time {r['auc_time']:.3f}"
+            f"{mark} {r['version']}  {r['created']}  {r['family'] or '':<13} "
+            f"{r['profile'] or '':<5} AUC random {_auc(r['auc_random'])}  "
+            f"time {_auc(r['auc_time'])}"
         )
+    _warn_about_pointer(status)
+
+
+def _auc(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "  -  "
 
 
 @models_app.command("show")
@@ -324,8 +363,14 @@ def models_promote_cmd(
     version: Annotated[str, typer.Argument(help="Version to put in production.")],
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "promoted by hand",
 ) -> None:
-    """Make a version the production model (it is verified first)."""
+    """Make a version the production model (it is verified first); repairs a damaged pointer."""
     entry = registry.promote(version, reason)
+    if "replaced_pointer" in entry:
+        typer.echo(
+            f"{entry['version']} is now in production; the damaged pointer "
+            f"('{entry['replaced_pointer']}') was replaced."
+        )
+        return
     typer.echo(f"{entry['version']} is now in production (was {entry['previous']}).")
 
 
@@ -333,10 +378,30 @@ def models_promote_cmd(
 def models_rollback_cmd(
     reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "rolled back",
 ) -> None:
-    """Put the previous production model back."""
+    """Put back the model that was in production before this one (again: further back)."""
     entry = registry.rollback(reason=reason)
     typer.echo(
         f"Rolled back: {entry['version']} is in production again (was {entry['previous']})."
+    )
+
+
+@models_app.command("trust")
+def models_trust_cmd(
+    version: Annotated[str, typer.Argument(help="Version to vouch for.")],
+    reason: Annotated[
+        str, typer.Option(help="Why it can be trusted: where it comes from (audit log).")
+    ],
+) -> None:
+    """Vouch for a model not signed by this installation, so it can be loaded.
+
+    Loading a model runs the code inside it: trust only a model whose origin you know (one
+    trained here before models were signed, or with a signing key since replaced). Its files
+    are checked against its checksum list, then it is signed with this installation's key.
+    """
+    entry = registry.trust(version, reason)
+    typer.echo(
+        f"{entry['version']} is trusted and signed with this installation's key "
+        f"(recorded in the audit log as {entry['user']}: {entry['reason']})."
     )
 
 
@@ -382,7 +447,7 @@ def feedback_cmd(
     ] = None,
 ) -> None:
     """Record the week's call outcomes (all or nothing; uploading again changes nothing)."""
-    from termdeposit.ops.feedback import OutcomesError, record_feedback
+    from termdeposit.services.outcomes import OutcomesError, record_feedback
 
     if not outcomes.is_file():
         raise TermDepositError(f"There is no file at '{outcomes}'.", hint="Check the path.")
@@ -486,25 +551,42 @@ def monitor_cmd(
 @app.command("ingest")
 def ingest_cmd(
     data_file: Annotated[
-        Path, typer.Argument(help="Data drop: cohort columns plus the outcome y for each row.")
+        str,
+        typer.Argument(
+            help="Data drop (cohort columns plus the outcome y for each row): a file, a folder "
+            "of drops, or an object-storage URL or prefix (s3://bucket/drops/).",
+            show_default=False,
+        ),
     ],
     week_label: Annotated[str | None, typer.Option(help="Week the data is for.")] = None,
 ) -> None:
-    """Load a data drop (contacted customers with outcomes) for the next retraining."""
+    """Load data drops (contacted customers with outcomes) for the next retraining."""
+    from termdeposit.data.drops import list_drops, read_drop
     from termdeposit.ops.retrain import ingest
 
-    if not data_file.is_file():
-        raise TermDepositError(f"There is no file at '{data_file}'.", hint="Check the path.")
-    result = ingest(data_file.read_bytes(), data_file.name, week_label)
-    if result.added == 0 and not result.new_cohort:
-        typer.echo(
-            f"{data_file.name} was ingested before (cohort {result.cohort_id}): nothing changed."
+    drops = list_drops(data_file)
+    if not drops:
+        raise TermDepositError(
+            f"There are no data drops in '{data_file}'.",
+            hint="Drops are CSV, tab-separated or .xlsx files directly inside it.",
         )
-        return
-    typer.echo(
-        f"Ingested {result.rows} rows ({result.subscribers} subscribed) as cohort "
-        f"{result.cohort_id}: they join the training data at the next 'termdeposit retrain'."
-    )
+    if week_label and len(drops) > 1:
+        raise TermDepositError(
+            f"--week-label names the week of one drop, but '{data_file}' holds {len(drops)}.",
+            hint="Ingest the drops one file at a time to label each week.",
+        )
+    for drop in drops:
+        result = ingest(read_drop(drop), drop.name, week_label)
+        if result.added == 0 and not result.new_cohort:
+            typer.echo(
+                f"{drop.name} was ingested before (cohort {result.cohort_id}): nothing changed."
+            )
+            continue
+        typer.echo(
+            f"Ingested {drop.name}: {result.rows} rows ({result.subscribers} subscribed) as "
+            f"cohort {result.cohort_id}; they join the training data at the next "
+            "'termdeposit retrain'."
+        )
 
 
 @app.command("retrain")
@@ -577,20 +659,41 @@ def recalibrate_cmd(
 def backtest_cmd(
     cost: Annotated[float, typer.Option(help="Cost of one call.")] = 5.0,
     value: Annotated[float, typer.Option(help="Value of one subscription.")] = 100.0,
-    retrain_every: Annotated[int, typer.Option(help="Retrain every k weeks.")] = 4,
-    first_week: Annotated[int, typer.Option(help="First scored week.")] = 13,
-    last_week: Annotated[int | None, typer.Option(help="Last scored week (default: end).")] = (
-        None
-    ),
+    grid: Annotated[
+        bool,
+        typer.Option(
+            "--grid", help="Every cost {2, 5, 10, 20} x value {20, 50, 100, 200} in one pass."
+        ),
+    ] = False,
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="A short replay (weeks 13-40, refit every 8 weeks)."),
+    ] = False,
+    retrain_every: Annotated[
+        int | None, typer.Option(help="Refit the model every k weeks (default 4).")
+    ] = None,
+    first_week: Annotated[int | None, typer.Option(help="First scored week (default 13).")] = None,
+    last_week: Annotated[int | None, typer.Option(help="Last scored week (default: end).")] = None,
     recalibration: Annotated[
-        str, typer.Option(help="none, intercept, platt or isotonic (on recent outcomes).")
-    ] = "platt",
+        str, typer.Option(help="none (the product), intercept, platt or isotonic.")
+    ] = "none",
     recalibration_rows: Annotated[
         int, typer.Option(help="Recalibrate on the latest weeks holding this many rows.")
     ] = 1000,
+    follow_week: Annotated[
+        bool,
+        typer.Option(
+            "--follow-week/--no-follow-week",
+            help="Make each week's probabilities follow its forecast rate (the product).",
+        ),
+    ] = True,
     threshold_rule: Annotated[
-        str, typer.Option(help="break-even (cost/value) or past-profit (best of last 8 weeks).")
-    ] = "break-even",
+        str,
+        typer.Option(
+            help="recommend (the product), break-even (cost/value) or past-profit "
+            "(best of the last 8 weeks)."
+        ),
+    ] = "recommend",
     macro: Annotated[str, typer.Option(help="Macro inputs: nr.employed or all.")] = "nr.employed",
     half_life: Annotated[
         float | None, typer.Option(help="Recency weighting: half-life in weeks (default none).")
@@ -602,132 +705,157 @@ def backtest_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     weeks_csv: Annotated[Path | None, typer.Option(help="Write the per-week table here.")] = None,
 ) -> None:
-    """Replay the reference data week by week; compare the model with calling everyone."""
+    """Replay the reference weeks as the product runs them; compare with the simple policies."""
     from dataclasses import replace
 
     from termdeposit.data.dataset import load_reference
     from termdeposit.data.exports import write_atomic
-    from termdeposit.ops.backtest import BacktestConfig, reference_config, run_backtest
-
-    settings = dict(
-        call_cost=cost,
-        subscription_value=value,
-        retrain_every=retrain_every,
-        first_week=first_week,
-        last_week=last_week,
+    from termdeposit.ops.backtest import (
+        GRID,
+        QUICK,
+        BacktestConfig,
+        reference_config,
+        run_backtest,
     )
+
     if reference_method:
-        config = replace(reference_config(cost, value), **settings)
+        config = reference_config(cost, value)
     else:
         config = BacktestConfig(
-            **settings,
+            call_cost=cost,
+            subscription_value=value,
             recalibration=recalibration,
             recalibration_rows=recalibration_rows,
+            follow_week=follow_week,
             threshold_rule=threshold_rule,
             macro=macro,
             half_life_weeks=half_life,
         )
+    if quick:
+        config = replace(
+            config,
+            first_week=QUICK["first_week"],
+            last_week=QUICK["last_week"],
+            retrain_every=QUICK["retrain_every"],
+        )
+    config = replace(
+        config,
+        first_week=config.first_week if first_week is None else first_week,
+        last_week=config.last_week if last_week is None else last_week,
+        retrain_every=config.retrain_every if retrain_every is None else retrain_every,
+    )
     config.check()
     frame = load_reference()
     bar, update = _progress_bar("Replaying weeks")
     with bar:
-        result = run_backtest(frame, config, progress=update)
+        result = run_backtest(frame, config, progress=update, cells=GRID if grid else None)
     if weeks_csv is not None:
         write_atomic(weeks_csv, result.weeks.to_csv(index=False).encode("utf-8"))
+    summary = result.summary()
     if as_json:
-        typer.echo(json.dumps(result.as_dict()))
+        typer.echo(json.dumps(summary))
         return
-    d = result.as_dict()
+    window_of = summary["window"]
     typer.echo(
-        f"Weeks {d['first_week']}-{d['last_week']} ({d['scored_weeks']} weeks, "
-        f"{d['calls_all']} customers, {d['subscribers']} subscribers), cost {cost:g} / value "
-        f"{value:g}:\n"
-        f"  model          profit {d['profit_model']:>12,.0f}   calls {d['calls_model']:>6}   "
-        f"subscribers reached {d['subscribers_reached']} ({d['subscribers_reached_share']:.1%})\n"
-        f"  call everyone  profit {d['profit_call_all']:>12,.0f}   calls {d['calls_all']:>6}\n"
-        f"  uplift {d['uplift']:+,.0f} ({d['uplift_pct_of_call_all']:+.1f}% of calling everyone);"
-        f" calibration error {d['ece']:.3f} (before recalibration "
-        f"{d['ece_before_recalibration']:.3f});"
-        f" top half of each week holds {d['top_half_share']:.1%} of subscribers"
+        f"Weeks {window_of['first_week']}-{window_of['last_week']} ({window_of['rows']:,} "
+        f"customers). Calibration error {summary['ece']:.3f}; gap between a week's mean "
+        f"probability and its rate {summary['weekly_rate_gap']:.3f} (row-weighted)."
     )
+    typer.echo(
+        f"{'cost/value':>10} {'model':>10} {'everyone':>10} {'nobody':>7} {'rate rule':>10} "
+        f"{'hindsight':>10} {'expected':>10} {'80% range':>23} {'covered':>7} "
+        f"{'week err':>8} {'worst wk':>9}"
+    )
+    for cell in summary["cells"]:
+        coverage = "–" if cell["coverage"] is None else f"{cell['coverage']:.0%}"
+        typer.echo(
+            f"{cell['cost']:>4g}/{cell['value']:<5g} {cell['profit_model']:>10,.0f} "
+            f"{cell['profit_call_all']:>10,.0f} {0:>7,.0f} {cell['profit_rate_rule']:>10,.0f} "
+            f"{cell['profit_hindsight_weekly']:>10,.0f} {cell['expected_profit_model']:>10,.0f} "
+            f"{cell['expected_low']:>11,.0f}-{cell['expected_high']:<11,.0f} {coverage:>7} "
+            f"{cell['weekly_abs_error']:>8,.0f} {cell['worst_week_loss']:>9,.0f}"
+        )
 
 
 @app.command("issue")
 def issue_cmd(
     cohort: Annotated[str, typer.Option(help="Cohort id or week label (see 'monitor').")],
-    out: Annotated[Path, typer.Option(help="CSV file of the customers to call.")] = Path(
+    out: Annotated[Path, typer.Option(help="File to write (its format: see --format).")] = Path(
         "call_list.csv"
     ),
+    file_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="csv (for people, the dashboard's CSV), dialler (machine-readable columns) "
+            "or xlsx (Excel with an About sheet); default: from the file name.",
+        ),
+    ] = None,
     threshold: Annotated[
         float | None, typer.Option(help="Call at or above this probability (default: as scored).")
     ] = None,
     top: Annotated[int | None, typer.Option("--top", help="Call the N most likely.")] = None,
+    capacity: Annotated[
+        int | None, typer.Option(help="The most calls the call centre can make.")
+    ] = None,
+    do_not_call: Annotated[
+        Path | None, typer.Option(help="A file of customer ids never to call.")
+    ] = None,
     holdout: Annotated[
         float, typer.Option(help="Share drawn at random as business as usual (e.g. 0.1).")
     ] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Seed of the hold-out draw.")] = None,
 ) -> None:
-    """Issue a call list from a logged scoring, optionally with an A/B hold-out group."""
+    """Issue a call list from a logged scoring (the same file the dashboard gives)."""
     from termdeposit.core.config import default_settings
     from termdeposit.data import exports
-    from termdeposit.decisions import abtest
-    from termdeposit.modeling.predict import decisions
-    from termdeposit.storage.store import open_store
+    from termdeposit.decisions.calllist import read_do_not_call
+    from termdeposit.insight import explain
+    from termdeposit.services import call_lists
 
     if threshold is not None and top is not None:
         raise TermDepositError("Give either --threshold or --top, not both.")
-    store = open_store()
-    chosen = store.find_cohort(cohort)
-    runs = store.scoring_runs(int(chosen["id"]))
-    if runs.empty:
-        raise TermDepositError(f"Cohort {chosen['id']} has no logged scoring.")
-    run = runs.iloc[-1]
-    scored = store.predictions(int(run["id"]))
+    fmt = file_format or ("xlsx" if out.suffix.lower() == ".xlsx" else "csv")
+    logged = call_lists.logged_scoring(cohort)
     if threshold is None and top is None:
-        threshold = None if run["threshold"] is None else float(run["threshold"])
-        top = None if threshold is not None else int(run["top_n"])
-    probabilities = scored["probability"].to_numpy(float)
-    plan = abtest.plan_holdout(
-        scored["customer_id"],
-        probabilities,
-        decisions(probabilities, threshold, top),
-        holdout,
-        seed,
+        threshold, top = logged.threshold, logged.top_n
+    if top is not None:
+        threshold, capacity = 0.0, top if capacity is None else min(capacity, top)
+    blocked = (
+        read_do_not_call(do_not_call.read_bytes(), do_not_call.name) if do_not_call else set()
     )
-    list_id = abtest.issue_call_list(
-        plan,
-        file_sha256=str(chosen["file_sha256"]),
-        model_version=str(run["model_version"]),
-        threshold=threshold,
-        settings=default_settings(),
+    request = call_lists.CallListRequest(
+        threshold=float(threshold if threshold is not None else 0.0),
+        capacity=capacity,
+        do_not_call=call_lists.do_not_call_ids(blocked),
+        holdout_share=holdout,
+        seed=seed,
     )
-    from termdeposit.decisions.calllist import CALLER_COLUMNS
-
-    inputs = store.cohort_inputs(int(chosen["id"]))
-    for column in ("age", "campaign", "pdays", "previous"):
-        inputs[column] = inputs[column].astype("int64")
-    calls = (
-        plan.to_call()
-        .drop(columns="call")
-        .merge(inputs.loc[:, ["customer_id", *CALLER_COLUMNS]], on="customer_id")
+    reasons, note, card = None, None, None
+    try:
+        model = registry.load_model(logged.model_version)
+        card = model.card
+        reasons = call_lists.model_reasons(explain.build_explainer(model), logged.scored)
+    except TermDepositError as exc:
+        note = f"Reasons: not available (model {logged.model_version}: {exc.message})"
+    prepared = call_lists.prepare_call_list(
+        logged.scored,
+        default_settings(),
+        request,
+        cohort_name=logged.cohort_name,
+        model_version=logged.model_version,
+        reasons=reasons,
+        reasons_note=note,
+        model_card=card,
     )
-    notes = [
-        f"call list {list_id} for cohort {chosen['id']} ({chosen['week_label']})",
-        f"model {run['model_version']}; "
-        + (f"threshold {threshold:.4f}" if threshold is not None else f"top {top}"),
-        f"hold-out share {holdout:g}, seed {plan.seed}" if holdout else "no hold-out group",
-    ]
-    exports.write_atomic(out, exports.to_csv_bytes(calls, notes))
-    typer.echo(
-        f"Issued call list {list_id}: {plan.calls} customers to call"
-        + (
-            f" ({(plan.members['group'] == 'holdout').sum()} in the hold-out group, seed "
-            f"{plan.seed})"
-            if holdout
-            else ""
-        )
-        + f". Wrote {out}."
-    )
+    issued = call_lists.record_call_list(prepared, file_sha256=logged.file_sha256)
+    exports.write_atomic(out, issued.file_bytes(fmt))
+    typer.echo(f"Issued call list {issued.list_id}: {issued.count_words()}. Wrote {out}.")
+    if issued.forecast is not None:
+        for line in issued.forecast.lines():
+            typer.echo(line)
+    if note:
+        typer.echo(note, err=True)
 
 
 @app.command("ab-report")
@@ -771,8 +899,8 @@ def demo_outcomes_cmd(
     """For demos: the outcomes a cohort cut from the reference data would bring back."""
     from termdeposit.data.dataset import load_reference
     from termdeposit.data.exports import write_atomic
-    from termdeposit.ops.feedback import outcomes_file, simulated_outcomes
     from termdeposit.ops.monitoring import cohort_plan
+    from termdeposit.services.outcomes import outcomes_file, simulated_outcomes
     from termdeposit.storage.store import open_store
 
     store = open_store()
@@ -849,8 +977,15 @@ def bootstrap_cmd(
     if registry.production_version() is None:
         typer.echo(f"Model: none in production, training the {profile} profile...")
         train_cmd(profile=profile, promote=True, seed=0)
-    else:
-        typer.echo(f"Model: {registry.production_version()} in production.")
+        return
+    version = registry.production_version()
+    try:
+        registry.load_model(version)  # checksums and signature: a model saved before signing
+    except TermDepositError as exc:  # or elsewhere is refused, and the user is told what to do
+        typer.secho(f"Model: {version} is in production but cannot be used.", fg="yellow")
+        typer.echo(f"  {exc.message}\n  {exc.hint}")
+        return
+    typer.echo(f"Model: {version} in production (verified).")
 
 
 def main() -> None:

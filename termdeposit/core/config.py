@@ -2,7 +2,8 @@
 
 Every path is read when asked for (not at import), so tests and deployments can point the
 product elsewhere with ``TERMDEPOSIT_DATA``, ``TERMDEPOSIT_PROCESSED``, ``TERMDEPOSIT_MODELS``
-and ``TERMDEPOSIT_DB_URL``.
+(a folder or an ``s3://bucket/prefix``), ``TERMDEPOSIT_KEY_FILE`` (the model signing key) and
+``TERMDEPOSIT_DB_URL``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from termdeposit.core.money import DEFAULT_CALL_COST, DEFAULT_SUBSCRIPTION_VALUE, break_even
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,9 +51,46 @@ def processed_dir() -> Path:
     return _env_path("TERMDEPOSIT_PROCESSED", PROJECT_ROOT / "data" / "processed")
 
 
-def models_dir() -> Path:
-    """Folder of versioned models (``TERMDEPOSIT_MODELS``, default models/)."""
+def is_url(location: str | Path) -> bool:
+    """Whether a location is an object-storage URL (``s3://bucket/prefix``), not a folder."""
+    return isinstance(location, str) and "://" in location
+
+
+def models_location() -> str | Path:
+    """Where versioned models live (``TERMDEPOSIT_MODELS``, default models/): a folder, or an
+    object-storage prefix such as ``s3://bucket/models`` (kept as the URL string)."""
+    value = os.environ.get("TERMDEPOSIT_MODELS", "").strip()
+    if is_url(value):
+        return value.rstrip("/")
     return _env_path("TERMDEPOSIT_MODELS", PROJECT_ROOT / "models")
+
+
+def models_dir() -> Path:
+    """Folder of versioned models (``TERMDEPOSIT_MODELS``, default models/) when it is a local
+    folder; use :func:`models_location` where object storage is possible too."""
+    location = models_location()
+    if isinstance(location, str):
+        raise ValueError(f"TERMDEPOSIT_MODELS is an object-storage URL, not a folder: {location}")
+    return location
+
+
+def signing_key_file() -> Path:
+    """File holding this installation's model signing key (``TERMDEPOSIT_KEY_FILE``; default
+    ``$XDG_CONFIG_HOME/termdeposit/signing.key``, else ``~/.config/termdeposit/signing.key``).
+
+    Kept outside the models folder on purpose: whoever can write a model must not be able to
+    sign it too.
+    """
+    value = os.environ.get("TERMDEPOSIT_KEY_FILE", "").strip()
+    if value:
+        return Path(value).expanduser().resolve()
+    base = os.environ.get("XDG_CONFIG_HOME", "").strip()
+    if not base:
+        try:
+            base = str(Path.home() / ".config")
+        except RuntimeError:  # no home folder (a bare container user)
+            base = str(PROJECT_ROOT / ".config")
+    return Path(base).expanduser().resolve() / "termdeposit" / "signing.key"
 
 
 def db_url() -> str:
@@ -69,14 +109,14 @@ class BusinessSettings:
         capacity: calls the call centre can make this week, or None for no limit.
     """
 
-    call_cost: float = 5.0
-    subscription_value: float = 100.0
+    call_cost: float = DEFAULT_CALL_COST
+    subscription_value: float = DEFAULT_SUBSCRIPTION_VALUE
     capacity: int | None = None
 
     @property
     def break_even(self) -> float:
         """Probability above which a call pays for itself (cost / value)."""
-        return self.call_cost / self.subscription_value
+        return break_even(self.call_cost, self.subscription_value)
 
     def as_dict(self) -> dict[str, float | int | None]:
         """Return the settings as a plain dict (for logs, cards and exports)."""
@@ -86,6 +126,8 @@ class BusinessSettings:
 def default_settings() -> BusinessSettings:
     """Business defaults, overridable by ``TERMDEPOSIT_CALL_COST`` / ``..._SUBSCRIPTION_VALUE``."""
     return BusinessSettings(
-        call_cost=float(os.environ.get("TERMDEPOSIT_CALL_COST", 5.0)),
-        subscription_value=float(os.environ.get("TERMDEPOSIT_SUBSCRIPTION_VALUE", 100.0)),
+        call_cost=float(os.environ.get("TERMDEPOSIT_CALL_COST", DEFAULT_CALL_COST)),
+        subscription_value=float(
+            os.environ.get("TERMDEPOSIT_SUBSCRIPTION_VALUE", DEFAULT_SUBSCRIPTION_VALUE)
+        ),
     )

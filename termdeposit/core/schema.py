@@ -97,6 +97,8 @@ CONTEXT_INPUTS: tuple[str, ...] = (
     "euribor3m",
     "nr.employed",
 )
+#: ``pdays`` value meaning "never contacted in an earlier campaign" (the data set's code).
+PDAYS_NEVER = 999
 #: Inputs whose blank cells mean the data set's ``unknown``.
 UNKNOWN_ALLOWED = tuple(c for c, v in CATEGORICAL_INPUTS.items() if "unknown" in v)
 

@@ -35,6 +35,21 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 _FLOAT_FAST_RANGE = (1e-4, 1e9)
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+_POOLS_LOCK = threading.Lock()
+
+
+def shared_pool(workers: int) -> ThreadPoolExecutor:
+    """A long-lived pool: the same threads every call (new threads each time would each get
+    their own malloc arena, and the process would keep their freed memory)."""
+    with _POOLS_LOCK:
+        if workers not in _POOLS:
+            _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="termdeposit")
+        return _POOLS[workers]
+
+
 class FastPathDeclinedError(Exception):
     """The fast path cannot vouch for a result identical to the plain path's."""
 
@@ -340,7 +355,7 @@ def _csv_bytes_fast(frame: pd.DataFrame, header: bool) -> bytes:
     head = neutralise_frame(frame.iloc[:0]).to_csv(index=False).encode("utf-8") if header else b""
     pieces = [frame.iloc[s : s + WRITE_BATCH_ROWS] for s in range(0, len(frame), WRITE_BATCH_ROWS)]
     # Arrow's kernels release the GIL: pieces are formatted side by side, joined in order.
-    lines = _pool(2).map(_lines, pieces) if len(pieces) > 1 else map(_lines, pieces)
+    lines = shared_pool(2).map(_lines, pieces) if len(pieces) > 1 else map(_lines, pieces)
     return b"".join([head, *lines])
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from termdeposit.core import money
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import ID_COLUMN
@@ -250,7 +251,7 @@ def ab_results(
     known = merged["called"].notna().to_numpy()
     called = merged["called"].fillna(False).astype(bool).to_numpy()
     subscribed = merged["subscribed"].fillna(False).astype(bool).to_numpy() & called
-    profit = value * subscribed - cost * called
+    profit = money.profit(subscribed, called, cost, value)
     groups = []
     arrays = {}
     for name in (MODEL, HOLDOUT):

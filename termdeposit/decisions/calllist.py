@@ -42,6 +42,37 @@ CALLER_COLUMNS = (
 LIST_COLUMNS = (ID_COLUMN, "rank", "probability", "decision", *CALLER_COLUMNS)
 #: Probabilities are written with this many decimals (enough to keep the ranking readable).
 PROBABILITY_DECIMALS = 4
+#: Priority bands by the customer's chance of subscribing (lowest chance of each band): a
+#: caller sees at a glance who is most worth the effort, without reading probabilities.
+PRIORITY_BANDS = (("high", 0.30), ("medium", 0.10), ("low", 0.0))
+#: The ``group`` of a customer on an issued list: chosen by the model, or drawn at random
+#: from the business-as-usual hold-out for the A/B comparison.
+GROUP_MODEL = "model"
+GROUP_HOLDOUT = "holdout"
+REASON_COLUMNS = ("reason_1", "reason_2", "reason_3")
+#: The dialler file's columns, in order: stable, machine-readable names (README, "Call list
+#: files"). A dialler imports this file; people read the other one.
+DIALLER_COLUMNS = (
+    ID_COLUMN,
+    "rank",
+    "probability",
+    "priority",
+    "group",
+    *REASON_COLUMNS,
+    *CALLER_COLUMNS,
+)
+#: Column headers of the people's files (CSV and Excel), by dialler column.
+PEOPLE_HEADERS = {
+    "rank": "Rank",
+    ID_COLUMN: "Customer id",
+    "priority": "Priority",
+    "chance": "Chance of subscribing",
+    "reason_1": "Why call (1)",
+    "reason_2": "Why call (2)",
+    "reason_3": "Why call (3)",
+    "group": "Chosen by",
+}
+_GROUP_WORDS = {GROUP_MODEL: "the model", GROUP_HOLDOUT: "random draw (A/B comparison)"}
 
 
 @dataclass
@@ -113,6 +144,17 @@ def build_call_list(
         do_not_call_ids=len(blocked),
         do_not_call_in_cohort=int(on_dnc.sum()),
     )
+
+
+def called_mask(
+    scored: pd.DataFrame,
+    threshold: float,
+    capacity: int | None = None,
+    do_not_call: Iterable[str] | None = None,
+) -> np.ndarray:
+    """True for each customer of ``scored`` that :func:`build_call_list` would call."""
+    chosen = build_call_list(scored, threshold, capacity, do_not_call)
+    return scored[ID_COLUMN].isin(chosen.frame[ID_COLUMN]).to_numpy()
 
 
 def filter_call_list(
@@ -216,12 +258,49 @@ def file_stem(cohort_name: str | None, model_version: str | None) -> str:
     return f"call_list_{cohort}_{version or 'model'}"
 
 
+def priority_of(probabilities: np.ndarray | pd.Series) -> np.ndarray:
+    """``high`` / ``medium`` / ``low`` by chance of subscribing (:data:`PRIORITY_BANDS`)."""
+    p = np.asarray(probabilities, dtype=float)
+    out = np.full(len(p), PRIORITY_BANDS[-1][0], dtype=object)
+    for name, lowest in reversed(PRIORITY_BANDS[:-1]):
+        out[p >= lowest] = name
+    return out
+
+
+def priority_words() -> str:
+    """How the bands are cut, in words (for the About sheet and the page)."""
+    (high, h), (medium, m), _ = PRIORITY_BANDS
+    return (
+        f"Priority: {high} = chance of {h:.0%} or more, {medium} = {m:.0%} to {h:.0%}, "
+        f"low = under {m:.0%}"
+    )
+
+
+def count_words(call_list: CallList) -> str:
+    """How many customers are on the list and why, in one sentence a call-centre lead reads.
+
+    E.g. "20 customers to call: 18 chosen by the model, 2 drawn at random from the
+    business-as-usual group (A/B comparison)".
+    """
+    n = len(call_list)
+    groups = call_list.frame.get("group")
+    held = int((groups == GROUP_HOLDOUT).sum()) if groups is not None else 0
+    noun = "customer" if n == 1 else "customers"
+    if not held:
+        return f"{n:,} {noun} to call, all chosen by the model"
+    return (
+        f"{n:,} {noun} to call: {n - held:,} chosen by the model, {held:,} drawn at random "
+        "from the business-as-usual group (A/B comparison)"
+    )
+
+
 def export_notes(
     call_list: CallList,
     settings: BusinessSettings,
     cohort_name: str | None,
     model_version: str | None,
     cohort_size: int | None = None,
+    extra: list[str] | None = None,
 ) -> list[str]:
     """Plain-language lines saying how the list was made (for the xlsx About sheet)."""
     from termdeposit.decisions.economics import format_count, format_money, format_percent
@@ -245,28 +324,77 @@ def export_notes(
         f"removed by the do-not-call list: {format_count(call_list.removed_do_not_call)}; "
         f"left out for capacity: {format_count(call_list.cut_by_capacity)}",
         "Filters: " + ("; ".join(call_list.filters) if call_list.filters else "none"),
-        f"Customers in this file: {format_count(len(call_list))}, ranked by probability "
+        f"Customers in this file: {count_words(call_list)}; ranked by probability "
         "(rank 1 = most likely to subscribe in the whole cohort)",
+        priority_words(),
+        "Why call: what sets each customer apart from this week's other customers, as the "
+        "model sees it (up to three reasons)",
+        *(extra or []),
     ]
     return notes
 
 
 def export_table(call_list: CallList) -> pd.DataFrame:
-    """The table written to the files: list columns, probability rounded, rank order."""
+    """The dialler table: :data:`DIALLER_COLUMNS` in rank order, probability rounded.
+
+    Every column is always present (reasons empty when the model could not be explained,
+    group ``model`` when the list has no hold-out), so a dialler's import never breaks.
+    """
     table = call_list.frame.sort_values("rank", kind="stable").reset_index(drop=True)
-    table["probability"] = table["probability"].round(PROBABILITY_DECIMALS)
-    return table
+    table["probability"] = table["probability"].astype(float).round(PROBABILITY_DECIMALS)
+    table["priority"] = priority_of(table["probability"])
+    if "group" not in table:
+        table["group"] = GROUP_MODEL
+    for column in REASON_COLUMNS:
+        if column not in table:
+            table[column] = ""
+    return table.loc[:, [c for c in DIALLER_COLUMNS if c in table]]
+
+
+def people_table(call_list: CallList, chance_as_text: bool = True) -> pd.DataFrame:
+    """The table people read (page, CSV, Excel): human headers, values in words, chance in %.
+
+    Args:
+        chance_as_text: the chance as text (``12.3%``, for files) or as a number of percent
+            (12.3, for a table that sorts and draws bars).
+    """
+    from termdeposit.core.labels import FEATURE_LABELS, value_words
+
+    table = export_table(call_list)
+    out = pd.DataFrame(
+        {
+            PEOPLE_HEADERS["rank"]: table["rank"].to_numpy(),
+            PEOPLE_HEADERS[ID_COLUMN]: table[ID_COLUMN].to_numpy(),
+            PEOPLE_HEADERS["priority"]: table["priority"].str.capitalize().to_numpy(),
+            PEOPLE_HEADERS["chance"]: (
+                [f"{p:.1%}" for p in table["probability"]]
+                if chance_as_text
+                else (100 * table["probability"]).to_numpy()
+            ),
+            **{PEOPLE_HEADERS[c]: table[c].to_numpy() for c in REASON_COLUMNS if c in table},
+            PEOPLE_HEADERS["group"]: table["group"].map(_GROUP_WORDS).to_numpy(),
+        }
+    )
+    for column in CALLER_COLUMNS:
+        if column in table:
+            out[FEATURE_LABELS[column]] = [value_words(column, v) for v in table[column]]
+    return out
 
 
 def export_csv(call_list: CallList) -> bytes:
-    """The list as CSV for Excel and diallers: UTF-8 with BOM, header then one row a customer.
+    """The list for people, as CSV for Excel: UTF-8 with BOM, human headers, one row a customer.
 
-    The notes are not written into the CSV (a dialler importing it would read them as
+    The notes are not written into the CSV (a program importing it would read them as
     customers); they are in the xlsx About sheet and in the file name.
     """
+    return to_csv_bytes(people_table(call_list))
+
+
+def export_dialler_csv(call_list: CallList) -> bytes:
+    """The list for a dialler: :data:`DIALLER_COLUMNS`, machine-readable, no notes."""
     return to_csv_bytes(export_table(call_list))
 
 
 def export_xlsx(call_list: CallList, notes: list[str]) -> bytes:
     """The list as an Excel workbook: ``Call list`` sheet and an ``About`` sheet with the notes."""
-    return to_xlsx_bytes(export_table(call_list), notes)
+    return to_xlsx_bytes(people_table(call_list), notes)

@@ -13,11 +13,13 @@ expected conversion rates); realised figures use the outcomes ``y`` when a cohor
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
+from termdeposit.core import money
 from termdeposit.core.config import BusinessSettings
 
 
@@ -145,9 +147,9 @@ def summarise(
     calls = int(min(max(calls, 0), n))
     cost_per_call, value = settings.call_cost, settings.subscription_value
     expected = float(curve.expected[calls])
-    everyone = value * float(curve.expected[n]) - cost_per_call * n
+    everyone = money.profit(float(curve.expected[n]), n, cost_per_call, value)
     mean_p = float(curve.expected[n]) / n if n else 0.0
-    at_random = calls * (value * mean_p - cost_per_call)
+    at_random = money.profit(calls * mean_p, calls, cost_per_call, value)
     summary = ThresholdSummary(
         threshold=float(threshold),
         calls=calls,
@@ -155,7 +157,7 @@ def summarise(
         expected_subscriptions=expected,
         cost=cost_per_call * calls,
         expected_revenue=value * expected,
-        expected_profit=value * expected - cost_per_call * calls,
+        expected_profit=money.profit(expected, calls, cost_per_call, value),
         profit_calling_everyone=everyone,
         profit_calling_at_random=at_random,
     )
@@ -170,10 +172,13 @@ def summarise(
         summary,
         realised_subscriptions=realised,
         realised_revenue=value * realised,
-        realised_profit=value * realised - cost_per_call * known_called,
-        realised_profit_calling_everyone=value * float(curve.realised[n])
-        - cost_per_call * known_all,
-        realised_profit_calling_at_random=known_called * (value * rate - cost_per_call),
+        realised_profit=money.profit(realised, known_called, cost_per_call, value),
+        realised_profit_calling_everyone=money.profit(
+            float(curve.realised[n]), known_all, cost_per_call, value
+        ),
+        realised_profit_calling_at_random=money.profit(
+            known_called * rate, known_called, cost_per_call, value
+        ),
         outcomes_known_called=known_called,
         outcomes_known=known_all,
     )
@@ -239,8 +244,9 @@ def _best_cut(curve: ThresholdCurve, settings: BusinessSettings, realised: bool)
         subscribers, calls = curve.realised[cuts], curve.known[cuts]
     else:
         subscribers, calls = curve.expected[cuts], cuts
-    profit = settings.subscription_value * subscribers - settings.call_cost * calls
-    return int(cuts[int(np.argmax(profit))])
+    return money.best_cut(
+        cuts, subscribers, calls, settings.call_cost, settings.subscription_value
+    )
 
 
 def optimal_calls(curve: ThresholdCurve, settings: BusinessSettings) -> int:
@@ -253,9 +259,14 @@ def optimal_threshold(curve: ThresholdCurve, settings: BusinessSettings) -> floa
     return threshold_for_calls(curve, optimal_calls(curve, settings))
 
 
+def hindsight_calls(curve: ThresholdCurve, settings: BusinessSettings) -> int:
+    """The number of calls that would have maximised realised profit (needs outcomes)."""
+    return _best_cut(curve, settings, realised=True)
+
+
 def hindsight_threshold(curve: ThresholdCurve, settings: BusinessSettings) -> float:
     """The threshold that would have maximised realised profit (needs outcomes)."""
-    return threshold_for_calls(curve, _best_cut(curve, settings, realised=True))
+    return threshold_for_calls(curve, hindsight_calls(curve, settings))
 
 
 def capacity_calls(curve: ThresholdCurve, capacity: int) -> int:
@@ -301,7 +312,9 @@ def curve_table(
             "expected_subscriptions": expected,
             "cost": settings.call_cost * cuts,
             "expected_revenue": settings.subscription_value * expected,
-            "expected_profit": settings.subscription_value * expected - settings.call_cost * cuts,
+            "expected_profit": money.profit(
+                expected, cuts, settings.call_cost, settings.subscription_value
+            ),
             "gain": expected / total if total > 0 else np.zeros(len(cuts)),
         }
     )
@@ -311,8 +324,8 @@ def curve_table(
         assert curve.realised is not None and curve.known is not None
         realised = curve.realised[cuts]
         table["realised_subscriptions"] = realised
-        table["realised_profit"] = (
-            settings.subscription_value * realised - settings.call_cost * curve.known[cuts]
+        table["realised_profit"] = money.profit(
+            realised, curve.known[cuts], settings.call_cost, settings.subscription_value
         )
         subscribers = float(curve.realised[n])
         table["realised_gain"] = realised / subscribers if subscribers > 0 else np.nan
@@ -364,6 +377,384 @@ def calibration_table(
         for g in groups
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def calls_for_budget(curve: ThresholdCurve, settings: BusinessSettings, budget: float) -> int:
+    """The most calls a budget in euros pays for, at a threshold (whole groups of equal scores).
+
+    With a call cost of zero every customer fits any budget.
+    """
+    if settings.call_cost <= 0:
+        return curve.size
+    affordable = int(math.floor(max(float(budget), 0.0) / settings.call_cost + 1e-9))
+    return capacity_calls(curve, min(affordable, curve.size))
+
+
+#: The three ways a manager can state a choice (see :func:`resolve_choice`).
+CHOICE_MODES = ("threshold", "calls", "budget")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Whom to call, as the manager put it, resolved on a cohort.
+
+    Attributes:
+        mode: ``threshold``, ``calls`` or ``budget`` (how the choice was stated).
+        threshold: call everyone at or above this probability.
+        calls: customers called (after the capacity, when one applies).
+        budget: what those calls cost, in euros.
+        capped: True when the capacity cut the calls the threshold selects.
+    """
+
+    mode: str
+    threshold: float
+    calls: int
+    budget: float
+    capped: bool = False
+
+
+def resolve_choice(
+    curve: ThresholdCurve,
+    settings: BusinessSettings,
+    mode: str,
+    value: float,
+    capacity: int | None = None,
+) -> Choice:
+    """Turn a threshold, a number of calls or a budget into the same (threshold, calls, budget).
+
+    A number of calls or a budget is met by the lowest threshold whose calls fit it (customers
+    with equal scores are called together), so the three controls always agree. The capacity,
+    when given, cuts the calls as on the call list.
+
+    Args:
+        mode: ``threshold`` (``value`` a probability), ``calls`` (a count) or ``budget`` (euros).
+        value: the amount stated.
+        capacity: the most calls the call centre can make, or None.
+
+    Raises:
+        ValueError: an unknown mode.
+    """
+    if mode == "threshold":
+        threshold = min(max(float(value), 0.0), 1.0)
+    elif mode == "calls":
+        wanted = int(min(max(round(float(value)), 0), curve.size))
+        threshold = threshold_for_calls(curve, capacity_calls(curve, wanted))
+    elif mode == "budget":
+        threshold = threshold_for_calls(curve, calls_for_budget(curve, settings, value))
+    else:
+        raise ValueError(f"Unknown choice mode {mode!r}; use one of {CHOICE_MODES}.")
+    wanted = calls_at(curve, threshold)
+    calls = selected_calls(curve, threshold, capacity)
+    return Choice(mode, threshold, calls, settings.call_cost * calls, capped=calls < wanted)
+
+
+def recommended_calls(
+    curve: ThresholdCurve, settings: BusinessSettings, capacity: int | None = None
+) -> int:
+    """The most profitable number of calls that fits the capacity.
+
+    Expected profit rises while the next customer's probability is above break-even and falls
+    after, so under a capacity the best is the smaller of the unlimited optimum and the most
+    calls a threshold can give within the capacity.
+    """
+    best = optimal_calls(curve, settings)
+    return best if capacity is None else min(best, capacity_calls(curve, capacity))
+
+
+def recommended_threshold(
+    curve: ThresholdCurve, settings: BusinessSettings, capacity: int | None = None
+) -> float:
+    """The threshold that follows the money: most expected profit within the capacity."""
+    return threshold_for_calls(curve, recommended_calls(curve, settings, capacity))
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """How much a choice earns less than the better simple policy (call everyone or nobody).
+
+    Attributes:
+        policy: ``everyone`` or ``nobody``.
+        policy_profit: expected profit of that policy.
+        amount: expected profit given up by the choice (positive).
+    """
+
+    policy: str
+    policy_profit: float
+    amount: float
+
+    def sentence(self, what: str = "This choice") -> str:
+        """The shortfall in words, e.g. "earns €598 less than calling nobody (€0)"."""
+        other = "calling everyone" if self.policy == "everyone" else "calling nobody"
+        return (
+            f"{what} is expected to earn {format_money(self.amount)} less than {other} "
+            f"({format_money(self.policy_profit)})."
+        )
+
+
+def shortfall(
+    summary: ThresholdSummary, tolerance: float = 0.5, everyone_possible: bool = True
+) -> Shortfall | None:
+    """The simple policy a choice loses to, with the amount; None when it earns at least as much.
+
+    Args:
+        summary: the figures of the choice (:func:`summary_at`).
+        tolerance: differences under this many euros are rounding, not a loss.
+        everyone_possible: False when a capacity rules out calling everyone (then only
+            calling nobody is compared).
+    """
+    everyone = summary.profit_calling_everyone if everyone_possible else -math.inf
+    nobody = 0.0
+    policy, best = ("everyone", everyone) if everyone > nobody else ("nobody", nobody)
+    gap = best - summary.expected_profit
+    return Shortfall(policy, best, gap) if gap > tolerance else None
+
+
+def describe_against(value: float, baseline: float, baseline_name: str) -> str:
+    """A figure against a baseline in words that hold when the baseline loses money.
+
+    ``+4.0% more than calling everyone`` only makes sense for a positive baseline; when the
+    baseline is zero or a loss the amounts are given instead ("€19,890 where calling
+    everyone loses €44,740").
+    """
+    if baseline > 0:
+        change = (value - baseline) / baseline
+        word = "more" if change >= 0 else "less"
+        return f"{100 * abs(change):.1f}% {word} than {baseline_name}"
+    verb = "loses" if baseline < 0 else "earns"
+    amount = format_money(abs(baseline))
+    return f"{format_money(value)} where {baseline_name} {verb} {amount}"
+
+
+def capped_curve_table(
+    curve: ThresholdCurve,
+    settings: BusinessSettings,
+    capacity: int | None = None,
+    max_points: int = 800,
+) -> pd.DataFrame:
+    """:func:`curve_table` with every threshold's calls cut to the capacity.
+
+    Below the threshold that fills the capacity, lowering the threshold adds no call: the
+    figures stay flat there, as on the call list. ``capped`` marks those rows.
+    """
+    table = curve_table(curve, settings, max_points)
+    table["capped"] = False
+    if capacity is None or curve.size == 0:
+        return table
+    limit = min(int(capacity), curve.size)
+    over = table["calls"] > limit
+    if not over.any():
+        return table
+    n = curve.size
+    expected = float(curve.expected[limit])
+    table.loc[over, "calls"] = limit
+    table.loc[over, "share_called"] = limit / n
+    table.loc[over, "expected_subscriptions"] = expected
+    table.loc[over, "cost"] = settings.call_cost * limit
+    table.loc[over, "expected_revenue"] = settings.subscription_value * expected
+    table.loc[over, "expected_profit"] = settings.subscription_value * expected - (
+        settings.call_cost * limit
+    )
+    total = float(curve.expected[n])
+    table.loc[over, "gain"] = expected / total if total > 0 else 0.0
+    table.loc[over, "lift"] = (expected / total) / (limit / n) if total > 0 and limit else np.nan
+    if curve.has_outcomes:
+        assert curve.realised is not None and curve.known is not None
+        realised = float(curve.realised[limit])
+        table.loc[over, "realised_subscriptions"] = realised
+        table.loc[over, "realised_profit"] = settings.subscription_value * realised - (
+            settings.call_cost * float(curve.known[limit])
+        )
+        subscribers = float(curve.realised[n])
+        table.loc[over, "realised_gain"] = realised / subscribers if subscribers > 0 else np.nan
+    table["capped"] = over
+    return table
+
+
+def decile_table(curve: ThresholdCurve, groups: int = 10) -> pd.DataFrame:
+    """The cohort in tenths by rank: scores, expected and realised subscribers, precision.
+
+    Columns: ``decile`` (1 = best tenth), ``customers``, ``lowest``, ``highest`` (probabilities),
+    ``expected_rate`` (mean probability), ``cumulative_expected_precision`` (expected
+    subscribers per call when calling down to this tenth), ``cumulative_expected_gain``; with
+    outcomes also ``subscribers``, ``rate``, ``cumulative_precision``, ``cumulative_gain``
+    (share of the week's subscribers reached) and ``cumulative_lift``.
+    """
+    n = curve.size
+    ends = np.unique(np.ceil(np.arange(1, groups + 1) * n / groups).astype(int))
+    ends = ends[ends > 0]
+    starts = np.concatenate([[0], ends[:-1]])
+    p, expected = curve.probabilities, curve.expected
+    total = float(expected[n]) if n else 0.0
+    table = pd.DataFrame(
+        {
+            "decile": np.arange(1, len(ends) + 1),
+            "customers": ends - starts,
+            "lowest": p[ends - 1] if n else [],
+            "highest": p[starts] if n else [],
+            "expected_rate": (expected[ends] - expected[starts]) / np.maximum(ends - starts, 1),
+            "cumulative_expected_precision": expected[ends] / ends,
+            "cumulative_expected_gain": expected[ends] / total if total > 0 else np.nan,
+        }
+    )
+    if curve.has_outcomes:
+        assert curve.realised is not None and curve.known is not None
+        realised, known = curve.realised, curve.known
+        subscribers = float(realised[n])
+        known_in = known[ends] - known[starts]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            table["subscribers"] = (realised[ends] - realised[starts]).astype(int)
+            table["rate"] = np.where(known_in > 0, table["subscribers"] / known_in, np.nan)
+            table["cumulative_precision"] = np.where(
+                known[ends] > 0, realised[ends] / known[ends], np.nan
+            )
+            table["cumulative_gain"] = realised[ends] / subscribers if subscribers else np.nan
+            base = subscribers / float(known[n])
+            table["cumulative_lift"] = table["cumulative_precision"] / base if base else np.nan
+    return table
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """Called or not against subscribed or not, among customers whose outcome is known."""
+
+    called_subscribed: int
+    called_not: int
+    not_called_subscribed: int
+    not_called_not: int
+
+    @property
+    def precision(self) -> float | None:
+        """Share of the known calls that subscribed."""
+        called = self.called_subscribed + self.called_not
+        return self.called_subscribed / called if called else None
+
+    @property
+    def recall(self) -> float | None:
+        """Share of the subscribers that were called."""
+        subscribers = self.called_subscribed + self.not_called_subscribed
+        return self.called_subscribed / subscribers if subscribers else None
+
+    def table(self) -> pd.DataFrame:
+        """A 2 x 2 table with plain row and column names."""
+        return pd.DataFrame(
+            {
+                "Subscribed": [self.called_subscribed, self.not_called_subscribed],
+                "Did not subscribe": [self.called_not, self.not_called_not],
+            },
+            index=pd.Index(["Called", "Not called"], name="At this choice"),
+        )
+
+
+def confusion_at(curve: ThresholdCurve, calls: int) -> Confusion | None:
+    """The confusion matrix of calling the ``calls`` best customers (None without outcomes)."""
+    if not curve.has_outcomes:
+        return None
+    assert curve.realised is not None and curve.known is not None
+    n = curve.size
+    calls = int(min(max(calls, 0), n))
+    hit = int(round(float(curve.realised[calls])))
+    known_called = int(curve.known[calls])
+    subscribers = int(round(float(curve.realised[n])))
+    known_all = int(curve.known[n])
+    missed = subscribers - hit
+    return Confusion(
+        called_subscribed=hit,
+        called_not=known_called - hit,
+        not_called_subscribed=missed,
+        not_called_not=known_all - known_called - missed,
+    )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Named money settings and a choice, to compare on the same cohort.
+
+    Attributes:
+        name: what the manager called it.
+        call_cost, subscription_value: the money settings.
+        capacity: the most calls, or None.
+        mode, value: the choice (:func:`resolve_choice`); mode ``recommended`` follows the money.
+    """
+
+    name: str
+    call_cost: float
+    subscription_value: float
+    capacity: int | None
+    mode: str
+    value: float
+
+    @property
+    def settings(self) -> BusinessSettings:
+        """The scenario's business settings."""
+        return BusinessSettings(self.call_cost, self.subscription_value, self.capacity)
+
+    def choose(self, curve: ThresholdCurve) -> Choice:
+        """The scenario's choice on a cohort."""
+        if self.mode == "recommended":
+            threshold = recommended_threshold(curve, self.settings, self.capacity)
+            return resolve_choice(curve, self.settings, "threshold", threshold, self.capacity)
+        return resolve_choice(curve, self.settings, self.mode, self.value, self.capacity)
+
+    def describe(self) -> str:
+        """The settings in one line."""
+        how = {
+            "recommended": "the most profitable choice",
+            "threshold": f"threshold {format_percent(self.value, 2)}",
+            "calls": f"{format_count(self.value)} calls",
+            "budget": f"budget {format_money(self.value)}",
+        }.get(self.mode, self.mode)
+        capacity = (
+            "no capacity limit"
+            if self.capacity is None
+            else (f"capacity {format_count(self.capacity)}")
+        )
+        return (
+            f"cost {format_money(self.call_cost, 2)} per call, value "
+            f"{format_money(self.subscription_value, 2)}, {capacity}, {how}"
+        )
+
+
+def compare_scenarios(
+    curve: ThresholdCurve,
+    scenarios: list[Scenario],
+    profit_range: Callable[[int, BusinessSettings], tuple[float, float]] | None = None,
+) -> pd.DataFrame:
+    """Each scenario's calls, cost, expected profit (with its 80% range when ``profit_range``
+    gives it: e.g. :meth:`termdeposit.decisions.forecast.ProfitForecaster.profit`) and the
+    overlap of the lists, on one cohort.
+
+    Both lists are the best-ranked customers of the same cohort, so two lists share the
+    smaller one entirely: ``overlap`` is the customers on both lists, ``overlap_share`` that
+    number over the scenario's own calls.
+    """
+    rows = []
+    choices = [s.choose(curve) for s in scenarios]
+    for scenario, choice in zip(scenarios, choices, strict=True):
+        summary = summarise(curve, scenario.settings, choice.calls, choice.threshold)
+        others = [c.calls for c in choices if c is not choice] or [choice.calls]
+        overlap = min(choice.calls, *others)
+        low, high = (
+            profit_range(choice.calls, scenario.settings)
+            if profit_range is not None and choice.calls
+            else (math.nan, math.nan)
+        )
+        rows.append(
+            {
+                "scenario": scenario.name,
+                "settings": scenario.describe(),
+                "threshold": choice.threshold,
+                "calls": choice.calls,
+                "cost": summary.cost,
+                "expected_subscriptions": summary.expected_subscriptions,
+                "expected_profit": summary.expected_profit,
+                "profit_low": low,
+                "profit_high": high,
+                "overlap": overlap,
+                "overlap_share": overlap / choice.calls if choice.calls else None,
+                "realised_profit": summary.realised_profit,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def format_money(value: float | None, decimals: int = 0) -> str:

@@ -28,61 +28,16 @@ import numpy as np
 import pandas as pd
 
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.labels import FEATURE_LABELS, caller_phrase, value_words
 from termdeposit.core.schema import (
     CATEGORICAL_COLUMNS,
     CONTEXT_INPUTS,
     ID_COLUMN,
     INPUT_COLUMNS,
     NUMERIC_COLUMNS,
+    PDAYS_NEVER,
 )
-from termdeposit.modeling.features import PDAYS_NEVER, raw_feature_of
-
-#: Readable names of the inputs, for people who never saw the bank's column names.
-FEATURE_LABELS: dict[str, str] = {
-    "age": "Age",
-    "job": "Job",
-    "marital": "Marital status",
-    "education": "Education",
-    "default": "Credit in default",
-    "housing": "Housing loan",
-    "loan": "Personal loan",
-    "contact": "Contact phone",
-    "month": "Month of the call",
-    "day_of_week": "Day of the call",
-    "campaign": "Calls in this campaign",
-    "pdays": "Last contact in an earlier campaign",
-    "previous": "Contacts before this campaign",
-    "poutcome": "Outcome of the previous campaign",
-    "emp.var.rate": "Employment variation rate",
-    "cons.price.idx": "Consumer price index",
-    "cons.conf.idx": "Consumer confidence index",
-    "euribor3m": "3-month Euribor rate",
-    "nr.employed": "People employed (thousands)",
-}
-
-_VALUE_WORDS: dict[str, dict[str, str]] = {
-    "education": {
-        "basic.4y": "basic (4 years)",
-        "basic.6y": "basic (6 years)",
-        "basic.9y": "basic (9 years)",
-        "high.school": "high school",
-        "professional.course": "professional course",
-        "university.degree": "university degree",
-    },
-    "poutcome": {"nonexistent": "no earlier campaign"},
-    "contact": {"cellular": "mobile", "telephone": "landline"},
-    "month": {
-        m: m.capitalize()
-        for m in ("mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-    },
-    "day_of_week": {
-        "mon": "Monday",
-        "tue": "Tuesday",
-        "wed": "Wednesday",
-        "thu": "Thursday",
-        "fri": "Friday",
-    },
-}
+from termdeposit.modeling.features import raw_feature_of
 
 #: Below this share of training customers a value is "low", above 1 minus it "high".
 LEVEL_SHARE = 0.25
@@ -138,18 +93,7 @@ def family_of(classifier: Any) -> str:
 
 def value_text(feature: str, value: Any) -> str:
     """An input's value in words: ``6 days ago``, ``university degree``, ``1.3``."""
-    if feature == "pdays":
-        days = int(value)
-        if days == PDAYS_NEVER:
-            return "never"
-        return "1 day ago" if days == 1 else f"{days} days ago"
-    if feature in CATEGORICAL_COLUMNS:
-        text = str(value)
-        return _VALUE_WORDS.get(feature, {}).get(text, text)
-    number = float(value)
-    if number.is_integer():
-        return f"{int(number):,}" if abs(number) >= 10_000 else str(int(number))
-    return f"{number:.2f}".rstrip("0").rstrip(".")
+    return value_words(feature, value)
 
 
 def effect_words(contribution: float) -> str:
@@ -633,15 +577,18 @@ def reason_codes(
     explainer: ModelExplainer | None = None,
     include_context: bool = False,
     progress: ProgressFn | None = None,
+    baseline: pd.Series | None = None,
+    phrasing: str = "label",
 ) -> pd.DataFrame:
     """The inputs that raise each customer's score most, in plain words, for callers.
 
     Columns ``customer_id, reason_1 .. reason_<top>``; a reason reads e.g. ``Outcome of the
-    previous campaign = success``. Only inputs that raise the score count; a customer with
-    fewer than ``top`` of them gets empty cells. Ties are broken by the data set's column
-    order, so the same customer always gets the same reasons. By default the week's context
-    (:data:`CONTEXT_INPUTS`: the call date and the economy) is left out: it is the same for
-    everyone called that week and says nothing to a caller about the customer.
+    previous campaign = success`` (``phrasing="label"``) or ``said yes in the previous
+    campaign`` (``phrasing="caller"``, the call list's words). Only inputs that raise the
+    score count; a customer with fewer than ``top`` of them gets empty cells. Ties are broken
+    by the data set's column order, so the same customer always gets the same reasons. By
+    default the week's context (:data:`CONTEXT_INPUTS`: the call date and the economy) is left
+    out: it is the same for everyone called that week and says nothing to a caller.
 
     Args:
         model: a loaded model or fitted artifact (ignored when ``explainer`` is given).
@@ -650,16 +597,28 @@ def reason_codes(
         explainer: a prepared explainer of the model, to avoid rebuilding it.
         include_context: also let the context inputs be reasons.
         progress: called with the share of customers done.
+        baseline: mean contribution of each input over this week's customers
+            (:func:`cohort_baseline`); when given, a reason is what raises this customer's
+            score *more than it raises the week's average customer's*, so a trait most of
+            the week shares (a mobile phone, say) does not crowd out what sets them apart.
+        phrasing: ``label`` (``Input = value``) or ``caller`` (a caller's words).
     """
+    if phrasing not in ("label", "caller"):
+        raise ValueError(f"unknown phrasing {phrasing!r}")
     explainer = explainer or build_explainer(model)
     explanation = explain_in_chunks(explainer, frame, progress)
     features = [f for f in explanation.features if include_context or f not in CONTEXT_INPUTS]
     values = explanation.values.loc[:, features].to_numpy()
+    if baseline is not None:
+        values = values - baseline.reindex(features).fillna(0.0).to_numpy()[None, :]
     order = np.argsort(-values, axis=1, kind="stable")[:, :top]
     texts = np.empty(values.shape, dtype=object)
     for j, feature in enumerate(features):
         column = explanation.inputs[feature]
-        words = {value: explainer.describe(feature, value) for value in pd.unique(column)}
+        if phrasing == "caller":
+            words = {value: caller_phrase(feature, value) for value in pd.unique(column)}
+        else:
+            words = {value: explainer.describe(feature, value) for value in pd.unique(column)}
         texts[:, j] = column.map(words).to_numpy(dtype=object)
     chosen = np.take_along_axis(texts, order, axis=1)
     raises = np.take_along_axis(values, order, axis=1) > 0
@@ -668,6 +627,22 @@ def reason_codes(
     )
     out.insert(0, ID_COLUMN, explanation.ids.to_numpy())
     return out
+
+
+#: Customers explained to measure the week's average contributions (a fixed sample).
+BASELINE_SAMPLE = 2_000
+
+
+def cohort_baseline(
+    explainer: ModelExplainer, cohort: pd.DataFrame, limit: int = BASELINE_SAMPLE
+) -> pd.Series:
+    """Mean contribution of each input over this week's customers (a fixed sample of them).
+
+    The reasons on a call list are measured against it (:func:`reason_codes`): what sets a
+    customer apart from the rest of the week, not what the whole week has in common.
+    """
+    explanation = explain_sample(explainer, cohort, limit=min(limit, len(cohort)))
+    return explanation.values.mean(axis=0)
 
 
 def add_reasons(table: pd.DataFrame, reasons: pd.DataFrame) -> pd.DataFrame:

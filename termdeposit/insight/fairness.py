@@ -37,11 +37,12 @@ from fairlearn.metrics import (
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.metrics import precision_score, roc_auc_score
 
+from termdeposit.core import money
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.labels import AGE_BAND, ATTRIBUTE_LABELS
 from termdeposit.core.schema import CATEGORICAL_INPUTS, INPUT_COLUMNS, TARGET
 
-AGE_BAND = "age band"
 AGE_BANDS = ("<25", "25–34", "35–44", "45–54", "55–64", "65+")
 #: Lower edges of the age bands after the first (a band includes its lower edge).
 AGE_EDGES = (25, 35, 45, 55, 65)
@@ -49,19 +50,6 @@ AGE_EDGES = (25, 35, 45, 55, 65)
 DEFAULT_ATTRIBUTES = (AGE_BAND, "marital", "education", "job")
 #: Every grouping a user can pick: the age band and each category input.
 ATTRIBUTE_CHOICES = (AGE_BAND, *CATEGORICAL_INPUTS)
-ATTRIBUTE_LABELS = {
-    AGE_BAND: "Age band",
-    "marital": "Marital status",
-    "education": "Education",
-    "job": "Job",
-    "default": "Credit in default",
-    "housing": "Housing loan",
-    "loan": "Personal loan",
-    "contact": "Contact phone",
-    "month": "Month of the call",
-    "day_of_week": "Day of the call",
-    "poutcome": "Outcome of the previous campaign",
-}
 #: Inputs a model may not need to see to rank customers (the "blind" model drops them).
 PROTECTED_INPUTS = ("age", "marital")
 #: Groups smaller than this are too small to judge.
@@ -459,7 +447,7 @@ def best_parity_rate(
 ) -> float:
     """The share called in every group that maximises expected profit under parity."""
     scores = np.asarray(scores, dtype=float)
-    gain = scores * settings.subscription_value - settings.call_cost
+    gain = money.profit(scores, 1.0, settings.call_cost, settings.subscription_value)
     position, sizes = _order_in_groups(scores, groups)
     rates = np.linspace(0.0, 1.0, steps + 1)
     profit = np.zeros(len(rates))
@@ -490,7 +478,9 @@ def _policy(
     realised = None
     if known.all() and len(scores):
         realised = float(
-            settings.subscription_value * y[called].sum() - settings.call_cost * called.sum()
+            money.profit(
+                y[called].sum(), called.sum(), settings.call_cost, settings.subscription_value
+            )
         )
     return Policy(
         name=name,
@@ -499,7 +489,12 @@ def _policy(
         thresholds=thresholds,
         calls=int(called.sum()),
         expected_profit=float(
-            (scores[called] * settings.subscription_value - settings.call_cost).sum()
+            money.profit(
+                scores[called].sum(),
+                called.sum(),
+                settings.call_cost,
+                settings.subscription_value,
+            )
         ),
         realised_profit=realised,
         report=report,
@@ -566,6 +561,97 @@ def price_of_fairness(
             outcomes,
         ),
     ]
+
+
+#: Per-group policies a user can apply to the downloadable call list (key -> name).
+POLICY_CHOICES = {
+    "single": "One threshold for everyone (no group policy)",
+    "parity_same_calls": "Equal share called in every group, about as many calls",
+    "parity_best": "Equal share called in every group, the most profitable share",
+}
+
+
+@dataclass(frozen=True)
+class AppliedPolicy:
+    """A per-group policy applied to a cohort: who is called and each group's threshold.
+
+    Attributes:
+        policy: a key of :data:`POLICY_CHOICES`.
+        attribute: the grouping (e.g. ``age band``).
+        called: True for each customer called, in the cohort's row order.
+        thresholds: the lowest probability called in each group (NaN: nobody called).
+        share: the share of every group called (None for ``single``).
+        description: what was done, in a sentence (for the About sheet and the audit log).
+    """
+
+    policy: str
+    attribute: str
+    called: np.ndarray
+    thresholds: pd.Series
+    share: float | None
+    description: str
+
+
+def apply_policy(
+    frame: pd.DataFrame,
+    scores: Any,
+    called: Any,
+    policy: str,
+    attribute: str,
+    settings: BusinessSettings,
+) -> AppliedPolicy:
+    """Who is called under a per-group policy; a pure function the call-list service can take.
+
+    Args:
+        frame: the scored cohort (its inputs give the groups).
+        scores: the probabilities, same order.
+        called: the calls of the single threshold (and capacity) chosen by the user.
+        policy: ``single`` (keep ``called``), ``parity_same_calls`` (every group called at the
+            share ``called`` gives overall) or ``parity_best`` (every group called at the
+            share with the highest expected profit under parity).
+        attribute: the grouping the policy equalises.
+
+    Raises:
+        TermDepositError: an unknown policy or grouping.
+    """
+    if policy not in POLICY_CHOICES:
+        raise TermDepositError(
+            f"Unknown group policy '{policy}'.",
+            hint=f"Choose one of: {', '.join(POLICY_CHOICES)}.",
+        )
+    if attribute not in ATTRIBUTE_CHOICES:
+        raise TermDepositError(
+            f"Unknown grouping '{attribute}'.",
+            hint=f"Choose one of: {', '.join(ATTRIBUTE_CHOICES)}.",
+        )
+    scores = np.asarray(scores, dtype=float)
+    chosen = np.asarray(called, dtype=bool)
+    groups = groups_of(frame, attribute)
+    label = ATTRIBUTE_LABELS.get(attribute, attribute).lower()
+    share: float | None = None
+    if policy == "single":
+        description = "One threshold for everyone; no per-group policy."
+    else:
+        share = (
+            float(chosen.mean())
+            if policy == "parity_same_calls" and len(chosen)
+            else best_parity_rate(scores, groups, settings)
+        )
+        chosen = parity_calls(scores, groups, share)
+        description = (
+            f"Per-group thresholds by {label}: the best {share:.1%} of every group is called "
+            f"({POLICY_CHOICES[policy].lower()})."
+        )
+    lowest = pd.Series(np.where(chosen, scores, np.nan)).groupby(groups.to_numpy()).min()
+    order = group_order(attribute, [str(g) for g in pd.unique(groups)])
+    return AppliedPolicy(
+        policy=policy,
+        attribute=attribute,
+        called=chosen,
+        thresholds=lowest.reindex(order),
+        share=share,
+        description=description,
+    )
 
 
 # --- a model without the protected inputs ----------------------------------------------------
@@ -676,10 +762,20 @@ def compare_without_protected(
                 "calls": int(called.sum()),
                 "subscribers_reached": subscribers,
                 "expected_profit": float(
-                    (p[called] * settings.subscription_value - settings.call_cost).sum()
+                    money.profit(
+                        p[called].sum(),
+                        called.sum(),
+                        settings.call_cost,
+                        settings.subscription_value,
+                    )
                 ),
                 "realised_profit": float(
-                    settings.subscription_value * subscribers - settings.call_cost * called.sum()
+                    money.profit(
+                        subscribers,
+                        called.sum(),
+                        settings.call_cost,
+                        settings.subscription_value,
+                    )
                 ),
             }
         )

@@ -15,6 +15,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from termdeposit.core.labels import feature_label
+
 #: One colour per meaning, the same in every chart.
 COLOURS = {
     "profit": "#1b7f3b",
@@ -259,21 +261,30 @@ def lift_chart(table: pd.DataFrame, marks: Sequence[Mark] = ()) -> go.Figure:
 def probability_histogram(
     probabilities: np.ndarray | pd.Series, marks: Sequence[Mark] = (), bins: int = 50
 ) -> go.Figure:
-    """How the cohort's probabilities are spread (customers per probability band)."""
+    """How the cohort's probabilities are spread (customers per probability band).
+
+    The bands are counted here (one bar each), so a cohort of any size sends ``bins`` bars to
+    the browser, not one value per customer.
+    """
     p = np.asarray(probabilities, dtype=float)
     top = max([float(p.max()) if len(p) else 1.0, *(m.value for m in marks)])
     width = max(min(1.0, top * 1.02) / bins, 1e-4)
+    edges = np.arange(0.0, min(1.0, top + width) + width, width)
+    counts, edges = np.histogram(p, bins=edges)
     fig = go.Figure(
-        go.Histogram(
-            x=p,
-            xbins={"start": 0.0, "end": min(1.0, top + width), "size": width},
+        go.Bar(
+            x=(edges[:-1] + edges[1:]) / 2,
+            y=counts,
+            width=width * 0.95,
             marker_color=COLOURS["model"],
             name="Customers",
-            hovertemplate="%{x}: %{y:,} customers<extra></extra>",
+            customdata=np.column_stack([edges[:-1], edges[1:]]),
+            hovertemplate="%{customdata[0]:.1%} to %{customdata[1]:.1%}: %{y:,} customers"
+            "<extra></extra>",
         )
     )
     _add_marks(fig, marks)
-    _layout(fig, "Probability of subscribing, across the cohort", "Probability", "Customers")
+    _layout(fig, "Chance of subscribing, across the cohort", "Chance of subscribing", "Customers")
     fig.update_layout(hovermode="closest", bargap=0.05)
     fig.update_xaxes(tickformat=".0%")
     fig.update_yaxes(tickformat=",.0f")
@@ -322,6 +333,14 @@ def reliability_plot(table: pd.DataFrame, title: str = "Calibration") -> go.Figu
     return fig
 
 
+def _thin(x: np.ndarray, y: np.ndarray, most: int = 600) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``most`` points of a curve, evenly spread, both ends kept (a lighter chart)."""
+    if len(x) <= most:
+        return x, y
+    keep = np.unique(np.linspace(0, len(x) - 1, most).round().astype(int))
+    return x[keep], y[keep]
+
+
 def roc_plot(
     outcomes: np.ndarray | pd.Series, probabilities: np.ndarray | pd.Series, title: str = "ROC"
 ) -> go.Figure:
@@ -330,6 +349,7 @@ def roc_plot(
     p = np.asarray(probabilities, dtype=float)
     fpr, tpr, _ = roc_curve(y, p)
     auc = float(np.trapezoid(tpr, fpr))
+    fpr, tpr = _thin(fpr, tpr)
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
@@ -372,6 +392,7 @@ def precision_recall_plot(
     y = np.asarray(outcomes, dtype=int)
     p = np.asarray(probabilities, dtype=float)
     precision, recall, _ = precision_recall_curve(y, p)
+    recall, precision = _thin(recall, precision)
     base_rate = float(y.mean()) if len(y) else 0.0
     fig = go.Figure()
     fig.add_trace(
@@ -543,7 +564,9 @@ def shap_beeswarm(
     return fig
 
 
-def shap_dependence(data: pd.DataFrame, label: str, scale: str) -> go.Figure:
+def shap_dependence(
+    data: pd.DataFrame, label: str, scale: str, max_points: int = 2_000, seed: int = 0
+) -> go.Figure:
     """How one input's value drives its contribution (a dot per customer).
 
     Args:
@@ -551,17 +574,23 @@ def shap_dependence(data: pd.DataFrame, label: str, scale: str) -> go.Figure:
             ``categorical``).
         label: the input's readable name.
         scale: ``log-odds`` or ``probability``.
+        max_points: dots drawn at most (a fixed random subset beyond that; the boxes and the
+            counts use every customer).
     """
     categorical = bool(data["categorical"].iloc[0]) if len(data) else False
     fig = go.Figure()
+    dots = data
+    if len(data) > max_points:
+        dots = data.sample(max_points, random_state=seed)
     if categorical:
         order = data.groupby("value")["contribution"].median().sort_values(ascending=False).index
+        counts = data["value"].value_counts()
         for value in order:
-            part = data.loc[data["value"] == value, "contribution"]
+            part = dots.loc[dots["value"] == value, "contribution"]
             fig.add_trace(
                 go.Box(
                     y=part,
-                    name=f"{value} ({len(part):,})",
+                    name=f"{value} ({int(counts[value]):,})",
                     boxpoints="all",
                     jitter=0.4,
                     pointpos=0,
@@ -573,20 +602,18 @@ def shap_dependence(data: pd.DataFrame, label: str, scale: str) -> go.Figure:
             )
         x_title = f"{label} (customers in brackets)"
     else:
-        fig.add_trace(
-            go.Scattergl(
-                x=data["value"],
-                y=data["contribution"],
-                mode="markers",
-                marker={
-                    "size": 6,
-                    "color": np.where(data["contribution"] >= 0, RAISES, LOWERS),
-                    "opacity": 0.6,
-                },
-                showlegend=False,
-                hovertemplate=f"{label} = %{{x}}: %{{y:.4f}}<extra></extra>",
+        for raises, colour in ((True, RAISES), (False, LOWERS)):
+            part = dots.loc[(dots["contribution"] >= 0) == raises]
+            fig.add_trace(
+                go.Scattergl(
+                    x=part["value"].to_numpy(),
+                    y=part["contribution"].to_numpy(),
+                    mode="markers",
+                    marker={"size": 6, "color": colour, "opacity": 0.6},
+                    showlegend=False,
+                    hovertemplate=f"{label} = %{{x}}: %{{y:.4f}}<extra></extra>",
+                )
             )
-        )
         x_title = label
     _layout(
         fig,
@@ -780,6 +807,19 @@ def policy_selection_chart(rates: pd.DataFrame, label: str) -> go.Figure:
 # -- operations: backtest, weekly monitoring, drift, A/B (appended by the operations work) --
 
 
+def _week_axis(fig: go.Figure, labels: pd.Series, most: int = 12) -> None:
+    """Show at most ``most`` week labels, flat: a long run of weeks stays readable."""
+    values = list(pd.unique(labels.astype(str)))
+    step = max(1, int(np.ceil(len(values) / most)))
+    fig.update_xaxes(
+        type="category",
+        tickmode="array",
+        tickvals=values[::step],
+        ticktext=values[::step],
+        tickangle=0,
+    )
+
+
 def cumulative_profit_chart(weeks: pd.DataFrame, title: str = "Cumulative profit") -> go.Figure:
     """Cumulative profit of the model's calls and of calling everyone, week by week.
 
@@ -803,7 +843,8 @@ def cumulative_profit_chart(weeks: pd.DataFrame, title: str = "Cumulative profit
             )
         )
     _layout(fig, title, "Week", "Cumulative profit")
-    fig.update_yaxes(tickformat=",.0f")
+    fig.update_yaxes(tickprefix="€", tickformat=",.0f")
+    _week_axis(fig, weeks["label"])
     return fig
 
 
@@ -831,7 +872,8 @@ def weekly_profit_chart(weekly: pd.DataFrame, title: str = "Profit per week") ->
         )
     _layout(fig, title, "Cohort (week)", "Profit")
     fig.update_layout(barmode="group")
-    fig.update_yaxes(tickformat=",.0f")
+    fig.update_yaxes(tickprefix="€", tickformat=",.0f")
+    _week_axis(fig, weekly["week_label"])
     return fig
 
 
@@ -859,6 +901,7 @@ def weekly_rate_chart(
             )
     _layout(fig, title, "Cohort (week)", "Conversion")
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    _week_axis(fig, weekly["week_label"])
     return fig
 
 
@@ -871,7 +914,7 @@ def psi_chart(table: pd.DataFrame, title: str = "Drift of the customer inputs (P
     fig = go.Figure(
         go.Bar(
             x=shown["psi"],
-            y=shown["input"],
+            y=[feature_label(name) for name in shown["input"]],
             orientation="h",
             marker_color=[PSI_COLOURS.get(b, COLOURS["baseline"]) for b in shown["band"]],
             hovertemplate="%{y}: PSI %{x:.3f}<extra></extra>",
@@ -911,4 +954,54 @@ def ab_groups_chart(
     )
     _layout(fig, title, "", "Profit per customer of the group")
     fig.update_layout(hovermode="closest")
+    return fig
+
+
+def ice_plot(data: object, label: str, value_words: Sequence[str] | None = None) -> go.Figure:
+    """Partial dependence (thick) over individual curves (thin) and the chosen customer's curve.
+
+    Args:
+        data: a :class:`termdeposit.insight.dependence.Dependence`.
+        label: the input's readable name.
+        value_words: readable names of the grid values (categories), same order.
+    """
+    grid = list(value_words) if value_words is not None else list(data.grid)
+    fig = go.Figure()
+    for i, curve in enumerate(data.individual):
+        fig.add_trace(
+            go.Scatter(
+                x=grid,
+                y=curve,
+                mode="lines",
+                line={"color": "rgba(36, 99, 176, 0.18)", "width": 1},
+                name="Other customers (one line each)",
+                showlegend=i == 0,
+                legendgroup="ice",
+                hoverinfo="skip",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=grid,
+            y=data.average,
+            mode="lines+markers",
+            line={"color": COLOURS["model"], "width": 3.5},
+            name="Average effect (partial dependence)",
+            hovertemplate="%{x}: %{y:.1%}<extra>average</extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=grid,
+            y=data.customer,
+            mode="lines+markers",
+            line={"color": COLOURS["realised"], "width": 3, "dash": "dash"},
+            name="This customer",
+            hovertemplate="%{x}: %{y:.1%}<extra>this customer</extra>",
+        )
+    )
+    _layout(fig, f"How {label.lower()} moves the chance of subscribing", label, "Chance")
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    if data.categorical:
+        fig.update_xaxes(type="category")
     return fig

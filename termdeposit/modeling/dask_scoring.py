@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ from termdeposit.core.errors import CohortValidationError, Problem, TermDepositE
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS
 from termdeposit.data.cohort_file import _sniff_separator, validate_cohort
 from termdeposit.data.fast_csv import csv_bytes
+from termdeposit.modeling.base_rate import COMPOSITION, composition_sums
 from termdeposit.modeling.inference import predict_proba
 from termdeposit.modeling.predict import (
     FileScoreSummary,
@@ -40,8 +42,10 @@ from termdeposit.modeling.predict import (
     _id_hashes,
     assemble_scored,
     decisions,
+    follow_week,
     generated_ids,
     ranks_of,
+    week_forecast,
 )
 from termdeposit.modeling.registry import LoadedModel
 
@@ -49,9 +53,6 @@ from termdeposit.modeling.registry import LoadedModel
 DEFAULT_BLOCKSIZE = "64MiB"
 CSV_SUFFIXES = (".csv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
-_PASS1_META = pd.DataFrame(
-    {"probability": pd.Series(dtype="float64"), "id_hash": pd.Series(dtype="uint64")}
-)
 
 ProgressFn = Callable[[float], None]
 
@@ -237,18 +238,20 @@ def is_whole_float(values: pd.Series) -> bool:
     return bool(len(finite)) and bool(whole)
 
 
-def _score_partition(part: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
-    """Pass 1 in a worker: probabilities and id hashes, or NaN rows if validation fails."""
+def _score_partition(part: pd.DataFrame, model: LoadedModel) -> tuple[pd.DataFrame, np.ndarray]:
+    """Pass 1 in a worker: probabilities and id hashes (NaN rows if validation fails), and the
+    partition's make-up (sums that add up to the cohort's, for its week's forecast rate)."""
     try:
         cohort = validate_cohort(as_text(part))
     except CohortValidationError:
-        return pd.DataFrame(
+        failed = pd.DataFrame(
             {
                 "probability": np.full(len(part), np.nan),
                 "id_hash": np.zeros(len(part), dtype="uint64"),
             }
         )
-    return pd.DataFrame(
+        return failed, np.zeros(1 + len(COMPOSITION))
+    scored = pd.DataFrame(
         {
             "probability": predict_proba(
                 model, cohort.frame.loc[:, list(INPUT_COLUMNS)], threads=1
@@ -256,6 +259,7 @@ def _score_partition(part: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
             "id_hash": _id_hashes(cohort.frame[ID_COLUMN]),
         }
     )
+    return scored, composition_sums(cohort.frame)
 
 
 def _render_partition(
@@ -351,8 +355,13 @@ def score_partitioned(
     notices, generated = _notices(partitions)
     shared_model = client.scatter(model, broadcast=True)
 
-    scores = partitions.frame.map_partitions(_score_partition, shared_model, meta=_PASS1_META)
-    parts = _gather_in_order(client, scores.to_delayed(), report, 0.0, 0.5)
+    tasks = [
+        dask.delayed(_score_partition)(part, shared_model)
+        for part in partitions.frame.to_delayed()
+    ]
+    results = _gather_in_order(client, tasks, report, 0.0, 0.5)
+    parts = [scored for scored, _ in results]
+    sums = np.sum([partial for _, partial in results], axis=0)
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(int).tolist()
     failed = [i for i, p in enumerate(parts) if len(p) and np.isnan(p["probability"].iloc[0])]
     if failed:
@@ -362,7 +371,9 @@ def score_partitioned(
         raise TermDepositError(f"'{source}' has no customers.", hint="Check the input.")
     if not generated:
         _check_unique_ids([p["id_hash"].to_numpy() for p in parts])
-    probabilities = np.concatenate([p["probability"].to_numpy() for p in parts])
+    probabilities = follow_week(
+        model, np.concatenate([p["probability"].to_numpy() for p in parts]), sums
+    )
     call = decisions(probabilities, threshold, top_n)
     ranks = ranks_of(probabilities)
 
@@ -401,7 +412,13 @@ def score_partitioned(
         client.cancel(scattered)
         client.cancel(shared_model)
     return FileScoreSummary(
-        total, int(call.sum()), float(probabilities.sum()), True, notices, probabilities
+        total,
+        int(call.sum()),
+        float(probabilities.sum()),
+        True,
+        notices,
+        probabilities,
+        week_forecast(model, sums),
     )
 
 

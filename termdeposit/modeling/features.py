@@ -21,12 +21,16 @@ from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from termdeposit.core.schema import CATEGORICAL_COLUMNS, INPUT_COLUMNS, NUMERIC_COLUMNS
+from termdeposit.core.schema import (
+    CATEGORICAL_COLUMNS,
+    INPUT_COLUMNS,
+    NUMERIC_COLUMNS,
+    PDAYS_NEVER,
+)
 
 #: Columns whose ``unknown`` is replaced by the training mode (the rest keep it as a category).
 UNKNOWN_TO_MODE = ("job", "marital", "education", "housing", "loan")
 #: ``pdays`` value meaning "never contacted before".
-PDAYS_NEVER = 999
 #: Days since last contact are capped here; "never contacted" is its own 0/1 column.
 PDAYS_CAP = 30
 NEVER_CONTACTED = "never_contacted"

@@ -35,7 +35,6 @@ import os
 import threading
 import weakref
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -43,7 +42,7 @@ import pandas as pd
 from joblib import parallel_config
 
 from termdeposit.core.schema import INPUT_COLUMNS
-from termdeposit.data.fast_csv import FastPathDeclinedError
+from termdeposit.data.fast_csv import FastPathDeclinedError, shared_pool
 from termdeposit.modeling.blend import BlendClassifier, kept_columns
 from termdeposit.modeling.features import NEVER_CONTACTED, PDAYS_CAP, PDAYS_NEVER, BankCleaner
 
@@ -347,26 +346,11 @@ def predict_proba(
         return _predict_sequential(model, inputs)
     starts = range(0, n, batch_rows)
     parts = list(
-        _pool(workers).map(
+        shared_pool(workers).map(
             lambda s: _predict_sequential(model, inputs.iloc[s : s + batch_rows]), starts
         )
     )
     return np.concatenate(parts)
-
-
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-
-
-_POOLS_LOCK = threading.Lock()
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """A long-lived pool: the same threads every call (new threads each time would each get
-    their own malloc arena, and the process would keep their freed memory)."""
-    with _POOLS_LOCK:
-        if workers not in _POOLS:
-            _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="predict")
-        return _POOLS[workers]
 
 
 def _predict_sequential(model: Any, inputs: pd.DataFrame) -> Any:

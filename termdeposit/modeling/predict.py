@@ -22,12 +22,12 @@ from termdeposit.core.errors import CohortValidationError, Problem, TermDepositE
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, NUMERIC_INPUTS, TARGET
 from termdeposit.data import fast_csv
 from termdeposit.data.cohort_file import Cohort, read_cohort_file, validate_cohort
-from termdeposit.modeling import inference
+from termdeposit.modeling import base_rate, inference
 from termdeposit.modeling.metrics import classification_metrics
 from termdeposit.modeling.registry import LoadedModel
 
-DECISION_YES = "will convert"
-DECISION_NO = "won't convert"
+DECISION_YES = "call"
+DECISION_NO = "do not call"
 SCORE_COLUMNS = (ID_COLUMN, "probability", "decision", "rank")
 #: Files larger than this are scored in chunks (two passes: score, then write with ranks).
 CHUNK_THRESHOLD_BYTES = 64 * 1024 * 1024
@@ -70,6 +70,31 @@ def decisions(
     return probabilities >= threshold
 
 
+def follow_week(model: LoadedModel, probabilities: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """The model's probabilities of a whole cohort made to follow its week's forecast rate.
+
+    ``sums`` are the cohort's :func:`~termdeposit.modeling.base_rate.composition_sums` (added
+    up over chunks for a large file). A model saved before the weekly rate model existed gives
+    its probabilities unchanged. The ranking never changes.
+    """
+    rate_model = base_rate.from_card(model.card)
+    if rate_model is None or len(probabilities) == 0:
+        return np.array(probabilities, dtype=float)
+    return rate_model.adjust(probabilities, sums)
+
+
+def week_forecast(model: LoadedModel, sums: np.ndarray) -> base_rate.WeekForecast | None:
+    """The cohort's forecast subscription rate and its range (None for an older model)."""
+    rate_model = base_rate.from_card(model.card)
+    return None if rate_model is None or sums[0] == 0 else rate_model.predict(sums)
+
+
+def cohort_probabilities(model: LoadedModel, frame: pd.DataFrame) -> np.ndarray:
+    """Probabilities of every customer of a whole cohort (the week's rate followed)."""
+    raw = inference.predict_proba(model, frame.loc[:, list(INPUT_COLUMNS)])
+    return follow_week(model, raw, base_rate.composition_sums(frame))
+
+
 def score_frame(
     model: LoadedModel,
     frame: pd.DataFrame,
@@ -78,9 +103,11 @@ def score_frame(
 ) -> pd.DataFrame:
     """Score a validated cohort frame: id, probability, decision, rank, then the inputs (and y).
 
-    Rows stay in input order. Without a threshold or top N the model's default threshold is used.
+    The frame is one whole cohort: its probabilities follow the week's forecast rate
+    (:func:`follow_week`). Rows stay in input order. Without a threshold or top N the model's
+    default threshold is used.
     """
-    probabilities = inference.predict_proba(model, frame.loc[:, list(INPUT_COLUMNS)])
+    probabilities = cohort_probabilities(model, frame)
     if threshold is None and top_n is None:
         threshold = model.threshold
     call = decisions(probabilities, threshold, top_n)
@@ -135,6 +162,7 @@ class FileScoreSummary:
     chunked: bool
     notices: list[str]
     probabilities: np.ndarray
+    week: base_rate.WeekForecast | None = None
 
 
 def _iter_csv_chunks(path: Path, chunk_rows: int, fast: bool = True) -> Iterator[pd.DataFrame]:
@@ -252,17 +280,22 @@ def score_file(
                 False,
                 cohort.notices,
                 probabilities,
+                week_forecast(model, base_rate.composition_sums(cohort.frame)),
             )
         fast = True
         try:
-            parts, hashes, notices, cache = _first_pass(model, source, chunk_rows, fast, report)
+            parts, hashes, notices, cache, sums = _first_pass(
+                model, source, chunk_rows, fast, report
+            )
         except fast_csv.FastPathDeclinedError:
             fast = False
-            parts, hashes, notices, cache = _first_pass(model, source, chunk_rows, fast, report)
+            parts, hashes, notices, cache, sums = _first_pass(
+                model, source, chunk_rows, fast, report
+            )
         if not parts:
             raise TermDepositError(f"'{source.name}' has no customers.", hint="Check the file.")
         _check_unique_ids(hashes)
-        probabilities = parts[0].copy()
+        probabilities = follow_week(model, parts[0], sums)
         del parts, hashes  # 16 bytes per customer, not needed in the second pass
         call = decisions(probabilities, threshold, top_n)
         ranks = ranks_of(probabilities)
@@ -291,6 +324,7 @@ def score_file(
             True,
             notices,
             probabilities,
+            week_forecast(model, sums),
         )
     finally:
         if tmp.exists():
@@ -315,10 +349,11 @@ def _in_order(
 
 def _first_pass(
     model: LoadedModel, source: Path, chunk_rows: int, fast: bool, report: ProgressFn
-) -> tuple[list[np.ndarray], list[np.ndarray], list[str], dict[int, Cohort]]:
-    """Validate and score every chunk: probabilities, id hashes, the first notices, and the
+) -> tuple[list[np.ndarray], list[np.ndarray], list[str], dict[int, Cohort], np.ndarray]:
+    """Validate and score every chunk: probabilities, id hashes, the first notices, the
     validated chunks by first row when all of them fit in :data:`CHUNK_CACHE_BYTES` (a larger
-    file keeps none: its second pass reads it again, and memory stays bounded).
+    file keeps none: its second pass reads it again, and memory stays bounded), and the
+    cohort's make-up (for its week's forecast rate).
     """
     size = max(source.stat().st_size, 1)
     rows = _estimated_rows(source)
@@ -328,6 +363,7 @@ def _first_pass(
     hashes = _GrowingArray(np.uint64, int(rows * 1.05))
     notices: list[str] = []
     cache: dict[int, Cohort] = {}
+    sums = np.zeros(1 + len(base_rate.COMPOSITION))
     keep: bool | None = None
     # Each chunk is predicted in the background while the next one is read and validated.
     pending: Future[np.ndarray] | None = None
@@ -336,6 +372,7 @@ def _first_pass(
             inputs = cohort.frame.loc[:, list(INPUT_COLUMNS)]
             predicted = runner.submit(inference.predict_proba, model, inputs)
             hashes.extend(_id_hashes(cohort.frame[ID_COLUMN]))
+            sums += base_rate.composition_sums(cohort.frame)
             notices = notices or cohort.notices
             if keep is None:
                 keep = rows * _frame_bytes(cohort.frame) / len(cohort.frame) <= CHUNK_CACHE_BYTES
@@ -348,7 +385,7 @@ def _first_pass(
         if pending is not None:
             probabilities.extend(pending.result())
     parts = [probabilities.values()] if probabilities.size else []
-    return parts, [hashes.values()], notices, cache
+    return parts, [hashes.values()], notices, cache, sums
 
 
 class _GrowingArray:
@@ -391,9 +428,10 @@ def _starts_with(path: Path, prefix: bytes) -> bool:
 def evaluate(model: LoadedModel, frame: pd.DataFrame) -> dict[str, Any]:
     """Re-measure a saved model on the two hold-outs of the reference data.
 
-    The time hold-out is scored by the artifact itself; the random hold-out by a twin with the
-    same configuration refitted on the rows outside it (as at training time), so no figure is
-    ever computed on rows the scoring model was trained on.
+    Each hold-out is scored by a twin with the model's configuration refitted on the rows
+    before it (time) or outside it (random), as at training time: the production artifact is
+    fitted on every row, so no figure is ever computed on rows the scoring model was trained
+    on.
     """
     from termdeposit.modeling.train import make_splits
 
@@ -401,7 +439,8 @@ def evaluate(model: LoadedModel, frame: pd.DataFrame) -> dict[str, Any]:
     X = frame.loc[:, list(INPUT_COLUMNS)].reset_index(drop=True)
     y = frame[TARGET].to_numpy(dtype=int)
     splits = make_splits(y, seed)
-    time_scores = model.predict_proba(X.iloc[splits.holdout_time])
+    before = clone(model.pipeline).fit(X.iloc[splits.fit_time], y[splits.fit_time])
+    time_scores = before.predict_proba(X.iloc[splits.holdout_time])[:, 1]
     twin = clone(model.pipeline).fit(X.iloc[splits.fit_random], y[splits.fit_random])
     random_scores = twin.predict_proba(X.iloc[splits.holdout_random])[:, 1]
     time_m = classification_metrics(y[splits.holdout_time], time_scores)

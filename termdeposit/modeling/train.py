@@ -45,6 +45,7 @@ from xgboost import XGBClassifier
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.logs import get_logger
 from termdeposit.core.schema import INPUT_COLUMNS, TARGET
+from termdeposit.modeling.base_rate import BaseRateModel, follow_weeks_out_of_time, week_table
 from termdeposit.modeling.blend import (
     MEMBERS,
     BlendClassifier,
@@ -292,9 +293,17 @@ class FamilyResult:
 
 @dataclass
 class TrainingResult:
-    """The trained pipeline and everything the model card reports about it."""
+    """The trained pipeline and everything the model card reports about it.
+
+    ``pipeline`` is the production artifact (the chosen configuration fitted on every row);
+    ``holdout_pipeline`` the same configuration fitted on the rows before the time hold-out,
+    which scored it (for anything computed on the time hold-out, e.g. fairness).
+    """
 
     pipeline: Any
+    holdout_pipeline: Any
+    base_rate: BaseRateModel | None
+    fitted_on: dict[str, Any]
     family: str
     params: dict[str, Any]
     families: list[FamilyResult]
@@ -491,15 +500,28 @@ def train(
     families: tuple[str, ...] = FAMILIES,
     random_state: int = 0,
     progress: ProgressFn | None = None,
+    periods: np.ndarray | None = None,
+    period_labels: dict[Any, str] | None = None,
+    sources: dict[str, int] | None = None,
 ) -> TrainingResult:
-    """Search, choose, calibrate and evaluate; return the fitted pipeline and its report.
+    """Search, choose, calibrate and evaluate; then refit on every row (the learning loop).
+
+    The family, its settings and the calibration are chosen on the selection rows; the two
+    hold-outs judge the choice (scored by twins fitted on the rows outside them); then the
+    production artifact is the chosen configuration refitted on every row of ``frame``, and
+    the weekly rate model is fitted on every week.
 
     Args:
-        frame: the reference data (or any frame with the 19 inputs and ``y``) in time order.
+        frame: the rows to learn from (reference data, data drops, recorded outcomes) in time
+            order, with the 19 inputs and ``y``.
         profile: ``quick`` (minutes, used by first run and tests) or ``full``.
         families: which model families to search.
         random_state: seed of every random choice (splits, search, models).
         progress: called with (step description, fraction done).
+        periods: the week (or cohort) of each row; default ``frame["week"]`` when present.
+            Without weeks no weekly rate model is fitted.
+        period_labels: each period's name on the card (default: the period itself).
+        sources: rows by origin (e.g. reference, data drops, outcomes), for the card.
     """
     started = time.perf_counter()
     unknown = [f for f in families if f not in FAMILIES]
@@ -608,22 +630,42 @@ def train(
 
     report("Evaluating on the two hold-outs", (steps - 1) / steps)
     twin = clone(artifact).fit(X_all.iloc[splits.fit_random], y_all[splits.fit_random])
+    time_scores = pipeline.predict_proba(X_all.iloc[splits.holdout_time])[:, 1]
     metrics = {
         "random": classification_metrics(
             y_all[splits.holdout_random],
             twin.predict_proba(X_all.iloc[splits.holdout_random])[:, 1],
         ),
-        "time": classification_metrics(
-            y_all[splits.holdout_time],
-            pipeline.predict_proba(X_all.iloc[splits.holdout_time])[:, 1],
-        ),
+        "time": classification_metrics(y_all[splits.holdout_time], time_scores),
     }
+    if periods is None and "week" in frame:
+        periods = frame["week"].to_numpy()
+    rate_model = None
+    fitted_on = fitted_rows(frame, periods, period_labels, sources)
+    if periods is not None:
+        periods = np.asarray(periods)
+        metrics["time_following_week"] = classification_metrics(
+            y_all[splits.holdout_time],
+            follow_weeks_out_of_time(
+                frame.reset_index(drop=True), periods, time_scores, splits.holdout_time
+            ),
+        )
+        rate_model = BaseRateModel.fit(
+            week_table(frame.reset_index(drop=True), periods).assign(
+                week=lambda t: [(period_labels or {}).get(w, w) for w in t["week"]]
+            )
+        )
+    report("Refitting the chosen model on every row", (steps - 0.5) / steps)
+    production = clone(artifact).fit(X_all, y_all)
     reference = X_train.sample(min(5000, len(X_train)), random_state=random_state).copy()
-    reference["score"] = pipeline.predict_proba(reference)[:, 1]
+    reference["score"] = production.predict_proba(reference)[:, 1]
     reference[TARGET] = y_train[X_train.index.get_indexer(reference.index)]
     report("Done", 1.0)
     return TrainingResult(
-        pipeline=pipeline,
+        pipeline=production,
+        holdout_pipeline=pipeline,
+        base_rate=rate_model,
+        fitted_on=fitted_on,
         family=chosen.family,
         params=chosen.params,
         families=results,
@@ -632,7 +674,8 @@ def train(
         metrics=metrics,
         rows={
             "selection": len(splits.selection),
-            "fit_artifact": len(splits.fit_time),
+            "fit_artifact": len(X_all),
+            "fit_time_twin": len(splits.fit_time),
             "fit_random_twin": len(splits.fit_random),
             "holdout_random": len(splits.holdout_random),
             "holdout_time": len(splits.holdout_time),
@@ -641,6 +684,31 @@ def train(
         seconds=time.perf_counter() - started,
         reference=reference.reset_index(drop=True),
     )
+
+
+def fitted_rows(
+    frame: pd.DataFrame,
+    periods: np.ndarray | None,
+    labels: dict[Any, str] | None = None,
+    sources: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """What the production artifact was fitted on: rows, and every week with its rows."""
+    out: dict[str, Any] = {"rows": int(len(frame))}
+    if sources:
+        out["sources"] = {k: int(v) for k, v in sources.items()}
+    if periods is not None:
+        periods = np.asarray(periods)
+        keys, first, counts = np.unique(periods, return_index=True, return_counts=True)
+        order = np.argsort(first)
+        names = [
+            str((labels or {}).get(k.item() if isinstance(k, np.generic) else k, k))
+            for k in keys[order]
+        ]
+        out["weeks"] = len(keys)
+        out["first_week"] = names[0] if names else None
+        out["last_week"] = names[-1] if names else None
+        out["rows_by_week"] = dict(zip(names, (int(c) for c in counts[order]), strict=True))
+    return out
 
 
 def library_versions() -> dict[str, str]:
@@ -717,10 +785,14 @@ def build_card(result: TrainingResult, data_sha256: str, random_state: int = 0) 
         "calibration": result.calibration,
         "metrics": result.metrics,
         "evaluation": (
-            "time hold-out = last 20% of rows, scored by this artifact (fitted on all earlier "
-            "rows); random hold-out = stratified 20% of all rows, scored by a twin of the same "
-            "configuration fitted on the other 80%"
+            "time hold-out = last 20% of rows, scored by a twin of this configuration fitted "
+            "on all earlier rows (time_following_week: the same scores made to follow each "
+            "week's forecast rate, the rate model fitted on the weeks before it); random "
+            "hold-out = stratified 20% of all rows, scored by a twin fitted on the other 80%; "
+            "the production artifact is then refitted on every row (fitted_on)"
         ),
+        "fitted_on": result.fitted_on,
+        **({"base_rate": result.base_rate.as_card()} if result.base_rate is not None else {}),
         "default_threshold": round(settings.break_even, 6),
         "threshold_rule": (
             f"break-even probability = call cost / subscription value "

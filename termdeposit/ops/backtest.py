@@ -1,41 +1,59 @@
-"""Weekly backtest: replay the reference data week by week, as the product would have run.
+"""Weekly backtest: replay the reference data week by week, as the product would have run it.
 
-For each scored week: the model is retrained every ``retrain_every`` weeks on all earlier
-weeks only; its probabilities are recalibrated on the most recent weeks with outcomes (the
-base rate climbs from 5% in 2008 to 50% in 2010, so a calibration fitted once goes stale);
-the threshold is chosen from the past only; the week is scored; the profit of the calls made
-is compared with calling everyone. Profit of a call = value x subscribed - cost.
+Each scored week runs the product's own weekly procedure: the scoring model is refitted every
+``retrain_every`` weeks on all earlier weeks (the learning loop; the model family is fixed: the
+search itself is not replayed), the weekly rate model is refitted every week on all earlier
+weeks and the week's probabilities follow its forecast rate
+(:mod:`termdeposit.modeling.base_rate`, the code every scoring path runs), and the product's
+recommendation (:func:`termdeposit.decisions.forecast.recommend`: the profit-maximising
+threshold, compared with calling everyone and nobody) decides whom to call, with the expected
+profit and its 80% range. Nothing from a week's future, nor the week's own outcomes, is used.
 
-The reference method of the data README (plain logistic regression, all five macro inputs,
-a threshold maximising profit over the previous 8 scored weeks, no recalibration) is
-:func:`reference_config`; the product's method is :class:`BacktestConfig`'s defaults.
+For each week it records what the product expected and what was realised, and the simple
+policies: calling everyone, calling nobody, the rate rule (call the whole week when the rate of
+the most recent whole weeks holding >= 1,000 customers is at least cost / value, else nobody)
+and the hindsight bound (the best threshold chosen after seeing the week's outcomes, with the
+same ranking). ``--grid`` runs every cost x value cell of :data:`GRID` in one pass (the
+probabilities do not depend on the money settings).
 
-Each week also records ``profit_hindsight``: what the best threshold, chosen after seeing that
-week's outcomes, would have earned with the same probabilities. No threshold rule can beat it
-with the model's ranking, so it bounds what better threshold choices could add.
+The previous product method (Platt recalibration on the latest >= 1,000 outcomes, break-even
+threshold) is ``BacktestConfig(recalibration="platt", follow_week=False,
+threshold_rule="break-even")``; the data README's reference method is :func:`reference_config`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from termdeposit.core import money
+from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import INPUT_COLUMNS, TARGET
+from termdeposit.decisions.economics import build_curve, hindsight_calls
+from termdeposit.decisions.forecast import ProfitForecaster, recommend_with
+from termdeposit.modeling.base_rate import BaseRateModel, composition_sums, week_table
 from termdeposit.modeling.blend import macro_drop_positions
 from termdeposit.modeling.metrics import expected_calibration_error
 from termdeposit.modeling.train import build_pipeline
+from termdeposit.ops.retrain import ScoreMap
 
 #: The reference scored weeks: week 13 (July 2008) to the last week (118).
 FIRST_SCORED_WEEK = 13
 RECALIBRATIONS = ("none", "intercept", "platt", "isotonic")
-THRESHOLD_RULES = ("break-even", "past-profit")
+THRESHOLD_RULES = ("recommend", "break-even", "past-profit")
+#: Every money setting of ``--grid``: cost {2, 5, 10, 20} x value {20, 50, 100, 200}.
+GRID = tuple((float(c), float(v)) for c in (2, 5, 10, 20) for v in (20, 50, 100, 200))
+#: ``--quick``: a CI-sized replay (weeks 13-40, the model refitted every 8 weeks).
+QUICK = {"first_week": 13, "last_week": 40, "retrain_every": 8}
+#: The rate rule reads the most recent whole weeks holding at least this many customers.
+RATE_RULE_ROWS = 1000
 BACKTEST_MODELS = ("logreg", "blend")
 #: The forest of the ``blend`` backtest model, the regression + forest average (fixed: the
 #: replay retrains 27 times).
@@ -52,12 +70,14 @@ class BacktestConfig:
         call_cost / subscription_value: the money settings.
         retrain_every: retrain every k scored weeks on all earlier weeks.
         first_week / last_week: the scored weeks (inclusive; last None = to the end).
-        recalibration: map fitted on recent outcomes: none, intercept (shift the log-odds so
-            the mean matches), platt (slope and intercept) or isotonic.
+        recalibration: map fitted on recent outcomes: none (the product), intercept (shift the
+            log-odds so the mean matches), platt (slope and intercept) or isotonic.
         recalibration_rows: use the most recent whole weeks holding at least this many rows.
-        threshold_rule: ``break-even`` (call when probability >= cost / value, right when the
-            probabilities are calibrated) or ``past-profit`` (the threshold that maximised
-            profit over the previous ``lookback_weeks`` scored weeks; the first calls all).
+        follow_week: make each week's probabilities follow its forecast rate (the product).
+        threshold_rule: ``recommend`` (the product's recommendation: the profit-maximising
+            threshold on its own estimates), ``break-even`` (call when probability >= cost /
+            value) or ``past-profit`` (the threshold that maximised profit over the previous
+            ``lookback_weeks`` scored weeks; the first calls all).
         macro: macro-economic inputs the model sees (``all`` or ``nr.employed``).
         C: inverse regularisation strength of the logistic regression.
         half_life_weeks: recency weighting of training rows (None = all rows weigh the same).
@@ -70,9 +90,10 @@ class BacktestConfig:
     retrain_every: int = 4
     first_week: int = FIRST_SCORED_WEEK
     last_week: int | None = None
-    recalibration: str = "platt"
+    recalibration: str = "none"
     recalibration_rows: int = 1000
-    threshold_rule: str = "break-even"
+    follow_week: bool = True
+    threshold_rule: str = "recommend"
     lookback_weeks: int = 8
     macro: str = "nr.employed"
     C: float = 1.0
@@ -125,8 +146,23 @@ def reference_config(call_cost: float = 5.0, subscription_value: float = 100.0) 
         call_cost=call_cost,
         subscription_value=subscription_value,
         recalibration="none",
+        follow_week=False,
         threshold_rule="past-profit",
         macro="all",
+    )
+
+
+def previous_product_config(
+    call_cost: float = 5.0, subscription_value: float = 100.0
+) -> BacktestConfig:
+    """The product's method before the weekly rate model (Platt on the latest >= 1,000
+    outcomes, break-even threshold): the "now" figures of the forecasts issue."""
+    return BacktestConfig(
+        call_cost=call_cost,
+        subscription_value=subscription_value,
+        recalibration="platt",
+        follow_week=False,
+        threshold_rule="break-even",
     )
 
 
@@ -146,6 +182,9 @@ class BacktestResult:
     ece_raw: float
     top_half_share: float
     seconds: float
+    weekly_rate_gap: float = float("nan")
+    cells: list[dict[str, Any]] = field(default_factory=list)
+    cell_weeks: dict[tuple[float, float], pd.DataFrame] = field(default_factory=dict)
 
     @property
     def uplift(self) -> float:
@@ -183,6 +222,20 @@ class BacktestResult:
             "weeks": json_records(weeks),
         }
 
+    def summary(self) -> dict[str, Any]:
+        """The issue's JSON: the window, one entry per money cell, ECE and weekly rate gap."""
+        weeks = self.weeks
+        return {
+            "window": {
+                "first_week": int(weeks["week"].min()) if len(weeks) else None,
+                "last_week": int(weeks["week"].max()) if len(weeks) else None,
+                "rows": int(weeks["rows"].sum()),
+            },
+            "cells": self.cells,
+            "ece": round(self.ece, 5),
+            "weekly_rate_gap": round(self.weekly_rate_gap, 5),
+        }
+
 
 def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows of a frame as plain Python values (numpy scalars converted)."""
@@ -192,21 +245,19 @@ def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return records
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -35, 35)))
+#: A threshold that calls nobody (above every probability).
+CALL_NOBODY = 1.01
 
 
 def profit_threshold(probabilities: np.ndarray, y: np.ndarray, cost: float, value: float) -> float:
-    """The threshold that would have maximised profit on these scores (above 1: call nobody)."""
-    order = np.argsort(-probabilities, kind="stable")
-    gains = np.cumsum(value * y[order] - cost)
-    best = int(np.argmax(gains))
-    return float(probabilities[order][best]) if gains[best] > 0 else 1.01
+    """The threshold that would have maximised profit on these scores (above 1: call nobody).
+
+    The search is the dashboard's (:func:`termdeposit.decisions.economics.hindsight_calls`):
+    one rule for where a threshold can cut (never between equal scores) and for calling nobody.
+    """
+    curve = build_curve(probabilities, y)
+    calls = hindsight_calls(curve, BusinessSettings(call_cost=cost, subscription_value=value))
+    return float(curve.probabilities[calls - 1]) if calls else CALL_NOBODY
 
 
 def recent_rows(weeks: np.ndarray, before: int, min_rows: int) -> np.ndarray:
@@ -224,8 +275,6 @@ def fit_recalibration(method: str, scores: np.ndarray, y: np.ndarray) -> Callabl
     Shared with :mod:`termdeposit.ops.retrain` (the product's ``recalibrate`` command), so the
     backtest measures exactly what the product does.
     """
-    from termdeposit.ops.retrain import ScoreMap
-
     return ScoreMap.fit(method, scores, y)
 
 
@@ -234,6 +283,7 @@ def run_backtest(
     config: BacktestConfig | None = None,
     progress: ProgressFn | None = None,
     cache: dict[tuple, np.ndarray] | None = None,
+    cells: tuple[tuple[float, float], ...] | None = None,
 ) -> BacktestResult:
     """Replay the weeks of ``frame`` (the reference data with ``week`` and ``y``).
 
@@ -241,9 +291,11 @@ def run_backtest(
         frame: rows in time order with the 19 inputs, ``y``, ``week`` and ``week_label``.
         config: the method (default: the product's).
         progress: called with the fraction of scored weeks done.
-        cache: share between runs on the same frame (e.g. an ablation): each retrained
+        cache: share between runs on the same frame (e.g. an ablation): each refitted
             model's scores of every row, so variants that differ only in recalibration,
             threshold or money settings do not refit the same models.
+        cells: money settings (cost, value) to replay in the same pass (default: the
+            config's); the result's ``weeks`` table is the config's own setting.
     """
     config = (config or BacktestConfig()).check()
     started = time.perf_counter()
@@ -256,16 +308,20 @@ def run_backtest(
             f"There are no weeks between {config.first_week} and {last} in the data.",
             hint="Run 'termdeposit weeks' to see them.",
         )
+    own = (float(config.call_cost), float(config.subscription_value))
+    settings_list = list(dict.fromkeys([own, *(cells or ())]))
     X = frame.loc[:, list(INPUT_COLUMNS)].reset_index(drop=True)
     y = frame[TARGET].to_numpy(int)
     labels = frame["week_label"].to_numpy() if "week_label" in frame else weeks_all.astype(str)
-    cost, value = config.call_cost, config.subscription_value
+    table = week_table(frame.reset_index(drop=True), weeks_all)
+    position = {int(w): i for i, w in enumerate(table["week"])}
+    rate_predictions: dict[int, float] = {}
 
-    rows: list[dict[str, Any]] = []
+    rows: dict[tuple[float, float], list[dict[str, Any]]] = {s: [] for s in settings_list}
     history: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    all_scores: list[np.ndarray] = []
+    issued: list[np.ndarray] = []
     raw_scores: list[np.ndarray] = []
-    all_y: list[np.ndarray] = []
+    outcomes_seen: list[np.ndarray] = []
     top_half_hits = 0
     cache = {} if cache is None else cache
     scores_now = np.empty(0)
@@ -296,44 +352,64 @@ def run_backtest(
                 if len(recent) and 0 < y[recent].sum() < len(recent):
                     mapper = fit_recalibration(config.recalibration, scores_now[recent], y[recent])
                     probabilities = mapper(raw)
-            threshold = _threshold(config, week, history)
+            rate_model = BaseRateModel.fit(
+                table.iloc[: position[week]], predictions=rate_predictions
+            )
+            sums = composition_sums(X[mask])
+            if config.follow_week:
+                probabilities = rate_model.adjust(probabilities, sums)
+            forecast_rate = float(rate_model.predict(sums).rate)
             outcome = y[mask]
-            call = probabilities >= threshold
+            curve = build_curve(probabilities, outcome)
+            forecaster = ProfitForecaster(curve, rate_model.sigma)
+            recent_rate = y[recent_rows(weeks_all, week, RATE_RULE_ROWS)].mean()
+            realised = curve.realised if curve.realised is not None else np.zeros(curve.size + 1)
+            for cost, value in settings_list:
+                calls, threshold = _decide(config, cost, value, week, history, forecaster)
+                expected = forecaster.profit(calls, BusinessSettings(cost, value))
+                called = realised[calls]
+                everyone = float(money.profit(outcome.sum(), len(outcome), cost, value))
+                gains = money.profit(realised, np.arange(curve.size + 1), cost, value)
+                rows[(cost, value)].append(
+                    {
+                        "week": int(week),
+                        "label": str(labels[mask][0]),
+                        "rows": int(mask.sum()),
+                        "subscribers": int(outcome.sum()),
+                        "model_trained_at_week": int(trained_at),
+                        "threshold": round(float(min(threshold, 1.01)), 5),
+                        "calls": int(calls),
+                        "subscribers_reached": int(called),
+                        "mean_probability": round(float(probabilities.mean()), 5),
+                        "forecast_rate": round(forecast_rate, 5),
+                        "rate": round(float(outcome.mean()), 5),
+                        "sigma": round(float(rate_model.sigma), 3),
+                        "profit_model": float(money.profit(called, calls, cost, value)),
+                        "expected_profit": round(expected.expected, 2),
+                        "expected_low": round(expected.low, 2),
+                        "expected_high": round(expected.high, 2),
+                        "profit_call_all": everyone,
+                        "profit_rate_rule": everyone if recent_rate >= cost / value else 0.0,
+                        "profit_hindsight": max(0.0, float(gains.max())),
+                    }
+                )
             history[week] = (probabilities, outcome)
-            all_scores.append(probabilities)
+            issued.append(probabilities)
             raw_scores.append(raw)
-            all_y.append(outcome)
+            outcomes_seen.append(outcome)
             half = int(np.ceil(len(outcome) / 2))
             top_half_hits += int(outcome[np.argsort(-raw, kind="stable")[:half]].sum())
-            profit_model = float((value * outcome[call] - cost).sum())
-            best = profit_threshold(probabilities, outcome, cost, value)
-            profit_hindsight = float((value * outcome[probabilities >= best] - cost).sum())
-            profit_all = float((value * outcome - cost).sum())
-            rows.append(
-                {
-                    "week": int(week),
-                    "label": str(labels[mask][0]),
-                    "rows": int(mask.sum()),
-                    "subscribers": int(outcome.sum()),
-                    "model_trained_at_week": int(trained_at),
-                    "threshold": round(float(min(threshold, 1.01)), 5),
-                    "calls": int(call.sum()),
-                    "subscribers_reached": int(outcome[call].sum()),
-                    "mean_probability": round(float(probabilities.mean()), 5),
-                    "rate": round(float(outcome.mean()), 5),
-                    "profit_model": profit_model,
-                    "profit_call_all": profit_all,
-                    "profit_hindsight": profit_hindsight,
-                }
-            )
             report((i + 1) / len(scored_weeks))
-    weeks = pd.DataFrame(rows)
-    weeks["cumulative_model"] = weeks["profit_model"].cumsum()
-    weeks["cumulative_call_all"] = weeks["profit_call_all"].cumsum()
+    tables = {s: _with_cumulative(pd.DataFrame(r)) for s, r in rows.items()}
+    weeks = tables[own]
     scores, raw_all, outcomes = (
-        np.concatenate(all_scores),
+        np.concatenate(issued),
         np.concatenate(raw_scores),
-        np.concatenate(all_y),
+        np.concatenate(outcomes_seen),
+    )
+    gap = float(
+        (weeks["rows"] * (weeks["mean_probability"] - weeks["rate"]).abs()).sum()
+        / weeks["rows"].sum()
     )
     return BacktestResult(
         config=config,
@@ -348,7 +424,75 @@ def run_backtest(
         ece_raw=expected_calibration_error(outcomes, raw_all),
         top_half_share=top_half_hits / max(int(outcomes.sum()), 1),
         seconds=time.perf_counter() - started,
+        weekly_rate_gap=gap,
+        cells=[cell_summary(c, v, tables[(c, v)]) for c, v in (cells or (own,))],
+        cell_weeks=tables,
     )
+
+
+def _with_cumulative(weeks: pd.DataFrame) -> pd.DataFrame:
+    weeks["cumulative_model"] = weeks["profit_model"].cumsum()
+    weeks["cumulative_call_all"] = weeks["profit_call_all"].cumsum()
+    return weeks
+
+
+def _decide(
+    config: BacktestConfig,
+    cost: float,
+    value: float,
+    week: int,
+    history: dict[int, tuple[np.ndarray, np.ndarray]],
+    forecaster: ProfitForecaster,
+) -> tuple[int, float]:
+    """Customers called (the best ``k``) and the threshold, by the configured rule."""
+    curve = forecaster.curve
+    if config.threshold_rule == "recommend":
+        advice = recommend_with(forecaster, BusinessSettings(cost, value))
+        return advice.calls, advice.threshold
+    if config.threshold_rule == "break-even":
+        threshold = cost / value
+    else:
+        past = [w for w in history if week - config.lookback_weeks <= w < week]
+        if not past:
+            threshold = 0.0
+        else:
+            scores = np.concatenate([history[w][0] for w in past])
+            outcomes = np.concatenate([history[w][1] for w in past])
+            threshold = profit_threshold(scores, outcomes, cost, value)
+    calls = int(np.searchsorted(-curve.probabilities, -threshold, side="right"))
+    return calls, threshold
+
+
+def cell_summary(cost: float, value: float, weeks: pd.DataFrame) -> dict[str, Any]:
+    """One money cell of the issue's JSON from its per-week table.
+
+    ``coverage`` is the share of weeks with at least one call whose realised profit fell in
+    the 80% range; ``weekly_abs_error`` the mean over weeks of |expected - realised|;
+    ``worst_week_loss`` the model's worst week against the better of calling everyone or
+    nobody (0 or negative).
+    """
+    called = weeks["calls"] > 0
+    inside = (weeks["profit_model"] >= weeks["expected_low"] - 1e-6) & (
+        weeks["profit_model"] <= weeks["expected_high"] + 1e-6
+    )
+    shortfall = weeks["profit_model"] - np.maximum(weeks["profit_call_all"], 0.0)
+    return {
+        "cost": cost,
+        "value": value,
+        "profit_model": round(float(weeks["profit_model"].sum()), 2),
+        "profit_call_all": round(float(weeks["profit_call_all"].sum()), 2),
+        "profit_call_none": 0.0,
+        "profit_rate_rule": round(float(weeks["profit_rate_rule"].sum()), 2),
+        "profit_hindsight_weekly": round(float(weeks["profit_hindsight"].sum()), 2),
+        "expected_profit_model": round(float(weeks["expected_profit"].sum()), 2),
+        "expected_low": round(float(weeks["expected_low"].sum()), 2),
+        "expected_high": round(float(weeks["expected_high"].sum()), 2),
+        "coverage": round(float(inside[called].mean()), 4) if called.any() else None,
+        "weekly_abs_error": round(
+            float((weeks["expected_profit"] - weeks["profit_model"]).abs().mean()), 2
+        ),
+        "worst_week_loss": round(float(min(shortfall.min(), 0.0)), 2),
+    }
 
 
 def _fit(
@@ -375,39 +519,3 @@ def _fit(
     if config.half_life_weeks:
         weights = 0.5 ** ((week - weeks) / config.half_life_weeks)
     return model.fit(X, y, clf__sample_weight=weights)
-
-
-def _threshold(
-    config: BacktestConfig, week: int, history: dict[int, tuple[np.ndarray, np.ndarray]]
-) -> float:
-    if config.threshold_rule == "break-even":
-        return config.call_cost / config.subscription_value
-    past = [w for w in history if week - config.lookback_weeks <= w < week]
-    if not past:
-        return 0.0
-    scores = np.concatenate([history[w][0] for w in past])
-    outcomes = np.concatenate([history[w][1] for w in past])
-    return profit_threshold(scores, outcomes, config.call_cost, config.subscription_value)
-
-
-def compare_methods(
-    frame: pd.DataFrame, base: BacktestConfig, variants: dict[str, dict[str, Any]]
-) -> pd.DataFrame:
-    """Run several variants of a method (an ablation); one row of figures per variant."""
-    rows = []
-    cache: dict[tuple, np.ndarray] = {}
-    for name, changes in variants.items():
-        result = run_backtest(frame, replace(base, **changes), cache=cache)
-        rows.append(
-            {
-                "method": name,
-                "profit_model": result.profit_model,
-                "profit_call_all": result.profit_call_all,
-                "uplift": result.uplift,
-                "calls_model": result.calls_model,
-                "subscribers_reached": result.subscribers_reached,
-                "ece": round(result.ece, 4),
-                "seconds": round(result.seconds, 1),
-            }
-        )
-    return pd.DataFrame(rows)

@@ -24,10 +24,14 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from termdeposit.core import money
 from termdeposit.core.config import BusinessSettings, default_settings
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.labels import feature_label
 from termdeposit.core.schema import CATEGORICAL_COLUMNS, CONTEXT_INPUTS, ID_COLUMN, INPUT_COLUMNS
+from termdeposit.decisions.forecast import FALLBACK_SIGMA, profit_range
 from termdeposit.modeling import registry
+from termdeposit.modeling.base_rate import from_card
 from termdeposit.modeling.metrics import expected_calibration_error
 from termdeposit.storage.store import Store, open_store
 
@@ -292,12 +296,27 @@ def cohort_plan(
 # -- weekly figures -----------------------------------------------------------------------------
 
 
-def cohort_figures(plan: Plan, outcomes: pd.DataFrame) -> dict[str, Any]:
-    """Expected and (when outcomes exist) realised figures of one cohort."""
+def model_sigma(version: str) -> float:
+    """The week-level error behind a model's money ranges (its weekly rate model's, or the
+    fallback for a model saved before it or no longer on disk)."""
+    try:
+        rate_model = from_card(registry.read_card(version))
+    except TermDepositError:
+        rate_model = None
+    return FALLBACK_SIGMA if rate_model is None else rate_model.sigma
+
+
+def cohort_figures(
+    plan: Plan, outcomes: pd.DataFrame, sigma: float | None = None
+) -> dict[str, Any]:
+    """Expected (with their 80% ranges) and, when outcomes exist, realised figures of one
+    cohort. ``sigma``: the week-level error of the scoring model (default: read its card)."""
     cost, value = plan.settings.call_cost, plan.settings.subscription_value
     members = plan.members
     p = members["probability"].to_numpy(float)
     planned = members["call"].to_numpy(bool)
+    sigma = model_sigma(plan.model_version) if sigma is None else sigma
+    planned_range = profit_range(p[planned], sigma, plan.settings)
     row: dict[str, Any] = {
         "customers": int(len(members)),
         "model_version": plan.model_version,
@@ -305,8 +324,10 @@ def cohort_figures(plan: Plan, outcomes: pd.DataFrame) -> dict[str, Any]:
         "planned_calls": int(planned.sum()),
         "expected_conversion": float(p[planned].mean()) if planned.any() else float("nan"),
         "expected_subscriptions": float(p[planned].sum()),
-        "expected_profit": float(value * p[planned].sum() - cost * planned.sum()),
-        "expected_profit_call_all": float(value * p.sum() - cost * len(p)),
+        "expected_profit": float(money.profit(p[planned].sum(), planned.sum(), cost, value)),
+        "expected_profit_low": planned_range.low,
+        "expected_profit_high": planned_range.high,
+        "expected_profit_call_all": float(money.profit(p.sum(), len(p), cost, value)),
         "estimated_auc": estimated_auc(p),
         "mean_confidence": mean_confidence(p),
     }
@@ -322,7 +343,8 @@ def cohort_figures(plan: Plan, outcomes: pd.DataFrame) -> dict[str, Any]:
         calls = int(called.sum())
         subs = int(subscribed.sum())
         uncalled = ~called
-        realised_profit = float(value * subs - cost * calls)
+        realised_profit = float(money.profit(subs, calls, cost, value))
+        called_range = profit_range(p[called], sigma, plan.settings)
         row.update(
             {
                 "outcomes_recorded": int(known.sum()),
@@ -333,9 +355,17 @@ def cohort_figures(plan: Plan, outcomes: pd.DataFrame) -> dict[str, Any]:
                 "revenue": float(value * subs),
                 "profit": realised_profit,
                 "expected_subscriptions_of_called": float(p[called].sum()),
-                "expected_profit_of_called": float(value * p[called].sum() - cost * calls),
-                "estimated_uplift_realised": float(
-                    cost * uncalled.sum() - value * p[uncalled].sum()
+                "expected_profit_of_called": float(
+                    money.profit(p[called].sum(), calls, cost, value)
+                ),
+                "expected_profit_of_called_low": called_range.low,
+                "expected_profit_of_called_high": called_range.high,
+                "profit_within_range": bool(
+                    called_range.low - 1e-6 <= realised_profit <= called_range.high + 1e-6
+                ),
+                # the calls not made would have earned this (negative: saved money)
+                "estimated_uplift_realised": -float(
+                    money.profit(p[uncalled].sum(), uncalled.sum(), cost, value)
                 ),
                 "auc": _auc(subscribed[called], p[called]),
                 "calibration_error": (
@@ -367,11 +397,16 @@ def weekly_table(
     cohorts = store.cohorts()
     outcomes = store.outcomes()
     rows = []
+    sigmas: dict[str, float] = {}
     for cohort in cohorts.itertuples(index=False):
         plan = cohort_plan(store, int(cohort.id), settings)
         if plan is None:
             continue
-        figures = cohort_figures(plan, outcomes[outcomes["cohort_id"] == cohort.id])
+        if plan.model_version not in sigmas:
+            sigmas[plan.model_version] = model_sigma(plan.model_version)
+        figures = cohort_figures(
+            plan, outcomes[outcomes["cohort_id"] == cohort.id], sigmas[plan.model_version]
+        )
         row = {
             "cohort_id": int(cohort.id),
             "week_label": cohort.week_label,
@@ -418,17 +453,10 @@ class DriftReport:
 def model_reference(version: str) -> pd.DataFrame:
     """The training reference sample (inputs, score, y) saved with a model version.
 
-    Read without unpickling the model (the sample is a plain parquet file beside it).
+    Read without unpickling the model (the sample is a plain parquet file beside it, checked
+    against the model's checksum list).
     """
-    from termdeposit.core import config
-
-    path = config.models_dir() / registry.check_version_name(version) / registry.REFERENCE_FILE
-    if not path.is_file():
-        raise TermDepositError(
-            f"Model {version} has no training reference sample, so drift cannot be measured.",
-            hint="Models trained with 'termdeposit train' or 'retrain' have one.",
-        )
-    return pd.read_parquet(path)
+    return registry.read_reference(version)
 
 
 def drift_report(
@@ -451,7 +479,7 @@ def drift_report(
             span = max(high - low, 1e-9)
             week_low, week_high = float(current[column].min()), float(current[column].max())
             outside = week_low < low - margin * span or week_high > high + margin * span
-            detail = f"week {week_low:g}..{week_high:g}, training {low:g}..{high:g}"
+            detail = f"this week {week_low:g} to {week_high:g}, in training {low:g} to {high:g}"
         elif kind == "context":
             unseen = sorted(set(current[column].astype(str)) - set(reference[column].astype(str)))
             outside = bool(unseen)
@@ -517,7 +545,8 @@ def drift_alerts(report: DriftReport, limits: AlertLimits, label: str) -> list[d
                     "input_drift",
                     scope,
                     column,
-                    f"{label}: input '{column}' shifted (PSI {value:.2f} > {limits.psi_input:g})",
+                    f"{label}: {feature_label(column)} shifted (PSI {value:.2f} > "
+                    f"{limits.psi_input:g})",
                     value,
                     limits.psi_input,
                 )
@@ -553,7 +582,8 @@ def drift_alerts(report: DriftReport, limits: AlertLimits, label: str) -> list[d
                 "context_range",
                 scope,
                 row.input,
-                f"{label}: '{row.input}' is outside what the model was trained on ({row.detail})",
+                f"{label}: {feature_label(row.input)} is outside what the model was trained "
+                f"on ({row.detail})",
                 None,
                 limits.context_margin,
             )

@@ -2,9 +2,11 @@
 
 - :func:`ingest` loads a data drop (customers contacted, with their outcome ``y``) into the
   store, all or nothing; its rows become training rows like uploaded outcomes.
-- :func:`retrain` trains a challenger on the reference data plus every recorded outcome and
-  compares it with the production model (the champion) on the most recent weeks, which the
-  challenger never saw. It is promoted only if it is better, or when forced with a reason.
+- :func:`retrain` trains a challenger on the reference data plus every data drop and recorded
+  outcome (its artifact is fitted on all of them) and judges it against the production model
+  (the champion) at rolling origins: the latest blocks of weeks, each scored by both
+  configurations refitted on the rows before it, so neither is judged on weeks it was fitted
+  on. It is promoted only if it is better, or when forced with a reason.
   Every decision, including a refusal, is recorded (store table ``promotions``; promotions
   also go to the registry's audit log).
 - :func:`recalibrate` refits only the probability scale of the production model on the most
@@ -30,12 +32,23 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.utils.validation import check_is_fitted
 
-from termdeposit.core import config
+from termdeposit.core import config, money
+from termdeposit.core.config import default_settings
 from termdeposit.core.errors import CohortValidationError, Problem, TermDepositError
 from termdeposit.core.logs import get_logger
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, TARGET
+from termdeposit.data.dataset import load_reference
 from termdeposit.modeling import registry
+from termdeposit.modeling.base_rate import follow_weeks_out_of_time
 from termdeposit.modeling.metrics import classification_metrics, expected_calibration_error
+from termdeposit.modeling.train import (
+    FAMILIES,
+    PROFILES,
+    build_card,
+    build_pipeline,
+    train,
+    with_calibration,
+)
 from termdeposit.storage.store import Store, current_user, open_store
 
 log = get_logger("retrain")
@@ -329,13 +342,37 @@ def ingest(
 
 @dataclass
 class TrainingData:
-    """Reference rows then recorded outcome rows, in time order, with the evaluation window."""
+    """Every row known now, in time order, with the evaluation window of the latest weeks.
+
+    Attributes:
+        frame: reference rows then data-drop and outcome rows (inputs, ``y``, ``period``).
+        window: positions of the latest weeks with outcomes (what challengers are judged on).
+        window_label: the window in words.
+        outcome_rows: rows that came from the store (data drops and recorded outcomes).
+        data_sha256: the reference file's sha256 when the store holds no rows, else a digest
+            of every row (the card's data checksum).
+        labels: each period's name (reference weeks by their label, store cohorts by id).
+    """
 
     frame: pd.DataFrame
     window: np.ndarray
     window_label: str
     outcome_rows: int
     data_sha256: str
+    labels: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def periods(self) -> np.ndarray:
+        """The week (or store cohort) of every row."""
+        return self.frame["period"].to_numpy(int)
+
+    @property
+    def sources(self) -> dict[str, int]:
+        """Rows by origin, for the model card."""
+        return {
+            "reference_data": int(len(self.frame) - self.outcome_rows),
+            "data_drops_and_recorded_outcomes": int(self.outcome_rows),
+        }
 
 
 def training_data(
@@ -344,23 +381,28 @@ def training_data(
     recent_weeks: int = 4,
     min_rows: int = 1000,
 ) -> TrainingData:
-    """The rows a challenger learns from, and the most recent weeks it is judged on.
+    """Every row a model learns from now, and the most recent weeks it is judged on.
 
-    The window is the last ``recent_weeks`` weeks with outcomes (cohorts in the store, or the
-    reference data's weeks when no outcome was recorded yet), widened to whole earlier weeks
-    until it holds at least ``min_rows`` rows with both outcomes.
+    The rows are the reference data, then each cohort of the store with outcomes (data drops
+    and recorded outcomes joined to the customers' inputs), one period per cohort. The window
+    is the last ``recent_weeks`` periods with outcomes, widened to whole earlier periods until
+    it holds at least ``min_rows`` rows with both outcomes.
     """
-    from termdeposit.data.dataset import load_reference
-
     reference = load_reference() if reference is None else reference
     base = reference.loc[:, [*INPUT_COLUMNS, TARGET]].copy()
     base["period"] = reference["week"].to_numpy(int)
+    labels = (
+        dict(zip(reference["week"].astype(int), reference["week_label"].astype(str), strict=False))
+        if "week_label" in reference
+        else {int(w): f"week {int(w)}" for w in base["period"].unique()}
+    )
     extra = store.training_rows()
     if len(extra):
         rows = extra.loc[:, [*INPUT_COLUMNS, TARGET]].copy()
         offset = int(base["period"].max()) + 1
-        codes = pd.factorize(extra["cohort_id"], sort=True)[0]
+        cohort_ids, codes = np.unique(extra["cohort_id"].to_numpy(int), return_inverse=True)
         rows["period"] = offset + codes
+        labels.update({offset + i: f"cohort {int(c)}" for i, c in enumerate(cohort_ids)})
         frame = pd.concat([base, rows], ignore_index=True)
     else:
         frame = base.reset_index(drop=True)
@@ -380,10 +422,41 @@ def training_data(
         if in_store and chosen[0] > base["period"].max()
         else f"the last {len(chosen)} weeks with outcomes ({int(mask.sum())} rows)"
     )
-    digest = hashlib.sha256()
-    digest.update(config.RAW_FILE_SHA256.encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return TrainingData(frame, window, label, len(extra), digest.hexdigest())
+    if in_store:
+        digest = hashlib.sha256()
+        digest.update(config.RAW_FILE_SHA256.encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        checksum = digest.hexdigest()
+    else:
+        checksum = config.RAW_FILE_SHA256  # exactly the reference file
+    return TrainingData(frame, window, label, len(extra), checksum, labels)
+
+
+def rolling_windows(
+    periods: np.ndarray, y: np.ndarray, origins: int, recent_weeks: int, min_rows: int
+) -> list[np.ndarray]:
+    """The latest ``origins`` blocks of whole periods, oldest first, as row positions.
+
+    Each block is ``recent_weeks`` periods, widened to earlier periods until it holds at least
+    ``min_rows`` rows with both outcomes; blocks do not overlap. Every block is scored by
+    models fitted on the rows before it only (a rolling origin).
+    """
+    order = list(np.unique(periods))
+    blocks: list[np.ndarray] = []
+    while len(blocks) < origins and len(order) > 2:
+        chosen = order[-recent_weeks:]
+        del order[-recent_weeks:]
+        while order:
+            mask = np.isin(periods, chosen)
+            if mask.sum() >= min_rows and 0 < y[mask].sum() < mask.sum():
+                break
+            chosen.insert(0, order.pop())
+        mask = np.isin(periods, chosen)
+        if 0 < y[mask].sum() < mask.sum() and order:
+            blocks.insert(0, np.flatnonzero(mask))
+        else:
+            break
+    return blocks
 
 
 @dataclass
@@ -412,12 +485,16 @@ class Comparison:
 
 def judge(model: Any, X: pd.DataFrame, y: np.ndarray, settings: Any) -> dict[str, float]:
     """Metrics of a model on labelled rows: AUC, AP, log loss, ECE and profit at break-even."""
-    scores = np.asarray(model.predict_proba(X), dtype=float)
+    return judge_scores(np.asarray(model.predict_proba(X), dtype=float), y, settings)
+
+
+def judge_scores(scores: np.ndarray, y: np.ndarray, settings: Any) -> dict[str, float]:
+    """:func:`judge` for probabilities already computed."""
     metrics = classification_metrics(y, scores)
     calls = scores >= settings.break_even
     metrics["log_loss"] = round(float(log_loss(y, np.clip(scores, 1e-6, 1 - 1e-6))), 5)
     metrics["profit_at_break_even"] = float(
-        (settings.subscription_value * y[calls] - settings.call_cost).sum()
+        money.profit(y[calls].sum(), calls.sum(), settings.call_cost, settings.subscription_value)
     )
     metrics["calls_at_break_even"] = int(calls.sum())
     return metrics
@@ -430,8 +507,6 @@ def compare(
     min_gain: float = 0.0,
 ) -> Comparison:
     """Score champion and challenger on the evaluation window of ``data``."""
-    from termdeposit.core.config import default_settings
-
     settings = default_settings()
     window = data.frame.iloc[data.window]
     X = window.loc[:, list(INPUT_COLUMNS)]
@@ -520,6 +595,116 @@ def decide(
     return Decision(False, False, f"challenger not better: {why}", c)
 
 
+#: The promotion rule, written on every challenger's card.
+ROLLING_RULE = (
+    "rolling origin: the latest {origins} blocks of whole weeks with outcomes (each at least "
+    "{recent_weeks} weeks and {min_rows} rows) are each scored by the champion's and the "
+    "challenger's configurations refitted on the rows before that block only, so both are "
+    "judged on weeks neither was fitted on; the probabilities follow each week's forecast rate "
+    "as in production; the challenger is promoted when its AUC over the blocks is at least the "
+    "champion's + {min_gain:g} (or when forced with a reason); the promoted artifact is then "
+    "the configuration refitted on every row"
+)
+
+
+def configuration_of(card: dict[str, Any], random_state: int = 0) -> Any | None:
+    """An unfitted pipeline with a saved model's configuration (family, settings,
+    calibration), or None when its card does not say."""
+    family, params = card.get("family"), card.get("params")
+    if family is None or params is None:
+        return None
+    method = (card.get("calibration") or {}).get("method", "none")
+    profile = PROFILES.get(card.get("profile", "quick"), PROFILES["quick"])
+    base = build_pipeline(family, random_state).set_params(**params)
+    return with_calibration(base, method, profile, random_state)
+
+
+@dataclass
+class RollingJudgement:
+    """Champion and challenger configurations scored on the same rolling-origin blocks."""
+
+    challenger_metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+    rows: int
+    label: str
+    origins: list[dict[str, Any]]
+    champion_how: str
+
+
+def judge_rolling(
+    data: TrainingData,
+    challenger: Any,
+    champion: Any | None,
+    champion_artifact: Any | None = None,
+    origins: int = 3,
+    recent_weeks: int = 4,
+    min_rows: int = 1000,
+    settings: Any = None,
+) -> RollingJudgement:
+    """Score both configurations at rolling origins (see :data:`ROLLING_RULE`).
+
+    ``champion`` is the champion's unfitted configuration; when its card does not give one,
+    ``champion_artifact`` (the saved model as is) scores the blocks instead.
+    """
+    settings = settings or default_settings()
+    frame = data.frame.reset_index(drop=True)
+    periods = data.periods
+    X = frame.loc[:, list(INPUT_COLUMNS)]
+    y = frame[TARGET].to_numpy(int)
+    blocks = rolling_windows(periods, y, origins, recent_weeks, min_rows)
+    if not blocks:
+        raise TermDepositError(
+            "There are not enough weeks with outcomes to judge a challenger.",
+            hint="Record the outcomes of more weeks, or lower --min-rows.",
+        )
+    scores: dict[str, list[np.ndarray]] = {"challenger": [], "champion": []}
+    described = []
+    for block in blocks:
+        before = np.arange(int(block.min()))
+        for name, config_ in (("challenger", challenger), ("champion", champion)):
+            if config_ is not None:
+                fitted = clone(config_).fit(X.iloc[before], y[before])
+            elif name == "champion" and champion_artifact is not None:
+                fitted = champion_artifact
+            else:
+                continue
+            raw = np.asarray(fitted.predict_proba(X.iloc[block])[:, 1], dtype=float)
+            scores[name].append(follow_weeks_out_of_time(frame, periods, raw, block))
+        weeks = [data.labels.get(int(p), str(p)) for p in np.unique(periods[block])]
+        described.append(
+            {
+                "weeks": f"{weeks[0]} to {weeks[-1]}",
+                "rows": int(len(block)),
+                "fitted_rows": int(len(before)),
+            }
+        )
+    rows = np.concatenate(blocks)
+    X_judged, y_judged = X.iloc[rows], y[rows]
+
+    def metrics(parts: list[np.ndarray]) -> dict[str, float] | None:
+        if not parts:
+            return None
+        return judge_scores(np.concatenate(parts), y_judged, settings)
+
+    del X_judged
+    challenger_m = metrics(scores["challenger"])
+    assert challenger_m is not None
+    return RollingJudgement(
+        challenger_metrics=challenger_m,
+        champion_metrics=metrics(scores["champion"]),
+        rows=int(len(rows)),
+        label=(
+            f"{len(blocks)} rolling origins over the latest weeks with outcomes ({len(rows)} rows)"
+        ),
+        origins=described,
+        champion_how=(
+            "its configuration refitted at each origin"
+            if champion is not None
+            else "the saved artifact as is (its card gives no configuration)"
+        ),
+    )
+
+
 def retrain(
     profile: str = "quick",
     families: tuple[str, ...] | None = None,
@@ -532,15 +717,16 @@ def retrain(
     store: Store | None = None,
     reference: pd.DataFrame | None = None,
     progress: ProgressFn | None = None,
+    origins: int = 3,
 ) -> Decision:
-    """Train a challenger on everything before the recent weeks and promote it if better.
+    """Train a challenger on every row known now and promote it if it judges better.
 
-    The challenger learns from the reference data plus every recorded outcome except the
-    evaluation window (the most recent weeks), so champion and challenger are judged on
-    weeks the challenger never saw. The challenger is saved as a new version either way.
+    The challenger is searched and chosen like any training, on the reference data plus every
+    data drop and recorded outcome, and its artifact is fitted on all of them (the learning
+    loop). Champion and challenger are judged at rolling origins (:data:`ROLLING_RULE`): the
+    latest blocks of weeks, each scored by both configurations refitted on the rows before it.
+    The challenger is saved as a new version either way; the rule is on its card.
     """
-    from termdeposit.modeling.train import FAMILIES, PROFILES, build_card, train
-
     if profile not in PROFILES:
         raise TermDepositError(
             f"Unknown profile '{profile}'.", hint=f"Use one of: {', '.join(PROFILES)}."
@@ -554,28 +740,54 @@ def retrain(
     report = progress or (lambda step, fraction: None)
     report("Gathering the reference data and recorded outcomes", 0.02)
     data = training_data(store, reference, recent_weeks, min_rows)
-    before = data.frame.iloc[: int(data.window.min())]
 
     def inner_progress(step: str, fraction: float) -> None:
-        report(step, 0.05 + 0.85 * fraction)
+        report(step, 0.05 + 0.75 * fraction)
 
     result = train(
-        before.drop(columns=["period"]),
+        data.frame.drop(columns=["period"]),
         profile=profile,
         families=tuple(families or FAMILIES),
         random_state=random_state,
         progress=inner_progress,
+        periods=data.periods,
+        period_labels=data.labels,
+        sources=data.sources,
     )
     card = build_card(result, data.data_sha256, random_state)
+    report("Judging champion and challenger at rolling origins", 0.82)
+    champion_version = registry.production_version()
+    champion = registry.load_model(champion_version) if champion_version else None
+    judgement = judge_rolling(
+        data,
+        configuration_of(card, random_state),
+        configuration_of(champion.card, random_state) if champion else None,
+        champion.pipeline if champion else None,
+        origins,
+        recent_weeks,
+        min_rows,
+    )
     card["retraining"] = {
-        "reference_rows": int(len(data.frame) - data.outcome_rows),
-        "outcome_rows": int(data.outcome_rows),
-        "rows_before_window": int(len(before)),
-        "window": data.window_label,
+        **data.sources,
+        "rule": ROLLING_RULE.format(
+            origins=origins, recent_weeks=recent_weeks, min_rows=min_rows, min_gain=min_gain
+        ),
+        "origins": judgement.origins,
+        "champion": champion_version,
+        "champion_judged_by": judgement.champion_how,
+        "challenger_metrics": judgement.challenger_metrics,
+        "champion_metrics": judgement.champion_metrics,
     }
     challenger = registry.save_model(result.pipeline, card, reference=result.reference)
-    report("Comparing with the production model", 0.92)
-    comparison = compare(challenger, data, min_gain=min_gain)
+    comparison = Comparison(
+        challenger=challenger,
+        champion=champion_version,
+        window=judgement.label,
+        rows=judgement.rows,
+        challenger_metrics=judgement.challenger_metrics,
+        champion_metrics=judgement.champion_metrics,
+        min_gain=min_gain,
+    )
     decision = decide(comparison, force, reason, store)
     report("Done", 1.0)
     return decision
@@ -685,7 +897,7 @@ def recalibrate(
 
 
 def _has_reference(model: registry.LoadedModel) -> bool:
-    return (model.path / registry.REFERENCE_FILE).is_file()
+    return model.has_reference()
 
 
 def _out_of_sample_check(

@@ -140,7 +140,7 @@ class CohortRepository:
 
         Args:
             scored: one row per customer with ``customer_id``, ``probability``, ``decision``
-                (True / "will convert" = to call), ``rank`` (optional) and the 19 inputs
+                (True / "call" = to call), ``rank`` (optional) and the 19 inputs
                 (the frame :func:`~termdeposit.modeling.predict.score_frame` returns), the same
                 as a mapping of column name to values (the API's small batches, no pandas), or
                 an iterable of such frames (chunks of a large file, ranks over the whole file).

@@ -18,11 +18,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from termdeposit.apps import api
+from termdeposit.core.config import default_settings
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS
 from termdeposit.data.cohort_file import validate_cohort
 from termdeposit.data.fast_csv import csv_bytes
-from termdeposit.modeling import registry
+from termdeposit.modeling import inference, registry
 from termdeposit.modeling.predict import DECISION_NO, DECISION_YES, score_file, score_frame
+from termdeposit.services.forecasts import cohort_outlook
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -54,11 +56,15 @@ def test_predict_matches_the_pipeline(client, production_model, week_cohort):
     body = answer.json()
     assert body["logged"] is True
     frame = validate_cohort(pd.DataFrame(records).astype(str)).frame
-    expected = score_frame(production_model, frame)
+    # a list of records is not a week's cohort: each gets the model's own probability
+    probabilities = inference.predict_proba(production_model, frame.loc[:, list(INPUT_COLUMNS)])
     got = pd.DataFrame(body["predictions"])
-    assert got["customer_id"].tolist() == expected[ID_COLUMN].tolist()
-    assert np.array_equal(got["probability"].to_numpy(), expected["probability"].to_numpy())
-    assert got["decision"].tolist() == expected["decision"].tolist()
+    assert got["customer_id"].tolist() == frame[ID_COLUMN].tolist()
+    assert np.array_equal(got["probability"].to_numpy(), probabilities)
+    calls = probabilities >= production_model.threshold
+    assert got["decision"].tolist() == [DECISION_YES if c else DECISION_NO for c in calls]
+    whole = score_frame(production_model, frame)["probability"].to_numpy()
+    assert not np.allclose(whole, probabilities), "scored as a cohort, they follow its week"
     assert set(got["model_version"]) == {production_model.version}
 
 
@@ -173,6 +179,34 @@ def test_score_upload_equals_the_cli_output(client, week_cohort, production_mode
     assert answer.headers["x-model-version"] == production_model.version
     assert answer.headers["x-rows"] == str(len(week_cohort))
     assert answer.content == cli_out.read_bytes()
+    # the forecast, as the forecasts service computes it from the same cohort
+    scored = pd.read_csv(cli_out, dtype={"customer_id": str})
+    outlook = cohort_outlook(
+        production_model,
+        scored["probability"].to_numpy(),
+        default_settings(),
+        called=(scored["decision"] == DECISION_YES).to_numpy(),
+        frame=validate_cohort(week_cohort.astype(str)).frame,
+    )
+    assert float(answer.headers["x-expected-profit"]) == pytest.approx(
+        outlook.chosen.expected, abs=0.01
+    )
+    low, high = (float(answer.headers[f"x-expected-profit-{k}"]) for k in ("low", "high"))
+    assert low < float(answer.headers["x-expected-profit"]) < high
+    assert answer.headers["x-recommendation"] == outlook.recommendation.choice
+    assert float(answer.headers["x-week-rate-forecast"]) == pytest.approx(
+        outlook.week.rate, abs=1e-5
+    )
+    summary = client.post(
+        "/score",
+        params={"summary": "true", "log": "false"},
+        files={"file": ("week.csv", source.read_bytes(), "text/csv")},
+    )
+    assert summary.status_code == 200, summary.text
+    data = summary.json()
+    assert data["rows"] == len(week_cohort)
+    assert data["recommendation"]["text"] == outlook.recommendation.text
+    assert data["expected_profit"]["low"] == pytest.approx(low, abs=0.01)
 
 
 def test_score_bad_files(client):

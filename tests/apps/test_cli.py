@@ -39,10 +39,29 @@ def test_make_cohort_then_score(tmp_path, trained_version):
     assert result.exit_code == 0, result.output
     scored = pd.read_csv(out, dtype={"customer_id": str})
     assert scored["customer_id"].tolist() == frame["customer_id"].tolist()
-    assert (scored["decision"] == "will convert").sum() == 100
+    assert (scored["decision"] == "call").sum() == 100
     top = scored.sort_values("rank").head(100)
-    assert top["decision"].eq("will convert").all()
+    assert top["decision"].eq("call").all()
     assert "100 to call" in result.stdout
+    # the forecast: the week's rate, the calls' expected profit with its range, the advice
+    from termdeposit.core.config import default_settings
+    from termdeposit.modeling import registry
+    from termdeposit.modeling.predict import DECISION_YES
+    from termdeposit.services.forecasts import cohort_outlook
+
+    model = registry.load_model(trained_version)
+    outlook = cohort_outlook(
+        model,
+        scored["probability"].to_numpy(),
+        default_settings(),
+        called=(scored["decision"] == DECISION_YES).to_numpy(),
+        frame=frame,
+    )
+    assert outlook.calls == 100 and outlook.chosen.low < outlook.chosen.high
+    for line in outlook.lines():
+        assert line in result.stdout
+    assert "forecast at" in result.stdout and "80% range" in result.stdout
+    assert "Recommendation: " in result.stdout
 
 
 def test_score_with_threshold_and_bad_file(tmp_path, trained_version):

@@ -9,6 +9,7 @@ the page said, best first, with the uploaded ids. A screenshot of every page is 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import re
@@ -65,6 +66,15 @@ def _screenshot(page, name: str) -> None:
     page.set_viewport_size(size)
 
 
+def _wait_for_run(page) -> None:
+    """Wait for the page's script run to end (no stale copies of elements left on screen)."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(
+        """() => document.querySelector('[data-testid="stApp"]')
+        .getAttribute('data-test-script-state') === 'notRunning'"""
+    )
+
+
 def _number(text: str) -> int:
     return int(re.sub(r"[^0-9]", "", text))
 
@@ -101,13 +111,15 @@ def test_upload_threshold_download(dashboard, cohort_file, tmp_path):
             before = calls.locator('[data-testid="stMetricValue"]').inner_text()
             slider = page.locator('[data-testid="stSlider"] input[type="range"]').first
             slider.focus()
-            slider.press("PageUp")  # a tenth of the range: 0.05 -> 0.15
+            slider.press("PageUp")  # a tenth of the range: 5% -> 15%
             slider.press("ArrowLeft")
-            expect(slider).to_have_value("0.149")
+            expect(slider).to_have_value("14.9")
             expect(calls.locator('[data-testid="stMetricValue"]')).not_to_have_text(before)
-            threshold = float(slider.input_value())
-            number = page.get_by_role("spinbutton", name="Exact threshold")
-            expect(number).to_have_value(f"{threshold:.4f}")
+            _wait_for_run(page)
+            expect(slider).to_have_value("14.9")
+            threshold = float(slider.input_value()) / 100
+            number = page.get_by_role("spinbutton", name="Exact threshold (%)")
+            expect(number).to_have_value(f"{100 * threshold:.2f}")
             expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()
             _screenshot(page, "2_threshold_and_profit.png")
 
@@ -115,12 +127,25 @@ def test_upload_threshold_download(dashboard, cohort_file, tmp_path):
             button = page.locator('[data-testid="stDownloadButton"] button').first
             expect(button).to_contain_text("Download CSV")
             expected_rows = _number(button.inner_text())
-            expect(page.get_by_text(f"{expected_rows:,} customers to call.")).to_be_visible()
+            expect(
+                page.get_by_text(f"{expected_rows:,} customers to call, all chosen by the model.")
+            ).to_be_visible()
+            page.get_by_role("button", name=re.compile("Issue this call list")).click()
+            expect(page.get_by_text(re.compile(r"Call list \d+ recorded"))).to_be_visible()
+            _wait_for_run(page)
             _screenshot(page, "3_call_list.png")
             with page.expect_download() as download:
                 button.click()
             saved = tmp_path / download.value.suggested_filename
             download.value.save_as(saved)
+            expect(page.get_by_test_id("stStatusWidget")).to_be_hidden()
+            dialler = page.locator(
+                '[data-testid="stDownloadButton"] button', has_text="dialler"
+            ).first
+            with page.expect_download() as download:
+                dialler.click()
+            saved_dialler = tmp_path / download.value.suggested_filename
+            download.value.save_as(saved_dialler)
 
             _open_page(page, "Models")
             expect(page.get_by_text("All versions")).to_be_visible()
@@ -134,9 +159,33 @@ def test_upload_threshold_download(dashboard, cohort_file, tmp_path):
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
     assert 0 < len(rows) == expected_rows
-    probabilities = [float(r["probability"]) for r in rows]
+    assert list(rows[0])[:5] == ["Rank", "Customer id", "Priority", "Chance of subscribing"] + [
+        "Why call (1)"
+    ]
+    assert all(r["Why call (1)"] for r in rows), "the reasons survive issuing the list"
+    machine = list(csv.DictReader(io.StringIO(saved_dialler.read_text(encoding="utf-8-sig"))))
+    probabilities = [float(r["probability"]) for r in machine]
     assert probabilities == sorted(probabilities, reverse=True)
     assert min(probabilities) >= threshold - 1e-4
     uploaded_ids = {r["customer_id"] for r in csv.DictReader(cohort_file.open())}
-    assert {r["customer_id"] for r in rows} <= uploaded_ids
-    assert [int(r["rank"]) for r in rows] == sorted(int(r["rank"]) for r in rows)
+    assert [r["customer_id"] for r in machine] == [r["Customer id"] for r in rows]
+    assert {r["customer_id"] for r in machine} <= uploaded_ids
+    assert [int(r["rank"]) for r in machine] == sorted(int(r["rank"]) for r in machine)
+
+    # The command line issues the same list from the prediction log: the same file, byte for
+    # byte, and no second record of it. (The cohort is named by its file's sha256: another
+    # test may have scored the same bytes under another name.)
+    cohort_sha = hashlib.sha256(cohort_file.read_bytes()).hexdigest()
+    for fmt, downloaded in (("csv", saved), ("dialler", saved_dialler)):
+        out = tmp_path / f"cli_{fmt}.csv"
+        done = subprocess.run(
+            [sys.executable, "-m", "termdeposit.apps.cli", "issue"]
+            + ["--cohort", cohort_sha[:16], "--threshold", repr(threshold)]
+            + ["--format", fmt, "--out", str(out)],
+            env=os.environ.copy(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        assert out.read_bytes() == downloaded.read_bytes()

@@ -25,7 +25,7 @@ def _scored(ids: list[str], probabilities: list[float]) -> pd.DataFrame:
         {
             "customer_id": ids,
             "probability": p,
-            "decision": "won't convert",
+            "decision": "do not call",
             "rank": ranks_of(p),
             "age": np.arange(30, 30 + n),
             "job": ["admin.", "technician", "=cmd|' /C calc'!A0", "services", "@SUM(A1)"][:n],
@@ -57,7 +57,7 @@ def test_list_holds_customers_at_or_above_threshold_best_first(scored):
     result = calllist.build_call_list(scored, 0.10)
     assert result.frame["customer_id"].tolist() == ["C3", "A1", "E5", "+B2"]
     assert result.frame["rank"].tolist() == [1, 2, 3, 4]
-    assert (result.frame["decision"] == "will convert").all()
+    assert (result.frame["decision"] == "call").all()
     assert result.eligible == 4 and result.removed_do_not_call == 0 and result.cut_by_capacity == 0
     assert list(result.frame.columns) == list(calllist.LIST_COLUMNS)
     assert "y" not in result.frame and "emp.var.rate" not in result.frame
@@ -80,16 +80,32 @@ def test_filters_narrow_the_list_and_are_recorded(scored):
 
 def test_csv_bytes_rows_order_and_injection(scored):
     result = calllist.build_call_list(scored, 0.0)
-    data = calllist.export_csv(result)
-    assert data.startswith(b"\xef\xbb\xbf")
-    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
-    assert len(rows) == 5
-    assert [r["customer_id"] for r in rows] == ["C3", "A1", "E5", "'+B2", "D4"]
-    probabilities = [float(r["probability"]) for r in rows]
+    for data, id_col, job_col in (
+        (calllist.export_csv(result), "Customer id", "Job"),
+        (calllist.export_dialler_csv(result), "customer_id", "job"),
+    ):
+        assert data.startswith(b"\xef\xbb\xbf")
+        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+        assert len(rows) == 5
+        assert [r[id_col] for r in rows] == ["C3", "A1", "E5", "'+B2", "D4"]
+        jobs = {r[job_col] for r in rows}
+        assert "'=cmd|' /C calc'!A0" in jobs and "'@SUM(A1)" in jobs
+        assert not any(v.startswith(("=", "+", "-", "@")) for r in rows for v in r.values())
+    machine = list(
+        csv.DictReader(io.StringIO(calllist.export_dialler_csv(result).decode("utf-8-sig")))
+    )
+    probabilities = [float(r["probability"]) for r in machine]
     assert probabilities == sorted(probabilities, reverse=True)
-    jobs = {r["job"] for r in rows}
-    assert "'=cmd|' /C calc'!A0" in jobs and "'@SUM(A1)" in jobs
-    assert not any(v.startswith(("=", "+", "-", "@")) for r in rows for v in r.values())
+    assert list(machine[0]) == list(calllist.DIALLER_COLUMNS)
+    people = list(csv.DictReader(io.StringIO(calllist.export_csv(result).decode("utf-8-sig"))))
+    assert [r["Chance of subscribing"] for r in people] == ["50.0%", "30.0%", "20.0%"] + [
+        "10.0%",
+        "4.0%",
+    ]
+    assert [r["Priority"] for r in people] == ["High", "High", "Medium", "Medium", "Low"]
+    assert [r["Contact phone"] for r in people] == ["mobile", "mobile", "landline", "landline"] + [
+        "mobile"
+    ]
 
 
 def test_xlsx_has_no_formulas_and_an_about_sheet(scored):
@@ -100,8 +116,8 @@ def test_xlsx_has_no_formulas_and_an_about_sheet(scored):
     cells = [c for row in sheet.iter_rows() for c in row]
     assert not [c for c in cells if c.data_type == "f"]
     values = [[c.value for c in row] for row in sheet.iter_rows()]
-    assert values[0][:4] == ["customer_id", "rank", "probability", "decision"]
-    assert [r[0] for r in values[1:]] == ["C3", "A1", "E5", "'+B2", "D4"]
+    assert values[0][:4] == ["Rank", "Customer id", "Priority", "Chance of subscribing"]
+    assert [r[1] for r in values[1:]] == ["C3", "A1", "E5", "'+B2", "D4"]
     about = [c.value for c in book["About"]["A"]][1:]
     assert about == notes
     assert any("v20261125-115807" in n for n in about)

@@ -10,6 +10,7 @@ import pytest
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import StratifiedKFold
 
+from termdeposit.core import labels
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, TARGET
 from termdeposit.insight import explain
@@ -175,8 +176,8 @@ def test_reason_codes_are_deterministic_words_that_raise_the_score(rf):
     pd.testing.assert_frame_equal(
         first, again.iloc[::-1].reset_index(drop=True), check_index_type=False
     )
-    labels = {explain.FEATURE_LABELS[c] for c in INPUT_COLUMNS}
-    context = {explain.FEATURE_LABELS[c] for c in explain.CONTEXT_INPUTS}
+    names = {labels.FEATURE_LABELS[c] for c in INPUT_COLUMNS}
+    context = {labels.FEATURE_LABELS[c] for c in explain.CONTEXT_INPUTS}
     explanation = explainer.explain(frame)
     for i, row in first.iterrows():
         table = explain.contributions(explainer, explanation, i)
@@ -186,7 +187,7 @@ def test_reason_codes_are_deterministic_words_that_raise_the_score(rf):
         assert reasons == [s.removesuffix(" raises the score") for s in expected["sentence"]]
         for reason in reasons:
             label = reason.split(" = ")[0]
-            assert label in labels and label not in context
+            assert label in names and label not in context
             assert re.fullmatch(r"[A-Z0-9][\w ().,-]+ = .+", reason)
     with_context = explain.reason_codes(None, frame, explainer=explainer, include_context=True)
     assert with_context.shape == first.shape

@@ -13,11 +13,13 @@ from store_support import sha
 from typer.testing import CliRunner
 
 from termdeposit.apps.cli import app
+from termdeposit.core.config import default_settings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import INPUT_COLUMNS
+from termdeposit.decisions.forecast import profit_range
 from termdeposit.modeling.train import build_pipeline
 from termdeposit.ops import monitoring
-from termdeposit.ops.feedback import outcomes_file, record_feedback, simulated_outcomes
+from termdeposit.services.outcomes import outcomes_file, record_feedback, simulated_outcomes
 from termdeposit.storage import store
 
 
@@ -151,6 +153,11 @@ def test_weekly_figures_expected_then_realised_and_the_cron_check(
     called = plan.members["call"].to_numpy()
     assert first["expected_subscriptions"] == pytest.approx(p[called].sum())
     assert first["estimated_auc"] == pytest.approx(monitoring.estimated_auc(p))
+    sigma = production_model.card["base_rate"]["sigma"]
+    planned = profit_range(p[called], sigma, default_settings())
+    assert first["expected_profit_low"] == pytest.approx(planned.low)
+    assert first["expected_profit_high"] == pytest.approx(planned.high)
+    assert first["expected_profit_low"] < first["expected_profit"] < first["expected_profit_high"]
 
     calls = plan.members.loc[plan.members["call"], "customer_id"]
     record_feedback(outcomes_file(simulated_outcomes(calls, reference)), store=s)
@@ -158,6 +165,9 @@ def test_weekly_figures_expected_then_realised_and_the_cron_check(
     truth = reference.set_index("customer_id").loc[calls, "y"]
     assert after["calls_made"] == len(calls) and after["subscribers"] == truth.sum()
     assert after["profit"] == pytest.approx(100 * truth.sum() - 5 * len(calls))
+    inside = after["expected_profit_of_called_low"] <= after["profit"]
+    inside &= after["profit"] <= after["expected_profit_of_called_high"]
+    assert after["profit_within_range"] == inside
     assert after["auc"] == pytest.approx(
         roc_auc_score(truth, plan.members.set_index("customer_id").loc[calls, "probability"])
     )

@@ -133,7 +133,13 @@ def test_gate_promotes_better_refuses_worse_and_rollback_restores(
     assert registry.production_version() == challenger
     assert better.comparison.challenger_metrics["auc"] > better.comparison.champion_metrics["auc"]
     card = registry.read_card(challenger)
-    assert card["retraining"]["rows_before_window"] + better.comparison.rows == len(reference)
+    assert card["fitted_on"]["rows"] == len(reference), "refitted on every row"
+    retraining = card["retraining"]
+    assert "rolling origin" in retraining["rule"] and len(retraining["origins"]) == 3
+    assert retraining["champion"] == weak
+    assert "as is" in retraining["champion_judged_by"], "the weak champion's card has no config"
+    assert all(o["fitted_rows"] < len(reference) for o in retraining["origins"])
+    assert better.comparison.rows == sum(o["rows"] for o in retraining["origins"])
 
     data = retrain.training_data(ops_store, reference, 4, 600)
     worse = garbage_version(reference, seed=1)
@@ -183,3 +189,38 @@ def test_cli_refuses_force_without_reason(ops_store):
     runner = CliRunner()
     refused = runner.invoke(app, ["retrain", "--force"])
     assert refused.exit_code == 2 and "needs a reason" in refused.output
+
+
+def test_retrain_on_outcomes_that_reverse_a_pattern_learns_it(models_copy, ops_store, reference):
+    """Customers whose previous campaign succeeded subscribe about two times in three in the
+    reference data. Data drops where they mostly did not must move the challenger: it is fitted
+    on the recorded outcomes (the learning loop), and judged at rolling origins."""
+    champion = registry.load_model()
+    success = reference[reference["poutcome"] == "success"]
+    for copy in range(3):
+        drop = success.loc[:, ["customer_id", *INPUT_COLUMNS]].copy()
+        drop["customer_id"] = [f"drop{copy}-{i}" for i in range(len(drop))]
+        drop["y"] = np.where(success["y"].to_numpy() == 1, "no", "yes")  # the pattern reversed
+        retrain.ingest(drop.to_csv(index=False).encode(), f"drop{copy}.csv", store=ops_store)
+
+    decision = retrain.retrain(
+        "quick", ("logreg",), recent_weeks=1, min_rows=600, store=ops_store, reference=reference
+    )
+    challenger = registry.load_model(decision.comparison.challenger)
+    card = challenger.card
+    assert card["fitted_on"]["rows"] == len(reference) + 3 * len(success)
+    assert card["fitted_on"]["sources"]["data_drops_and_recorded_outcomes"] == 3 * len(success)
+    assert list(card["fitted_on"]["rows_by_week"])[-3:] == ["cohort 1", "cohort 2", "cohort 3"]
+    assert card["base_rate"]["weeks"] == 119 + 3
+    inputs = success.loc[:, list(INPUT_COLUMNS)]
+    before = champion.predict_proba(inputs).mean()
+    after = challenger.predict_proba(inputs).mean()
+    assert after < before - 0.1, (before, after)
+    others = reference[reference["poutcome"] != "success"].sample(2000, random_state=0)
+    moved = challenger.predict_proba(others.loc[:, list(INPUT_COLUMNS)]).mean()
+    assert abs(moved - champion.predict_proba(others.loc[:, list(INPUT_COLUMNS)]).mean()) < 0.05
+    assert [o["weeks"] for o in card["retraining"]["origins"]] == [
+        "cohort 1 to cohort 1",
+        "cohort 2 to cohort 2",
+        "cohort 3 to cohort 3",
+    ]

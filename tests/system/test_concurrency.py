@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from termdeposit.apps.cli import app
 from termdeposit.data.dataset import make_cohort
-from termdeposit.ops.feedback import outcomes_file
+from termdeposit.services.outcomes import outcomes_file
 from termdeposit.storage import store
 
 TERMDEPOSIT = str(Path(sys.executable).with_name("termdeposit"))

@@ -18,17 +18,22 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 import os
+import random
 import select
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from registry_support import assert_pointer_and_audit_agree, tiny_versions
 from store_support import scored_week, sha
 from typer.testing import CliRunner
 
@@ -36,7 +41,7 @@ from termdeposit.apps.cli import app
 from termdeposit.core import config
 from termdeposit.data import exports, fast_csv
 from termdeposit.decisions import calllist
-from termdeposit.modeling import registry
+from termdeposit.modeling import model_storage, registry
 from termdeposit.modeling.predict import ranks_of, score_file
 from termdeposit.storage import database, store
 
@@ -58,25 +63,24 @@ def _child_save_model(point: str) -> None:
     card = {
         k: v for k, v in model.card.items() if k not in ("version", "created", "artifact_sha256")
     }
-    if point == "artifact":
-        real_dump = registry.joblib.dump
+    real_write = model_storage.LocalFolder._write_file
 
-        def half_then_pause(obj, path, **kwargs):
-            real_dump(obj, path, **kwargs)
-            size = Path(path).stat().st_size
-            os.truncate(path, size // 2)
+    def write_then_pause(path: Path, data: bytes) -> None:
+        if point == "artifact" and path.name == config.MODEL_ARTIFACT:
+            real_write(path, data[: len(data) // 2])
             _pause()
+        if point == "checksums" and path.name == registry.CHECKSUM_FILE:
+            _pause()
+        real_write(path, data)
 
-        registry.joblib.dump = half_then_pause
-    elif point == "checksums":
-        registry._write_checksums = lambda folder: _pause()
-    elif point == "rename":
-        registry.os.replace = lambda *args: _pause()
+    model_storage.LocalFolder._write_file = staticmethod(write_then_pause)
+    if point == "rename":
+        model_storage.os.replace = lambda *args: _pause()
     registry.save_model(model.pipeline, card, model.reference())
 
 
 def _child_promote(version: str) -> None:
-    registry.os.replace = lambda *args: _pause()
+    model_storage.os.replace = lambda *args: _pause()
     registry.promote(version, "this promotion is killed half-way")
 
 
@@ -186,11 +190,15 @@ def _digest(path: Path) -> str:
 
 
 def registry_state(root: Path) -> dict:
-    """Everything the registry shows, and the bytes of every model file and the pointer."""
+    """Everything the registry shows, and the bytes of every model file and the pointer (the
+    journal's bytes aside: an interrupted promotion leaves its settled records there, while
+    the history it shows, ``audit``, must not change)."""
     files = {
         str(p.relative_to(root)): _digest(p)
         for p in sorted(root.rglob("*"))
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        if p.is_file()
+        and p.name != registry.AUDIT_FILE
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
     }
     return {
         "versions": registry.list_versions(root),
@@ -265,24 +273,275 @@ def test_promotion_killed_before_the_pointer_moves_changes_nothing(
     after = registry_state(models_copy)
     assert after == before and after["production"] == production_model.version
     assert_registry_usable(models_copy, after)
+    last = json.loads((models_copy / registry.AUDIT_FILE).read_text().splitlines()[-1])
+    assert last["state"] == "abandoned", "the intent written ahead was settled as not done"
+
+
+# -- (a') promotions and rollbacks killed at every step and at random moments -----------------
+
+
+class _KillAt:
+    """Stands in for the ``os`` module of the registry's storage: counts the calls that change
+    files (open for writing, write, fsync, truncate, rename) and SIGKILLs the process at call
+    number ``at``; a write killed first stores a random part of its bytes."""
+
+    WRITING = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+    def __init__(self, at: float, rng: random.Random) -> None:
+        self.at, self.rng, self.steps = at, rng, 0
+
+    def __getattr__(self, name: str):
+        return getattr(os, name)
+
+    def _due(self) -> bool:
+        self.steps += 1
+        return self.steps == self.at
+
+    @staticmethod
+    def _die() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def open(self, path, flags, mode=0o777):
+        if flags & self.WRITING and self._due():
+            self._die()
+        return os.open(path, flags, mode)
+
+    def write(self, fd, data):
+        if self._due():
+            os.write(fd, bytes(data)[: self.rng.randrange(len(data))])
+            self._die()
+        return os.write(fd, data)
+
+    def fsync(self, fd):
+        if self._due():
+            self._die()
+        return os.fsync(fd)
+
+    def ftruncate(self, fd, length):
+        if self._due():
+            self._die()
+        return os.ftruncate(fd, length)
+
+    def replace(self, source, target):
+        if self._due():
+            self._die()
+        return os.replace(source, target)
+
+
+def _change(models: Path, op: tuple[str, str | None]) -> None:
+    """One change of the production model: ("promote", version) or ("rollback", None)."""
+    kind, version = op
+    if kind == "promote":
+        registry.promote(version, "killed at some point", models_dir=models, user="killer")
+    else:
+        registry.rollback(models_dir=models, reason="killed at some point", user="killer")
+
+
+def _steps_of(op: tuple[str, str | None], models: Path, scratch: Path, monkeypatch) -> int:
+    """How many file-changing calls the change makes (run on a copy of the registry)."""
+    copy = scratch / f"dry-{len(list(scratch.iterdir()))}"
+    shutil.copytree(models, copy)
+    counter = _KillAt(math.inf, random.Random(0))
+    with monkeypatch.context() as patch:
+        patch.setattr(model_storage, "os", counter)
+        _change(copy, op)
+    return counter.steps
+
+
+def _run_in_child(op: tuple[str, str | None], models: Path, at: float, seed: int) -> bool:
+    """Run the change in a forked child killed at step ``at``; True if SIGKILL ended it."""
+    pid = os.fork()
+    if pid == 0:  # the child: no clean-up code may run after the kill
+        code = 0
+        try:
+            model_storage.os = _KillAt(at, random.Random(seed))
+            _change(models, op)
+        except BaseException:  # noqa: BLE001 - the child reports by its exit code only
+            code = 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+
+def _loop_in_child(models: Path, versions: list[str], seed: int, delay: float) -> bool:
+    """Promote and roll back in a loop in a forked child, SIGKILLed after ``delay`` seconds."""
+    pid = os.fork()
+    if pid == 0:
+        rng = random.Random(seed)
+        try:
+            while True:
+                op = (
+                    ("rollback", None) if rng.random() < 0.4 else ("promote", rng.choice(versions))
+                )
+                try:
+                    _change(models, op)
+                except registry.ModelError:
+                    continue
+        finally:
+            os._exit(3)
+    time.sleep(delay)
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+
+def _journal_lines(models: Path) -> tuple[list[dict], bool]:
+    """The journal's complete records, raw (nothing settled), and whether a torn line ends it."""
+    data = (models / registry.AUDIT_FILE).read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    return [json.loads(line) for line in complete.splitlines()], len(complete) < len(data)
+
+
+def _window(models: Path, seen: int, pointer_before: bytes) -> str:
+    """Where the kill struck, read from the raw journal and pointer before anything settles."""
+    records, torn = _journal_lines(models)
+    new = records[seen:]
+    moved = (models / config.PRODUCTION_POINTER).read_bytes() != pointer_before
+    if not new:
+        return "writing the intent" if torn else "before the intent"
+    if new[-1].get("state") == "done":
+        return "after done"
+    if torn:
+        return "writing done"
+    return "pointer moved, done not written" if moved else "intent written, pointer not moved"
+
+
+def _last_record(models: Path, seen: int) -> str:
+    """What the last record a loop wrote says (a loop makes several changes before its kill)."""
+    records, torn = _journal_lines(models)
+    new = records[seen:]
+    if torn:
+        return "writing a record"
+    if not new:
+        return "before its first record"
+    return "a change under way" if new[-1].get("state") == "pending" else "between changes"
+
+
+def test_promotions_killed_at_any_point_leave_pointer_and_audit_agreeing(
+    tmp_path, monkeypatch, capsys
+):
+    """SIGKILL at every file-changing step of a promotion and of a rollback (a write killed
+    half-way), then at random moments of a promote/rollback loop. After each kill the registry
+    is opened (which settles the interrupted change): the pointer names the version the audit
+    history last put in production, exactly as a model of the history predicts, and
+    'termdeposit models rollback' still goes back one step."""
+    models = tmp_path / "models"
+    monkeypatch.setenv("TERMDEPOSIT_MODELS", str(models))
+    versions = tiny_versions(models, 4)
+    for version in versions[:3]:
+        registry.promote(version, "set-up", models_dir=models)
+    expected = list(versions[:3])  # the history's model: promotions push, rollbacks pop
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    runner = CliRunner()
+    windows: Counter[str] = Counter()
+    random_windows: Counter[str] = Counter()
+    kills = {"every step": 0, "random moment": 0}
+
+    def check_after_kill(op: tuple[str, str | None] | None, seen: int, before: list) -> None:
+        production = assert_pointer_and_audit_agree(models)
+        history = registry.audit_log(models)
+        if op is not None and len(history) > len(before):  # the killed change took effect
+            if op[0] == "promote" and expected[-1] != op[1]:
+                expected.append(op[1])
+            elif op[0] == "rollback":
+                expected.pop()
+        elif op is None:  # a loop: replay what took effect
+            for entry in history[len(before) :]:
+                if entry["action"] == "rollback":
+                    expected.pop()
+                elif expected[-1] != entry["version"]:
+                    expected.append(entry["version"])
+        assert production == expected[-1], (seed, expected, history[-3:])
+        states = {}
+        for record in _journal_lines(models)[0]:
+            states[record.get("id")] = record.get("state", states.get(record.get("id")))
+        assert "pending" not in states.values(), (seed, "an unfinished record was left")
+        # 'models rollback' still works: one step back, or says there is no earlier model.
+        result = runner.invoke(app, ["models", "rollback", "--reason", "after a kill"])
+        if len(expected) >= 2:
+            assert result.exit_code == 0, (seed, result.output)
+            expected.pop()
+            assert registry.production_version(models) == expected[-1], seed
+        else:
+            assert result.exit_code == 2 and "no earlier" in result.output, result.output
+        assert_pointer_and_audit_agree(models)
+
+    # 1. Every step of a promotion and of a rollback.
+    for kind in ("promote", "rollback"):
+        if kind == "rollback" and len(expected) < 2:
+            registry.promote(versions[3], "so there is one to roll back", models_dir=models)
+            expected.append(versions[3])
+        op = ("promote", versions[3] if expected[-1] != versions[3] else versions[0])
+        op = op if kind == "promote" else ("rollback", None)
+        total = _steps_of(op, models, scratch, monkeypatch)
+        assert total >= 8, total
+        for at in range(1, total + 1):
+            if op[0] == "rollback" and len(expected) < 2:
+                refill = next(v for v in versions if v != expected[-1])
+                registry.promote(refill, "so there is one to roll back", models_dir=models)
+                expected.append(refill)
+            if op[0] == "promote" and expected[-1] == op[1]:
+                op = ("promote", next(v for v in versions if v != expected[-1]))
+            before = registry.audit_log(models)
+            seen = len(_journal_lines(models)[0])
+            pointer = (models / config.PRODUCTION_POINTER).read_bytes()
+            assert _run_in_child(op, models, at, rng.randrange(1 << 30)), (seed, op, at)
+            kills["every step"] += 1
+            windows[_window(models, seen, pointer)] += 1
+            check_after_kill(op, seen, before)
+
+    # 2. Random moments of a promote / rollback loop.
+    for _ in range(20):
+        if len(expected) < 2:
+            target = next(v for v in versions if v != expected[-1])
+            registry.promote(target, "refill", models_dir=models)
+            expected.append(target)
+        before = registry.audit_log(models)
+        seen = len(_journal_lines(models)[0])
+        delay = rng.uniform(0.002, 0.15)
+        assert _loop_in_child(models, versions, rng.randrange(1 << 30), delay), seed
+        kills["random moment"] += 1
+        random_windows[_last_record(models, seen)] += 1
+        check_after_kill(None, 0, before)
+
+    with capsys.disabled():
+        print(
+            f"\nkills (seed {seed}): {dict(kills)}; where the step kills struck: "
+            f"{dict(windows)}; the last record before a random kill: {dict(random_windows)}"
+        )
+    assert kills["every step"] + kills["random moment"] >= 20
+    for window in (
+        "before the intent",
+        "writing the intent",
+        "intent written, pointer not moved",
+        "pointer moved, done not written",
+        "writing done",
+    ):
+        assert windows[window] >= 1, (window, dict(windows))
 
 
 def test_model_save_failing_midway_leaves_no_trace(models_copy, production_model, monkeypatch):
     before = registry_state(models_copy)
-    real_dump = registry.joblib.dump
+    real_write = model_storage.LocalFolder._write_file
 
-    def disk_full(obj, path, **kwargs):
-        real_dump(obj, path, **kwargs)
-        os.truncate(path, Path(path).stat().st_size // 2)
-        raise OSError(errno.ENOSPC, "No space left on device (injected)")
+    def disk_full(path: Path, data: bytes) -> None:
+        if path.name == config.MODEL_ARTIFACT:
+            real_write(path, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device (injected)")
+        real_write(path, data)
 
-    monkeypatch.setattr(registry.joblib, "dump", disk_full)
+    monkeypatch.setattr(model_storage.LocalFolder, "_write_file", staticmethod(disk_full))
     with pytest.raises(OSError, match="No space left"):
         registry.save_model(
             production_model.pipeline, card_of(production_model), production_model.reference()
         )
     assert registry_state(models_copy) == before
-    assert not [p for p in models_copy.iterdir() if p.name.startswith(".")]
+    hidden = [p.name for p in models_copy.iterdir() if p.name.startswith(".")]
+    assert hidden in ([], [model_storage.LOCK_FILE])
 
 
 # -- (b) call-list and scored files ------------------------------------------------------------
@@ -307,9 +566,10 @@ def two_lists(reference) -> dict[str, tuple[bytes, bytes, list[str]]]:
 
 
 def _read_ids(path: Path, kind: str) -> list[str]:
+    header = calllist.PEOPLE_HEADERS["customer_id"]  # the people's files (CSV and Excel)
     if kind == "csv":
-        return list(pd.read_csv(path, dtype=str, encoding="utf-8-sig")["customer_id"])
-    return list(pd.read_excel(path, sheet_name="Call list", dtype=str)["customer_id"])
+        return list(pd.read_csv(path, dtype=str, encoding="utf-8-sig")[header])
+    return list(pd.read_excel(path, sheet_name="Call list", dtype=str)[header])
 
 
 @pytest.mark.parametrize("kind", ["csv", "xlsx"])

@@ -7,6 +7,7 @@ import streamlit as st
 
 from termdeposit.core.config import db_url
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.labels import rule_words
 from termdeposit.storage import store
 
 
@@ -20,6 +21,26 @@ def refresh_alerts() -> None:
     _active_alerts.clear()
 
 
+def alerts_sentence(active: pd.DataFrame) -> str:
+    """Active alerts summarised by severity in one sentence, in words (no rule codes).
+
+    E.g. "2 critical alerts (the ranking of the called customers got worse) and 4 warnings
+    (the week's economy is outside what the model was trained on; a customer input
+    shifted), about 2026-W49."
+    """
+    parts = []
+    for severity, word in (("critical", "critical alert"), ("warning", "warning")):
+        some = active[active["severity"] == severity]
+        if some.empty:
+            continue
+        kinds = list(dict.fromkeys(rule_words(r) for r in some["rule"]))
+        plural = "s" if len(some) > 1 else ""
+        parts.append(f"{len(some)} {word}{plural} ({'; '.join(kinds)})")
+    weeks = sorted({str(m).split(":", 1)[0] for m in active["message"] if ":" in str(m)})
+    about = f", about {', '.join(weeks[-3:])}" if weeks and len(weeks) <= 3 else ""
+    return "Monitoring: " + " and ".join(parts) + about + "."
+
+
 def alert_banner() -> None:
     """Show active monitoring alerts at the top of a page (read at most every 30 s)."""
     try:
@@ -29,11 +50,8 @@ def alert_banner() -> None:
         return
     if active.empty:
         return
-    critical = (active["severity"] == "critical").sum()
-    first = active.iloc[0]["message"]
-    more = f" (and {len(active) - 1} more)" if len(active) > 1 else ""
-    text = f"**{len(active)} monitoring alert{'s' if len(active) > 1 else ''}**: {first}{more}"
-    if critical:
+    text = alerts_sentence(active)
+    if (active["severity"] == "critical").any():
         st.error(text, icon=":material/notifications_active:")
     else:
         st.warning(text, icon=":material/notifications:")

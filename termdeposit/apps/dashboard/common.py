@@ -64,27 +64,118 @@ PERSISTENT_DEFAULTS: dict[str, Any] = {
     "capacity_agents": 10,
     "capacity_calls_per_agent": 40,
     "capacity_days": 5,
+    "choice_mode": "recommended",
+    "choice_value": None,
+    "choice_note": None,
 }
+
+#: What the page's address keeps, so a reload (or a shared link) restores the work:
+#: ``cost``, ``value``, ``cap`` (agents x calls x days, when the capacity is on), ``full``
+#: (0 when the list is not cut to the capacity), ``pick`` (``recommended`` or
+#: ``threshold:0.05`` / ``calls:500`` / ``budget:2500``) and ``cohort`` (its id in the store).
+URL_KEYS = ("cost", "value", "cap", "full", "pick", "cohort")
 
 
 def init_state() -> None:
-    """Create the persistent session keys (once per session)."""
+    """Create the persistent session keys (once per session), restored from the address."""
+    first = "settings" not in st.session_state
     for key, value in PERSISTENT_DEFAULTS.items():
         st.session_state.setdefault(key, value)
     st.session_state.setdefault("settings", default_settings())
+    if first:
+        restore_from_url(dict(st.query_params))
+
+
+def _number(text: Any, kind: type = float) -> Any:
+    try:
+        value = kind(float(str(text)))
+    except (TypeError, ValueError):
+        return None
+    return value if value == value and abs(value) < 1e12 else None
+
+
+def restore_from_url(params: Mapping[str, str]) -> None:
+    """Put the settings, the choice and the cohort named in the address into the session.
+
+    Values that do not parse are ignored (the defaults stay): an old or hand-edited link never
+    breaks the page.
+    """
+    settings = st.session_state["settings"]
+    cost, value = _number(params.get("cost")), _number(params.get("value"))
+    if cost is not None and 0 <= cost <= 10_000:
+        settings = replace(settings, call_cost=cost)
+    if value is not None and 0.01 <= value <= 1_000_000:
+        settings = replace(settings, subscription_value=value)
+    st.session_state["settings"] = settings
+    parts = str(params.get("cap", "")).split("x")
+    sizes = [_number(p, int) for p in parts] if len(parts) == 3 else []
+    if sizes and all(n is not None and n >= 1 for n in sizes):
+        st.session_state.update(
+            capacity_on=True,
+            capacity_agents=min(sizes[0], 10_000),
+            capacity_calls_per_agent=min(sizes[1], 1_000),
+            capacity_days=min(sizes[2], 31),
+        )
+    if params.get("full") == "0":
+        st.session_state["limit_to_capacity"] = False
+    mode, _, amount = str(params.get("pick", "")).partition(":")
+    if mode == "recommended":
+        st.session_state.update(choice_mode=mode, choice_value=None)
+    elif mode in ("threshold", "calls", "budget") and _number(amount) is not None:
+        st.session_state.update(choice_mode=mode, choice_value=_number(amount))
+    cohort = _number(params.get("cohort"), int)
+    if cohort is not None and cohort > 0:
+        st.session_state["_reopen_cohort"] = cohort
+
+
+def url_state() -> dict[str, str]:
+    """The session's settings, choice and cohort as address parameters (see URL_KEYS)."""
+    settings = st.session_state["settings"]
+    params = {"cost": f"{settings.call_cost:g}", "value": f"{settings.subscription_value:g}"}
+    if st.session_state["capacity_on"]:
+        params["cap"] = "x".join(
+            str(int(st.session_state[k]))
+            for k in ("capacity_agents", "capacity_calls_per_agent", "capacity_days")
+        )
+    if not st.session_state["limit_to_capacity"]:
+        params["full"] = "0"
+    mode, amount = st.session_state["choice_mode"], st.session_state["choice_value"]
+    params["pick"] = mode if mode == "recommended" or amount is None else f"{mode}:{amount:g}"
+    cohort = st.session_state.get("ops_cohort_id")
+    if cohort is not None and st.session_state.get("cohort") is not None:
+        params["cohort"] = str(int(cohort))
+    return params
+
+
+def write_url() -> None:
+    """Keep the page's address in step with the session (only the parameters that changed)."""
+    wanted = url_state()
+    current = dict(st.query_params)
+    for key in URL_KEYS:
+        if key in wanted and current.get(key) != wanted[key]:
+            st.query_params[key] = wanted[key]
+        elif key not in wanted and key in current:
+            del st.query_params[key]
 
 
 def _copy_back(key: str) -> None:
     st.session_state[key] = st.session_state[f"_w_{key}"]
 
 
-def sync_widget(widget_key: str, value: Any) -> None:
+def sync_widget(widget_key: str, value: Any, force: bool = False) -> None:
     """Show ``value`` in the widget ``widget_key`` (call before drawing it).
 
-    The widget's state is set only when it differs or a new page is drawn: setting it
-    forces the browser's value, which would swallow a slider move made during the rerun.
+    The widget's state is set when it differs, when a new page is drawn, and always when
+    asked (``force``, used for the sidebar's settings: a run interrupted by a click during
+    the first load left the browser showing their minimum, 0.00 and 0.01, while the session
+    held 5 and 100). Otherwise it is left alone: setting it forces the browser's value, which
+    would swallow a slider move made during the rerun.
     """
-    if st.session_state.get("_page_changed", True) or st.session_state.get(widget_key) != value:
+    if (
+        force
+        or st.session_state.get("_page_changed", True)
+        or st.session_state.get(widget_key) != value
+    ):
         st.session_state[widget_key] = value
 
 
@@ -104,7 +195,7 @@ def _set_setting(field: str) -> None:
 
 
 def _bind_setting(field: str) -> dict[str, Any]:
-    sync_widget(f"_w_{field}", float(getattr(st.session_state["settings"], field)))
+    sync_widget(f"_w_{field}", float(getattr(st.session_state["settings"], field)), force=True)
     return {"key": f"_w_{field}", "on_change": _set_setting, "args": (field,)}
 
 
@@ -150,12 +241,6 @@ def production_model(quiet: bool = False) -> LoadedModel | None:
         if not quiet:
             show_error(exc)
         return None
-
-
-def current_settings() -> BusinessSettings:
-    """The business settings of this session."""
-    init_state()
-    return st.session_state["settings"]
 
 
 def _capacity_from_form() -> int | None:
@@ -354,6 +439,7 @@ def setup_page(title: str, icon: str = ":material/call:") -> BusinessSettings:
     st.session_state["_page"] = title
     _sidebar_model()
     settings = _sidebar_settings()
+    write_url()
     st.title(title)
     alert_banner()
     return settings

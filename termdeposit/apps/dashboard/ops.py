@@ -17,8 +17,8 @@ import streamlit as st
 from termdeposit.apps.dashboard import scoring
 from termdeposit.apps.dashboard.alerts import refresh_alerts
 from termdeposit.apps.dashboard.common import show_error
-from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.labels import readable_columns
 from termdeposit.decisions import abtest
 from termdeposit.modeling import registry
 from termdeposit.ops import monitoring
@@ -100,67 +100,6 @@ def holdout_controls(key_prefix: str = "ab") -> tuple[float, int | None]:
     return share / 100.0, seed
 
 
-def issue_list_button(
-    scored: pd.DataFrame,
-    listed_ids: pd.Series,
-    settings: BusinessSettings,
-    threshold: float,
-    key_prefix: str = "ab",
-) -> pd.DataFrame | None:
-    """The A/B hold-out widgets and a button that records the call list as issued.
-
-    Args:
-        scored: the session's scored cohort (every customer).
-        listed_ids: customers on the model's call list (after threshold, capacity and the
-            do-not-call list).
-
-    Returns:
-        The customers to call after the hold-out draw (``customer_id``, ``group``,
-        ``probability``) once issued in this session, else None (call the model's list).
-    """
-    share, seed = holdout_controls(key_prefix)
-    sha = st.session_state.get("cohort_sha256")
-    version = st.session_state.get("model_version")
-    issued_key = f"{key_prefix}_issued"
-    signature = (sha, version, float(threshold), len(listed_ids), share, seed)
-    if st.button(
-        "Issue this call list (record it for monitoring"
-        + (" and draw the hold-out)" if share else ")"),
-        key=f"{key_prefix}_issue",
-        disabled=sha is None or version is None,
-    ):
-        model_calls = scored["customer_id"].astype(str).isin(set(listed_ids.astype(str)))
-        try:
-            plan = abtest.plan_holdout(
-                scored["customer_id"],
-                scored["probability"].to_numpy(float),
-                model_calls.to_numpy(),
-                share,
-                seed,
-            )
-            list_id = abtest.issue_call_list(
-                plan,
-                file_sha256=scoring.hex_sha(str(sha)),
-                model_version=str(version),
-                threshold=threshold,
-                settings=settings,
-            )
-            st.session_state[issued_key] = (signature, list_id, plan.seed, plan.to_call())
-        except TermDepositError as exc:
-            show_error(exc)
-    issued = st.session_state.get(issued_key)
-    if issued is None or issued[0] != signature:
-        return None
-    _, list_id, seed_used, to_call = issued
-    st.success(
-        f"Call list {list_id} recorded"
-        + (f" with a hold-out group (seed {seed_used})" if seed_used is not None else "")
-        + f": {len(to_call):,} customers to call. The downloads below hold this list.",
-        icon=":material/check_circle:",
-    )
-    return to_call
-
-
 def audit_section() -> None:
     """The promotion audit log (who promoted which version, when, why), with a CSV export."""
     from termdeposit.data.exports import to_csv_bytes
@@ -176,10 +115,20 @@ def audit_section() -> None:
         st.caption("No promotion recorded yet.")
         return
     st.dataframe(
-        table.sort_values("at", ascending=False).drop(columns=["details"]),
+        readable_columns(
+            table.sort_values("at", ascending=False).drop(columns=["details"]),
+            {
+                "at": "When (UTC)",
+                "action": "Action",
+                "version": "Version",
+                "previous": "Previous version",
+                "user": "By",
+                "reason": "Reason",
+            },
+        ),
         hide_index=True,
         width="stretch",
-        column_config={"at": st.column_config.DatetimeColumn("When (UTC)")},
+        column_config={"When (UTC)": st.column_config.DatetimeColumn("When (UTC)")},
     )
     st.download_button(
         "Export the audit log (CSV)",
@@ -190,27 +139,3 @@ def audit_section() -> None:
         on_click="ignore",
         icon=":material/download:",
     )
-
-
-def with_holdout(full: Any, scored: pd.DataFrame, to_call: pd.DataFrame) -> Any:
-    """The dashboard's call list replaced by the issued one (model's picks + hold-out calls).
-
-    Args:
-        full: the :class:`~termdeposit.decisions.calllist.CallList` the page built.
-        scored: the session's scored cohort.
-        to_call: the customers to call after the draw (:func:`issue_list_button`).
-    """
-    from dataclasses import replace
-
-    from termdeposit.decisions.calllist import LIST_COLUMNS
-    from termdeposit.modeling.predict import DECISION_NO, DECISION_YES
-
-    rows = scored.set_index("customer_id").loc[to_call["customer_id"].astype(str)].reset_index()
-    frame = rows.loc[:, [c for c in LIST_COLUMNS if c in rows]].copy()
-    frame["decision"] = [
-        DECISION_YES if p >= full.threshold else DECISION_NO for p in frame["probability"]
-    ]
-    frame["group"] = to_call["group"].to_numpy()
-    held = int((frame["group"] == abtest.HOLDOUT).sum())
-    note = f"A/B hold-out: {held} calls drawn at random from the business-as-usual group"
-    return replace(full, frame=frame.reset_index(drop=True), filters=[*full.filters, note])

@@ -18,21 +18,24 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from termdeposit.apps.dashboard.common import log, show_error, show_unexpected
+from termdeposit.apps.dashboard.common import log, show_error, show_unexpected, write_url
 from termdeposit.core import config
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import CohortValidationError, TermDepositError
-from termdeposit.core.schema import TARGET
+from termdeposit.core.schema import INPUT_COLUMNS, NUMERIC_INPUTS, TARGET
 from termdeposit.data.cohort_file import Cohort, load_cohort, validate_cohort
 from termdeposit.decisions import economics
+from termdeposit.decisions.forecast import ProfitForecaster
+from termdeposit.modeling import inference
+from termdeposit.modeling.base_rate import WeekForecast, composition_sums
 from termdeposit.modeling.predict import (
-    DECISION_NO,
-    DECISION_YES,
+    assemble_scored,
     decisions,
+    follow_week,
     ranks_of,
-    score_frame,
 )
 from termdeposit.modeling.registry import LoadedModel
+from termdeposit.services import forecasts
 from termdeposit.storage import store
 
 #: Rows scored per step of the progress bar.
@@ -78,19 +81,20 @@ def score_with_progress(
 ) -> pd.DataFrame:
     """Score a validated cohort frame in chunks, reporting progress; same output as score_frame.
 
-    Ranks and decisions are taken over the whole cohort (not per chunk).
+    The week's forecast rate, ranks and decisions are taken over the whole cohort (not per
+    chunk): each chunk's model probabilities are made to follow the whole cohort's rate.
     """
     report = progress or (lambda fraction: None)
-    parts = []
+    inputs = frame.loc[:, list(INPUT_COLUMNS)]
+    raw = []
     for start in range(0, len(frame), SCORE_CHUNK_ROWS):
-        parts.append(score_frame(model, frame.iloc[start : start + SCORE_CHUNK_ROWS]))
+        raw.append(inference.predict_proba(model, inputs.iloc[start : start + SCORE_CHUNK_ROWS]))
         report(min(1.0, (start + SCORE_CHUNK_ROWS) / max(len(frame), 1)))
-    scored = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    probabilities = scored["probability"].to_numpy()
-    scored["rank"] = ranks_of(probabilities)
-    scored["decision"] = np.where(
-        decisions(probabilities, model.threshold), DECISION_YES, DECISION_NO
+    probabilities = follow_week(
+        model, np.concatenate(raw) if raw else np.empty(0), composition_sums(frame)
     )
+    call = decisions(probabilities, model.threshold)
+    scored = assemble_scored(frame, probabilities, call, ranks_of(probabilities))
     return scored
 
 
@@ -155,9 +159,17 @@ def log_app_scoring(
 
 
 def set_cohort(model: LoadedModel, cohort: Cohort, name: str, sha: str) -> None:
-    """Make ``cohort`` the session's cohort and score it with ``model`` (cached), logged."""
+    """Make ``cohort`` the session's cohort and score it with ``model`` (cached), logged.
+
+    A new cohort follows the money: the recommended choice is applied to it (see
+    :func:`resolve_choice`), whatever was pinned for the previous cohort.
+    """
     scored = _scored_for(model, cohort, sha)
     log_app_scoring(scored, sha, name, model.version, model.threshold)
+    if st.session_state.get("cohort_sha256") != sha and not st.session_state.pop(
+        "_keep_choice", False
+    ):
+        st.session_state["choice_mode"] = RECOMMENDED
     st.session_state.update(
         cohort=cohort,
         cohort_name=name,
@@ -165,13 +177,23 @@ def set_cohort(model: LoadedModel, cohort: Cohort, name: str, sha: str) -> None:
         scored=scored,
         model_version=model.version,
     )
-    if st.session_state.get("threshold") is None:
-        st.session_state["threshold"] = model.threshold
+    resolve_choice()
 
 
 def ensure_scored(model: LoadedModel | None) -> pd.DataFrame | None:
-    """The session's scored cohort, re-scored if the production model changed; None if none."""
-    if model is None or st.session_state.get("cohort") is None:
+    """The session's scored cohort, re-scored if the production model changed; None if none.
+
+    After a reload the cohort named in the page's address (``?cohort=<id>``) is reopened
+    from the store. The choice of whom to call is resolved for the current settings.
+    """
+    if model is None:
+        return None
+    pending = st.session_state.pop("_reopen_cohort", None)
+    if st.session_state.get("cohort") is None and pending is not None:
+        st.session_state["_keep_choice"] = True
+        st.session_state["_reopened"] = True
+        reopen_cohort(model, int(pending))
+    if st.session_state.get("cohort") is None:
         return None
     if st.session_state.get("model_version") != model.version:
         set_cohort(
@@ -180,9 +202,150 @@ def ensure_scored(model: LoadedModel | None) -> pd.DataFrame | None:
             st.session_state["cohort_name"],
             st.session_state["cohort_sha256"],
         )
-    if st.session_state.get("threshold") is None:
-        st.session_state["threshold"] = model.threshold
+    resolve_choice()
     return st.session_state["scored"]
+
+
+#: ``choice_mode`` when the dashboard follows the money (nothing pinned).
+RECOMMENDED = "recommended"
+
+
+def applied_capacity(settings: BusinessSettings) -> int | None:
+    """The capacity the calls are cut to: the sidebar's, unless the user chose not to."""
+    return settings.capacity if st.session_state.get("limit_to_capacity", True) else None
+
+
+def _money_signature(settings: BusinessSettings) -> tuple[Any, ...]:
+    return (
+        st.session_state.get("cohort_sha256"),
+        st.session_state.get("model_version"),
+        float(settings.call_cost),
+        float(settings.subscription_value),
+        applied_capacity(settings),
+    )
+
+
+def _what_changed(before: tuple[Any, ...] | None, after: tuple[Any, ...]) -> str:
+    if before is None or before[:2] != after[:2]:
+        return "New cohort"
+    changed = [
+        name
+        for name, old, new in zip(
+            ("cost per call", "subscription value", "capacity"), before[2:], after[2:], strict=True
+        )
+        if old != new
+    ]
+    if not changed:
+        return "Settings changed"
+    text = " and ".join(changed)
+    return text[0].upper() + text[1:] + " changed"
+
+
+def resolve_choice() -> economics.Choice | None:
+    """Apply the session's choice to its cohort and settings; keep ``threshold`` in step.
+
+    Unless the user pinned a threshold, a number of calls or a budget, the recommended
+    choice (the most expected profit within the capacity) is applied, and a change of cost,
+    value, capacity or cohort is said in one line (``choice_note``).
+    """
+    curve = cohort_curve()
+    if curve is None:
+        return None
+    settings = st.session_state["settings"]
+    capacity = applied_capacity(settings)
+    mode = st.session_state.get("choice_mode", RECOMMENDED)
+    if mode == RECOMMENDED:
+        target = economics.recommended_threshold(curve, settings, capacity)
+        choice = economics.resolve_choice(curve, settings, "threshold", target, capacity)
+    else:
+        value = st.session_state.get("choice_value")
+        if value is None:
+            value = st.session_state.get("threshold") or 0.0
+        choice = economics.resolve_choice(curve, settings, mode, float(value), capacity)
+    st.session_state["threshold"] = choice.threshold
+    signature = _money_signature(settings)
+    before = st.session_state.get("_choice_signature")
+    if before != signature:
+        st.session_state["_choice_event"] = (
+            "Reopened with the settings in the page's address"
+            if st.session_state.pop("_reopened", False)
+            else _what_changed(before, signature)
+        )
+    elif st.session_state.get("_choice_mode_seen") != mode:
+        st.session_state["_choice_event"] = (
+            "Following the money again" if mode == RECOMMENDED else "You chose"
+        )
+    st.session_state["_choice_signature"] = signature
+    st.session_state["_choice_mode_seen"] = mode
+    st.session_state["choice_note"] = choice_sentence(
+        st.session_state.get("_choice_event", "Settings changed"), mode, choice, capacity
+    )
+    st.session_state["_choice"] = choice
+    write_url()
+    return choice
+
+
+def choice_sentence(event: str, mode: str, choice: economics.Choice, capacity: int | None) -> str:
+    """What is applied and why, in one line (e.g. "Cost per call changed: the most profitable
+    choice is applied (threshold 20.00%, 412 calls, €4,120).")."""
+    figures = (
+        f"threshold {economics.format_percent(choice.threshold, 2)}, "
+        f"{economics.format_count(choice.calls)} calls, {economics.format_money(choice.budget)}"
+    )
+    if mode == RECOMMENDED:
+        within = " within the capacity" if capacity is not None else ""
+        return f"{event}: the most profitable choice{within} is applied ({figures})."
+    what = {"threshold": "threshold", "calls": "number of calls", "budget": "budget"}[mode]
+    if event == "You chose":
+        return f"You pinned the {what} ({figures}); it stays until you follow the money again."
+    return f"{event}: your pinned {what} is kept ({figures})."
+
+
+def recent_cohorts(limit: int = 12) -> pd.DataFrame | None:
+    """The latest cohorts in the store, newest first (None, quietly, if it cannot be read)."""
+    try:
+        table = store.open_store().cohorts()
+    except TermDepositError as exc:
+        log.warning("recent cohorts unavailable: %s", exc)
+        return None
+    return table.iloc[::-1].head(limit).reset_index(drop=True)
+
+
+def _demo_week_of(sha: str) -> int | None:
+    """The demo week whose key hashes to ``sha`` (demo cohorts are stored under a hashed key)."""
+    for week in range(0, 130):
+        if hex_sha(f"demo-week-{week}-{config.RAW_FILE_SHA256[:12]}") == sha:
+            return week
+    return None
+
+
+def reopen_cohort(model: LoadedModel, cohort_id: int) -> bool:
+    """Make a cohort stored earlier the session's cohort again (a demo week with its outcomes).
+
+    The store keeps every cohort's inputs, so a reload or another day reopens it without the
+    file; the scores come from the cache or are made again by the production model.
+    """
+    try:
+        ops_store = store.open_store()
+        row = ops_store.find_cohort(int(cohort_id))
+        sha, name = str(row["file_sha256"]), str(row["name"])
+        week = _demo_week_of(sha)
+        if week is not None:
+            return load_demo_week(model, week, name)
+        cohort = _store().get(("cohort", sha))
+        if cohort is None:
+            frame = ops_store.cohort_inputs(int(cohort_id))
+            for column, (_, _, whole) in NUMERIC_INPUTS.items():
+                if whole:
+                    frame[column] = frame[column].round().astype("int64")
+            cohort = _store().put(("cohort", sha), Cohort(frame=frame))
+        set_cohort(model, cohort, name, sha)
+        return True
+    except TermDepositError as exc:
+        show_error(exc)
+    except Exception as exc:  # a damaged stored cohort must not show a traceback
+        show_unexpected(exc, f"reopening cohort {cohort_id}")
+    return False
 
 
 def cohort_curve() -> economics.ThresholdCurve | None:
@@ -198,21 +361,47 @@ def cohort_curve() -> economics.ThresholdCurve | None:
     return curve
 
 
-def cohort_curve_table(settings: BusinessSettings) -> pd.DataFrame | None:
-    """Figures at every threshold for the charts (cached per cohort, model and money settings)."""
+def cohort_forecaster(model: LoadedModel) -> ProfitForecaster | None:
+    """Profit ranges of the session's scored cohort for any number of calls (cached)."""
     curve = cohort_curve()
     if curve is None:
         return None
+    key = ("forecaster", st.session_state["cohort_sha256"], st.session_state["model_version"])
+    forecaster = _store().get(key)
+    if forecaster is None:
+        forecaster = _store().put(key, forecasts.cohort_forecaster(model.card, curve))
+    return forecaster
+
+
+def cohort_week_forecast(model: LoadedModel) -> WeekForecast | None:
+    """The session's cohort's forecast subscription rate and its range (cached)."""
+    scored = st.session_state.get("scored")
+    if scored is None:
+        return None
+    key = ("week", st.session_state["cohort_sha256"], st.session_state["model_version"])
+    week = _store().get(key)
+    if week is None:
+        week = _store().put(key, forecasts.week_forecast(model.card, scored))
+    return week
+
+
+def cohort_curve_table(settings: BusinessSettings) -> pd.DataFrame | None:
+    """Figures at every threshold for the charts, cut to the applied capacity (cached)."""
+    curve = cohort_curve()
+    if curve is None:
+        return None
+    capacity = applied_capacity(settings)
     key = (
         "table",
         st.session_state["cohort_sha256"],
         st.session_state["model_version"],
         settings.call_cost,
         settings.subscription_value,
+        capacity,
     )
     table = _store().get(key)
     if table is None:
-        table = _store().put(key, economics.curve_table(curve, settings))
+        table = _store().put(key, economics.capped_curve_table(curve, settings, capacity))
     return table
 
 

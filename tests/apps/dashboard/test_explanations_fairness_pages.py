@@ -18,7 +18,9 @@ from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS
 from termdeposit.data.cohort_file import validate_cohort
 from termdeposit.decisions.economics import format_percent
 from termdeposit.insight import explain, fairness
+from termdeposit.modeling.predict import cohort_probabilities
 from termdeposit.modeling.train import BLEND, FAMILY_LABELS
+from termdeposit.services import forecasts
 
 EXPLANATIONS = "pages/5_Explanations.py"
 FAIRNESS = "pages/6_Fairness.py"
@@ -31,9 +33,11 @@ def _metrics(at: AppTest, label: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def week(production_model, week_cohort) -> pd.DataFrame:
-    """Week 39 validated as the dashboard does, with the model's probability beside it."""
+    """Week 39 validated as the dashboard does, with the probability beside it (the cohort's
+    week followed) and the model's own (``raw``)."""
     frame = validate_cohort(week_cohort.astype(str)).frame
-    frame["probability"] = production_model.predict_proba(frame.loc[:, list(INPUT_COLUMNS)])
+    frame["probability"] = cohort_probabilities(production_model, frame)
+    frame["raw"] = production_model.predict_proba(frame.loc[:, list(INPUT_COLUMNS)])
     return frame
 
 
@@ -59,16 +63,24 @@ def fairness_page(trained_version) -> AppTest:
     return _open_with_demo(trained_version, FAIRNESS, "fairness_demo")
 
 
+def _customer_tab(at: AppTest) -> AppTest:
+    """Open the "One customer" tab (tabs are drawn only when open)."""
+    at.session_state["explain_tabs"] = "One customer (and what if)"
+    return _run(at)
+
+
 def test_explanations_explain_the_top_customer(explanations, production_model, week):
     at = explanations
     text = _text(at)
     assert production_model.version in text
-    assert len(at.get("plotly_chart")) >= 4
+    assert len(at.get("plotly_chart")) >= 3
     limit = explain.build_explainer(production_model).sample_limit
     if len(week) > limit:
         assert f"random sample of {limit:,} of them" in text
     else:
         assert f"All {len(week):,} customers explained" in text
+    text = _text(_customer_tab(at))
+    assert len(at.get("plotly_chart")) >= 2  # the waterfall and the curves of one input
     top = week.sort_values("probability", ascending=False, kind="stable").iloc[[0]]
     assert f"**Customer {top[ID_COLUMN].iloc[0]}** · rank 1 of 2,864" in text
     assert format_percent(float(top["probability"].iloc[0])) in text
@@ -78,7 +90,7 @@ def test_explanations_explain_the_top_customer(explanations, production_model, w
 
 
 def test_customer_found_by_rank_and_by_id(explanations, week):
-    at = explanations
+    at = _customer_tab(explanations)
     tenth = week.sort_values("probability", ascending=False, kind="stable").iloc[9]
     at.number_input(key="explain_rank").set_value(10)
     _run(at)
@@ -94,7 +106,7 @@ def test_customer_found_by_rank_and_by_id(explanations, week):
 
 
 def test_what_if_shows_the_models_new_score(explanations, production_model, week):
-    at = explanations
+    at = _customer_tab(explanations)
     top = week.sort_values("probability", ascending=False, kind="stable").iloc[[0]]
     cid = str(top[ID_COLUMN].iloc[0])
     new = "failure" if top["poutcome"].iloc[0] != "failure" else "success"
@@ -104,7 +116,13 @@ def test_what_if_shows_the_models_new_score(explanations, production_model, week
     _run(at)
     changed = top.copy()
     changed["poutcome"], changed["age"] = new, 61
-    expected = float(production_model.predict_proba(changed.loc[:, list(INPUT_COLUMNS)])[0])
+    raw_after = float(production_model.predict_proba(changed.loc[:, list(INPUT_COLUMNS)])[0])
+    expected = forecasts.what_if_probability(
+        production_model.card,
+        raw_after,
+        float(top["raw"].iloc[0]),
+        float(top["probability"].iloc[0]),
+    )
     assert _metrics(at, "After the change") == [format_percent(expected)]
     assert _metrics(at, "Probability now") == [format_percent(float(top["probability"].iloc[0]))]
     assert "Outcome of the previous campaign from " in _text(at)
@@ -185,8 +203,9 @@ def test_an_averaged_model_is_explained_and_its_blind_twin_trained(blend_product
     text = _text(at)
     assert model.version in text and FAMILY_LABELS[BLEND] in text
     assert "probability points" in text
+    text = _text(_customer_tab(at))
     frame = validate_cohort(week_cohort.astype(str)).frame
-    frame["probability"] = model.predict_proba(frame.loc[:, list(INPUT_COLUMNS)])
+    frame["probability"] = cohort_probabilities(model, frame)
     top = frame.sort_values("probability", ascending=False, kind="stable").iloc[[0]]
     assert f"**Customer {top[ID_COLUMN].iloc[0]}** · rank 1 of 2,864" in text
     reasons = explain.reason_codes(model, top).iloc[0, 1:]

@@ -16,7 +16,7 @@ from termdeposit.decisions import abtest
 from termdeposit.decisions.economics import format_money
 from termdeposit.ops import monitoring
 from termdeposit.ops.backtest import BacktestConfig, run_backtest
-from termdeposit.ops.feedback import outcomes_file, simulated_outcomes
+from termdeposit.services.outcomes import outcomes_file, simulated_outcomes
 
 SCORE = "pages/1_Score_cohort.py"
 CALL_LIST = "pages/3_Call_list.py"
@@ -51,7 +51,10 @@ def test_app_scoring_is_logged_and_the_call_list_draws_a_holdout(scored_demo, op
     _run(scored_demo)
     scored_demo.button(key="ab_issue").click()
     _run(scored_demo)
-    assert any("recorded with a hold-out group (seed 11)" in s.value for s in scored_demo.success)
+    assert any(
+        "recorded for monitoring with its A/B hold-out group (seed 11)" in s.value
+        for s in scored_demo.success
+    )
     lists = ops_db.call_lists()
     assert len(lists) == 1 and lists.iloc[0]["ab_seed"] == 11 and lists.iloc[0]["ab_share"] == 0.1
     members = ops_db.call_list_members(int(lists.iloc[0]["id"]))
@@ -124,8 +127,9 @@ def test_monitoring_page_alerts_banner_acknowledge_and_limits(ops_db, production
 
     at.switch_page(SCORE)
     _run(at)
-    banner = [w.value for w in [*at.warning, *at.error] if "monitoring alert" in w.value]
+    banner = [w.value for w in [*at.warning, *at.error] if w.value.startswith("Monitoring: ")]
     assert banner, "every page shows the alerts banner"
+    assert "context_range" not in banner[0] and "score_drift" not in banner[0]
 
     at.switch_page(MONITORING)
     _run(at)
@@ -159,7 +163,7 @@ def test_models_page_shows_the_audit_log(ops_db, models_copy):
     at = _run(AppTest.from_file(str(PROJECT_ROOT / MODELS), default_timeout=TIMEOUT))
     assert "Audit log" in [h.value for h in at.subheader]
     table = at.dataframe[-1].value
-    assert isinstance(table, pd.DataFrame) and "promote" in set(table["action"])
+    assert isinstance(table, pd.DataFrame) and "promote" in set(table["Action"])
 
 
 def test_unreachable_log_stops_scoring_unless_the_user_chooses(trained_version, monkeypatch):

@@ -7,6 +7,8 @@ shows a stale, rounded-wrong or mis-selected number fails here.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 from app_support import HOME, save_copy
@@ -15,15 +17,17 @@ from app_support import run as _run
 from app_support import text as _text
 from streamlit.testing.v1 import AppTest
 
+from termdeposit.apps.dashboard.widgets import TABLE_ROWS
 from termdeposit.core import config
 from termdeposit.core.config import default_settings
-from termdeposit.core.schema import INPUT_COLUMNS
 from termdeposit.data.cohort_file import validate_cohort
 from termdeposit.decisions import economics
 from termdeposit.decisions.calllist import file_stem
 from termdeposit.decisions.economics import format_count, format_money, format_percent
 from termdeposit.modeling import registry
+from termdeposit.modeling.predict import cohort_probabilities
 from termdeposit.modeling.train import BLEND, FAMILY_LABELS
+from termdeposit.services import forecasts
 
 SCORE = "pages/1_Score_cohort.py"
 THRESHOLD = "pages/2_Threshold_and_profit.py"
@@ -51,9 +55,10 @@ def demo(app) -> AppTest:
 
 @pytest.fixture(scope="module")
 def week_curve(production_model, week_cohort) -> economics.ThresholdCurve:
-    """Week 39 scored straight by the model, without the dashboard."""
+    """Week 39 scored straight by the model as one cohort (its week's rate followed), without
+    the dashboard."""
     cohort = validate_cohort(week_cohort.astype(str))
-    p = production_model.predict_proba(cohort.frame.loc[:, list(INPUT_COLUMNS)])
+    p = cohort_probabilities(production_model, cohort.frame)
     return economics.build_curve(p, cohort.frame["y"])
 
 
@@ -163,13 +168,18 @@ def test_bad_upload_gives_a_clear_message_and_scores_nothing(case, app, week_coh
         assert {"age", "job"} <= set(problems["column"])
 
 
-def test_threshold_page_shows_exactly_what_economics_computes(demo, week_curve):
+def test_threshold_page_shows_exactly_what_economics_computes(
+    demo, week_curve, production_model, week_cohort
+):
     demo.switch_page(THRESHOLD)
     _run(demo)
     settings = default_settings()
-    assert demo.slider(key="_w_threshold").value == pytest.approx(0.05)
-    demo.slider(key="_w_threshold").set_value(0.2)
+    recommended = economics.recommended_threshold(week_curve, settings)
+    assert demo.session_state["threshold"] == recommended
+    assert demo.slider(key="_w_threshold").value == pytest.approx(round(100 * recommended, 1))
+    demo.slider(key="_w_threshold").set_value(20.0)
     _run(demo)
+    assert demo.session_state["choice_mode"] == "threshold"
     s = economics.summary_at(week_curve, settings, 0.2)
     assert _metric(demo, "Calls") == format_count(s.calls)
     assert _metric(demo, "Expected subscriptions") == format_count(s.expected_subscriptions, 1)
@@ -183,25 +193,42 @@ def test_threshold_page_shows_exactly_what_economics_computes(demo, week_curve):
         s.uplift_vs_random
     )
     assert _metric(demo, "Realised profit") == format_money(s.realised_profit)
-    assert demo.number_input(key="_w_threshold_number").value == pytest.approx(0.2)
+    assert demo.number_input(key="_w_threshold_number").value == pytest.approx(20.0)
+    assert demo.number_input(key="_w_calls").value == s.calls
+    assert demo.number_input(key="_w_budget").value == pytest.approx(s.cost)
+    # the range of the expected profit and the recommendation, as the forecasts service says
+    forecaster = forecasts.cohort_forecaster(production_model.card, week_curve)
+    money = forecaster.profit(s.calls, settings)
+    shown = next(m for m in demo.metric if m.label == "Expected profit")
+    assert shown.delta == f"80% range {format_money(money.low)} to {format_money(money.high)}"
+    assert money.low < s.expected_profit < money.high
+    advice = forecasts.recommendation(forecaster, settings)
+    assert any(advice.text in i.value and "Recommendation" in i.value for i in demo.info)
+    week = forecasts.week_forecast(
+        production_model.card, validate_cohort(week_cohort.astype(str)).frame
+    )
+    assert any(f"forecast at {format_percent(week.rate)}" in c.value for c in demo.caption)
 
-    demo.number_input(key="_w_threshold_number").set_value(0.15)
+    demo.number_input(key="_w_threshold_number").set_value(15.0)
     _run(demo)
-    assert demo.slider(key="_w_threshold").value == pytest.approx(0.15)
+    assert demo.slider(key="_w_threshold").value == pytest.approx(15.0)
     assert _metric(demo, "Calls") == format_count(economics.calls_at(week_curve, 0.15))
 
-    optimal = economics.optimal_threshold(week_curve, settings)
     demo.button(key="thr_optimal").click()
     _run(demo)
-    assert demo.session_state["threshold"] == optimal
+    assert demo.session_state["threshold"] == recommended
     assert _metric(demo, "Expected profit") == format_money(
-        economics.summary_at(week_curve, settings, optimal).expected_profit
+        economics.summary_at(week_curve, settings, recommended).expected_profit
     )
 
     demo.sidebar.number_input(key="_w_call_cost").set_value(10.0)
     _run(demo)
-    calls = economics.calls_at(week_curve, optimal)
+    dearer = replace(settings, call_cost=10.0)
+    moved = economics.recommended_threshold(week_curve, dearer)
+    assert demo.session_state["threshold"] == moved != recommended
+    calls = economics.calls_at(week_curve, moved)
     assert _metric(demo, "Call cost") == format_money(10.0 * calls)
+    assert "Cost per call changed: the most profitable choice is applied" in _text(demo)
     assert len(demo.get("plotly_chart")) == 1  # only the open tab is drawn
 
 
@@ -218,7 +245,7 @@ def test_capacity_changes_the_selection(demo, week_curve):
     demo.sidebar.number_input(key="_w_capacity_days").set_value(5)
     _run(demo)
     assert demo.session_state["settings"].capacity == 50
-    assert "can make **50** calls" in demo.warning[0].value
+    assert any("can make **50** calls" in w.value for w in demo.warning)
     assert _metric(demo, "Calls") == "50"
     best_50 = economics.summarise(week_curve, default_settings(), 50, 0.0)
     assert _metric(demo, "Expected subscriptions") == format_count(
@@ -257,11 +284,15 @@ def test_call_list_page_lists_removes_and_offers_both_files(demo, week_curve, do
     demo.switch_page(CALL_LIST)
     _run(demo)
     calls = economics.calls_at(week_curve, 0.05)
-    assert f"**{format_count(calls)} customers to call.**" in _text(demo)
+    assert f"**{format_count(calls)} customers to call, all chosen by the model.**" in _text(demo)
     stem = file_stem(DEMO_LABEL, demo.session_state["model_version"])
     assert stem.startswith("call_list_2009-05-wk2_v")
-    latest = downloads[-2:]
-    assert [d["file_name"] for d in latest] == [f"{stem}.csv", f"{stem}.xlsx"]
+    latest = downloads[-3:]
+    assert [d["file_name"] for d in latest] == [
+        f"{stem}.csv",
+        f"{stem}.xlsx",
+        f"{stem}_dialler.csv",
+    ]
     assert latest[0]["label"] == f"Download CSV ({format_count(calls)} customers)"
     csv_rows = latest[0]["data"]().decode("utf-8-sig").strip().splitlines()
     assert len(csv_rows) == calls + 1
@@ -271,17 +302,23 @@ def test_call_list_page_lists_removes_and_offers_both_files(demo, week_curve, do
     demo.file_uploader(key="do_not_call_upload").upload("dnc.csv", dnc, "text/csv")
     _run(demo)
     assert "removed **3** of them" in _text(demo)
-    assert f"**{format_count(calls - 3)} customers to call.**" in _text(demo)
+    assert f"**{format_count(calls - 3)} customers to call, all chosen by the model.**" in _text(
+        demo
+    )
     table = demo.dataframe[0].value
-    assert len(table) == calls - 3 and not set(top) & set(table["customer_id"])
-    assert table["probability"].iloc[0] == pytest.approx(
+    assert len(table) == min(calls - 3, TABLE_ROWS) and not set(top) & set(table["Customer id"])
+    if calls - 3 > TABLE_ROWS:
+        assert f"Showing the first {format_count(TABLE_ROWS)} of {format_count(calls - 3)}" in (
+            _text(demo)
+        )
+    assert table["Chance of subscribing"].iloc[0] == pytest.approx(
         100 * round(week_curve.probabilities[3], 4)
     )
 
-    demo.text_input(key="list_search").input(table["customer_id"].iloc[5])
+    demo.text_input(key="list_search").input(table["Customer id"].iloc[5])
     _run(demo)
     assert len(demo.dataframe[0].value) == 1
-    assert downloads[-2]["label"] == "Download CSV (1 customers)"
+    assert downloads[-3]["label"] == "Download CSV (1 customers)"
     assert format_percent(0.05, 2) in demo.expander[0].label
 
 
@@ -320,3 +357,30 @@ def test_models_page_promotes_and_rolls_back(models_copy, production_model):
     _run(at)
     assert registry.production_version() == first
     assert registry.audit_log()[-1]["action"] == "rollback"
+
+
+def test_models_page_explains_and_repairs_a_damaged_pointer(models_copy, production_model):
+    version = registry.production_version()
+    (models_copy / "PRODUCTION").write_bytes(b"../../etc\n")
+    at = _run(AppTest.from_file(HOME, default_timeout=TIMEOUT))
+    home = " ".join(e.value for e in at.error)
+    assert "is damaged: it holds '../../etc'" in home and "Open the **Models** page" in home
+    assert "train_first" not in [b.key for b in at.button], "a damaged pointer is not 'no model'"
+    at.switch_page(MODELS)
+    _run(at)
+    errors = " ".join(e.value for e in at.error)
+    warnings = " ".join(w.value for w in at.warning)
+    for shown in (errors, warnings):
+        assert "The production pointer" in shown and "'../../etc'" in shown, shown
+        assert "not a model version name" in shown
+    assert "press **Promote**" in warnings
+    assert at.button(key="models_rollback").disabled
+    at.text_input(key="models_user").input("Ana")
+    at.text_input(key="models_reason").input("repair the pointer")
+    at.selectbox(key="models_target").select(version)
+    at.button(key="models_promote").click()
+    _run(at)
+    assert registry.production_version() == version
+    assert "the damaged pointer was replaced" in at.success[0].value
+    assert f"Production model `{version}`" in [h.value for h in at.subheader]
+    assert registry.audit_log()[-1]["replaced_pointer"] == "../../etc"

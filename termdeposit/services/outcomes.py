@@ -1,4 +1,4 @@
-"""The feedback loop: read the week's call outcomes and record them, all or nothing.
+"""Record outcomes (the feedback loop): read the week's call outcomes, store them all or none.
 
 An outcomes file has one row per customer: the customer id, whether the customer was called
 (yes/no) and whether they subscribed (yes/no). Recording is idempotent (the same rows again

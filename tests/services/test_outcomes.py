@@ -10,7 +10,7 @@ from store_support import scored_week, sha
 from typer.testing import CliRunner
 
 from termdeposit.apps.cli import app
-from termdeposit.ops.feedback import (
+from termdeposit.services.outcomes import (
     OutcomesError,
     outcomes_file,
     read_outcomes,
