@@ -138,10 +138,11 @@ def bulk_insert(
     transaction: a failure rolls everything back. Driver errors come out as SQLAlchemy's
     (``IntegrityError`` for a repeated key), like every other write of the store.
     """
-    driver = conn.connection.driver_connection
+    driver: Any = conn.connection.driver_connection
     names = ", ".join(f'"{c}"' for c in columns)
     rows = zip(*values, strict=True)
     dialect = conn.dialect
+    dbapi: Any = dialect.dbapi
     if dialect.name == "postgresql":
         statement = f'COPY "{table.name}" ({names}) FROM STDIN'
     else:
@@ -161,8 +162,8 @@ def bulk_insert(
                 cursor.close()
         else:  # pragma: no cover - the store refuses other databases when it opens
             conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
-    except dialect.dbapi.Error as exc:
-        raise DBAPIError.instance(statement, None, exc, dialect.dbapi.Error) from exc
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
 
 
 def insert_ignore(
