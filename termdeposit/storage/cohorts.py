@@ -166,11 +166,14 @@ class CohortRepository:
             raise TermDepositError(
                 "A cohort must be identified by the sha256 of its file (64 hex characters)."
             )
-        if threshold is None and top_n is None:
+        if top_n is not None:
+            rule = f"top {int(top_n)}"
+        elif threshold is not None:
+            rule = f"threshold {float(threshold):.6f}"
+        else:
             raise TermDepositError("Say which decision rule was used: a threshold or a top N.")
         chunks = [scored] if isinstance(scored, pd.DataFrame | Mapping) else scored
         user = user or current_user()
-        rule = f"top {int(top_n)}" if top_n is not None else f"threshold {float(threshold):.6f}"
         stamp = now()
 
         def work(conn: Connection) -> ScoringLog:
@@ -317,7 +320,7 @@ class CohortRepository:
                 f"{'No' if match.empty else 'More than one'} cohort matches '{key}'.",
                 hint=f"Give the cohort's id or week label; the latest are: {listing}.",
             )
-        return match.iloc[0].to_dict()
+        return {str(key): value for key, value in match.iloc[0].to_dict().items()}
 
     def cohort_inputs(self, cohort_id: int) -> pd.DataFrame:
         """The customers of a cohort with their 19 inputs (typed as when scored)."""

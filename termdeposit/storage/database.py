@@ -21,6 +21,8 @@ import getpass
 import itertools
 import math
 import os
+import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -136,10 +138,11 @@ def bulk_insert(
     transaction: a failure rolls everything back. Driver errors come out as SQLAlchemy's
     (``IntegrityError`` for a repeated key), like every other write of the store.
     """
-    driver = conn.connection.driver_connection
+    driver: Any = conn.connection.driver_connection
     names = ", ".join(f'"{c}"' for c in columns)
     rows = zip(*values, strict=True)
     dialect = conn.dialect
+    dbapi: Any = dialect.dbapi
     if dialect.name == "postgresql":
         statement = f'COPY "{table.name}" ({names}) FROM STDIN'
     else:
@@ -159,8 +162,8 @@ def bulk_insert(
                 cursor.close()
         else:  # pragma: no cover - the store refuses other databases when it opens
             conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
-    except dialect.dbapi.Error as exc:
-        raise DBAPIError.instance(statement, None, exc, dialect.dbapi.Error) from exc
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
 
 
 def insert_ignore(
@@ -213,6 +216,23 @@ def select_in_batches(
     return found
 
 
+def _switch_to_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another process holds the lock.
+
+    Processes creating the same new file at once can each find the other one converting it:
+    SQLite then answers "database is locked" at once, without waiting the busy timeout.
+    """
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` (SQLite or PostgreSQL), set up for the store's transactions.
 
@@ -241,7 +261,7 @@ def make_engine(url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=60000")
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(cursor)
             # With WAL, NORMAL keeps every commit safe from a crash of the process (power loss
             # can lose the last commits, never corrupt the file) and spares an fsync per commit.
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -305,7 +325,7 @@ class Database:
         if self.dialect != "sqlite":
             yield
             return
-        raw = conn.connection.driver_connection
+        raw: Any = conn.connection.driver_connection
         raw.execute("PRAGMA foreign_keys=OFF")  # outside a transaction, or SQLite ignores it
         try:
             yield

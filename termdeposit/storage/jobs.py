@@ -319,7 +319,7 @@ class RunLock:
 
     def _lock_row(self) -> dict[str, Any] | None:
         frame = self.db.read(select(job_locks).where(job_locks.c.name == self.name))
-        return None if frame.empty else frame.iloc[0].to_dict()
+        return None if frame.empty else {str(k): v for k, v in frame.iloc[0].to_dict().items()}
 
     def _busy(self, row: dict[str, Any] | None) -> JobBusyError:
         who = "another process"

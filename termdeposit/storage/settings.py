@@ -30,7 +30,7 @@ class SettingsRepository:
     def get_setting(self, key: str, default: Any = None) -> Any:
         """A stored setting (JSON value), or ``default``."""
         frame = self.db.read(select(settings_table.c.value).where(settings_table.c.key == key))
-        return default if frame.empty else json.loads(frame.iloc[0, 0])
+        return default if frame.empty else json.loads(str(frame.iloc[0, 0]))
 
     def set_setting(self, key: str, value: Any, user: str | None = None) -> None:
         """Store a setting (JSON value), replacing the previous one."""

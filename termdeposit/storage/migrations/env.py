@@ -11,6 +11,8 @@ through the ``alembic`` command (``alembic.ini`` next to this file), on the data
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy.engine import Connection
 
@@ -19,7 +21,7 @@ from termdeposit.storage.database import make_engine
 from termdeposit.storage.tables import metadata
 
 
-def _configure(**options: object) -> None:
+def _configure(**options: Any) -> None:
     context.configure(
         target_metadata=metadata,
         compare_type=True,
