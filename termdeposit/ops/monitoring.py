@@ -29,9 +29,8 @@ from termdeposit.core.config import BusinessSettings, default_settings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.labels import feature_label
 from termdeposit.core.schema import CATEGORICAL_COLUMNS, CONTEXT_INPUTS, ID_COLUMN, INPUT_COLUMNS
-from termdeposit.decisions.forecast import FALLBACK_SIGMA, profit_range
+from termdeposit.decisions.forecast import card_error, profit_range
 from termdeposit.modeling import registry
-from termdeposit.modeling.base_rate import from_card
 from termdeposit.modeling.metrics import expected_calibration_error
 from termdeposit.storage.store import Store, open_store
 
@@ -296,27 +295,28 @@ def cohort_plan(
 # -- weekly figures -----------------------------------------------------------------------------
 
 
-def model_sigma(version: str) -> float:
-    """The week-level error behind a model's money ranges (its weekly rate model's, or the
-    fallback for a model saved before it or no longer on disk)."""
+def model_card(version: str) -> dict[str, Any]:
+    """The card behind a model's money ranges (empty for a model no longer on disk: its ranges
+    then use the fallback error)."""
     try:
-        rate_model = from_card(registry.read_card(version))
+        return registry.read_card(version)
     except TermDepositError:
-        rate_model = None
-    return FALLBACK_SIGMA if rate_model is None else rate_model.sigma
+        return {}
 
 
 def cohort_figures(
-    plan: Plan, outcomes: pd.DataFrame, sigma: float | None = None
+    plan: Plan, outcomes: pd.DataFrame, card: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Expected (with their 80% ranges) and, when outcomes exist, realised figures of one
-    cohort. ``sigma``: the week-level error of the scoring model (default: read its card)."""
+    cohort. ``card``: the scoring model's card, whose weekly rate model gives the cohort's
+    week-level error and range percentiles (default: read it)."""
     cost, value = plan.settings.call_cost, plan.settings.subscription_value
     members = plan.members
     p = members["probability"].to_numpy(float)
     planned = members["call"].to_numpy(bool)
-    sigma = model_sigma(plan.model_version) if sigma is None else sigma
-    planned_range = profit_range(p[planned], sigma, plan.settings)
+    card = model_card(plan.model_version) if card is None else card
+    error = card_error(card, len(p))
+    planned_range = profit_range(p[planned], error.sigma, plan.settings, error.levels)
     row: dict[str, Any] = {
         "customers": int(len(members)),
         "model_version": plan.model_version,
@@ -344,7 +344,7 @@ def cohort_figures(
         subs = int(subscribed.sum())
         uncalled = ~called
         realised_profit = float(money.profit(subs, calls, cost, value))
-        called_range = profit_range(p[called], sigma, plan.settings)
+        called_range = profit_range(p[called], error.sigma, plan.settings, error.levels)
         row.update(
             {
                 "outcomes_recorded": int(known.sum()),
@@ -397,15 +397,15 @@ def weekly_table(
     cohorts = store.cohorts()
     outcomes = store.outcomes()
     rows = []
-    sigmas: dict[str, float] = {}
+    cards: dict[str, dict[str, Any]] = {}
     for cohort in cohorts.itertuples(index=False):
         plan = cohort_plan(store, int(cohort.id), settings)
         if plan is None:
             continue
-        if plan.model_version not in sigmas:
-            sigmas[plan.model_version] = model_sigma(plan.model_version)
+        if plan.model_version not in cards:
+            cards[plan.model_version] = model_card(plan.model_version)
         figures = cohort_figures(
-            plan, outcomes[outcomes["cohort_id"] == cohort.id], sigmas[plan.model_version]
+            plan, outcomes[outcomes["cohort_id"] == cohort.id], cards[plan.model_version]
         )
         row = {
             "cohort_id": int(cohort.id),
