@@ -99,9 +99,7 @@ def _product_advice(reference, production_model, cost: float, value: float) -> s
     return cohort_outlook(production_model, p, BusinessSettings(cost, value)).recommendation.text
 
 
-def test_the_range_and_the_recommendation_follow_the_economics(
-    page, reference, production_model
-):
+def test_the_range_and_the_recommendation_follow_the_economics(page, reference, production_model):
     from playwright.sync_api import expect
 
     _idle(page)
