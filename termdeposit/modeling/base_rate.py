@@ -439,13 +439,11 @@ class BaseRateModel:
                 row = _design(table.iloc[[position]], past_range)
                 predictions[position] = float(sigmoid(row @ beta)[0])
         measured = sorted(p for p in predictions if p < len(table))
-        past = (
-            np.array([predictions[p] for p in measured]),
-            table["subscribers"].to_numpy(float)[measured],
-            table["rows"].to_numpy(float)[measured],
-        )
-        sigma, sigma_small = fit_error(*past)
-        levels = calibrated_levels(*past, sigma, sigma_small)
+        forecasts = np.array([predictions[p] for p in measured])
+        subscribers = table["subscribers"].to_numpy(float)[measured]
+        customers = table["rows"].to_numpy(float)[measured]
+        sigma, sigma_small = fit_error(forecasts, subscribers, customers)
+        levels = calibrated_levels(forecasts, subscribers, customers, sigma, sigma_small)
         beta = _fit_coefficients(table, settings, size_range)
         return cls(
             coefficients=tuple(float(b) for b in beta),
