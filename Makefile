@@ -11,7 +11,7 @@ PORT ?= 8501
 API_PORT ?= 8000
 
 .PHONY: help setup run dashboard system-deps test test-fast lint format data train train-full \
-        evaluate bench api retrain monitor clean
+        evaluate bench api retrain monitor weekly scheduler clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -73,6 +73,12 @@ retrain: setup ## Weekly: train a challenger and promote it only if it beats the
 
 monitor: setup ## Check drift and KPI alerts (non-zero exit when an alert fires)
 	$(BIN)/termdeposit monitor --check
+
+weekly: setup ## The week's work once: drops, upkeep, scoring, call lists, monitoring, alerts
+	$(BIN)/termdeposit weekly
+
+scheduler: setup ## Run the weekly job on its schedule (TERMDEPOSIT_WEEKLY_CRON), foreground
+	$(BIN)/termdeposit scheduler
 
 bench: setup ## Run every benchmark (prints figures and ratios)
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; TERMDEPOSIT_DATA=$(TEST_DATA) $(BIN)/python $$script || exit 1; done

@@ -50,12 +50,14 @@ share, seed = ops.holdout_controls("ab")
 if share and seed is None:  # one draw per session and cohort: what is shown is what is issued
     drawn = st.session_state.setdefault("ab_seed_drawn", {})
     seed = drawn.setdefault(st.session_state.get("cohort_sha256"), abtest.new_seed())
+policy = st.session_state.get("fairness_policy")  # chosen on the Fairness page
 request = call_lists.CallListRequest(
     threshold=threshold,
     capacity=cap,
     do_not_call=call_lists.do_not_call_ids(do_not_call),
     holdout_share=share,
     seed=seed,
+    group_policy=(policy["policy"], policy["attribute"]) if policy else None,
 )
 version = st.session_state["model_version"]
 cohort_name = st.session_state["cohort_name"]
@@ -92,6 +94,17 @@ if built.cut_by_capacity:
         f"**{format_count(built.cut_by_capacity)}** more."
     )
 st.markdown(f"{message} **{prepared.count_words()}.**")
+holdout_check = prepared.holdout_check()
+if holdout_check is not None and not holdout_check.enough:
+    st.warning(
+        f"The hold-out is too small to tell. {holdout_check.describe()}",
+        icon=":material/warning:",
+    )
+if prepared.policy_note:
+    st.info(
+        f"Group policy (chosen on the Fairness page): {prepared.policy_note}",
+        icon=":material/balance:",
+    )
 if reasons_note:
     st.caption(reasons_note)
 

@@ -32,6 +32,8 @@ if weekly.empty:
 st.subheader("Alerts")
 active = result.active
 stored = store.alerts(active_only=True)
+information = stored[stored["severity"] == "info"] if len(stored) else stored
+stored = stored[stored["severity"] != "info"] if len(stored) else stored
 if stored.empty:
     st.success("No active alerts.", icon=":material/check_circle:")
 for alert in stored.itertuples(index=False):
@@ -47,10 +49,14 @@ for alert in stored.itertuples(index=False):
         st.session_state["_monitoring_message"] = f"Alert {alert.id} acknowledged."
         st.rerun()
 st.caption(
-    f"This check raised {format_count(len(result.alerts))} alerts "
-    f"({format_count(len(active))} not acknowledged). The same checks run from cron with "
-    "`termdeposit monitor --check`, which exits non-zero while an alert is active."
+    f"{format_count(len(active))} alerts in force, not acknowledged. An alert stands for a "
+    "condition while it lasts (refreshed every week, cleared when it goes away); it needs "
+    "enough customers (drift) or outcomes (AUC, conversion, calibration), and an effect "
+    "clearly beyond chance. The same checks run weekly ('termdeposit weekly', which also "
+    "sends new alerts by webhook and e-mail) and from cron with `termdeposit monitor --check`."
 )
+for finding in information.itertuples(index=False):
+    st.info(f"**For information.** {finding.message}", icon=":material/info:")
 
 st.subheader("Week by week")
 latest = weekly.iloc[-1]
@@ -117,6 +123,9 @@ columns = {
     "auc": "AUC",
     "calibration_error": "Calibration error",
     "ab_uplift_per_customer": "A/B uplift per customer",
+    "ab_uplift_low": "A/B 95% low",
+    "ab_uplift_high": "A/B 95% high",
+    "ab_verdict": "A/B verdict",
 }
 shown = weekly.loc[:, [c for c in columns if c in weekly]].rename(columns=columns)
 st.dataframe(
@@ -153,9 +162,21 @@ if drift is None or drift.cohort_id != picked:
         show_error(exc)
         drift = None
 if drift is not None:
+    if not drift.judged:
+        st.info(
+            f"{format_count(drift.rows)} customers (with the weeks before, up to "
+            f"{limits.recent_weeks}): too few to judge drift; at least "
+            f"{format_count(limits.min_rows)} are needed.",
+            icon=":material/info:",
+        )
+    elif drift.weeks > 1:
+        st.caption(
+            f"A small week: judged together with the {drift.weeks - 1} weeks before it "
+            f"({format_count(drift.rows)} customers)."
+        )
     cols = st.columns(4)
     cols[0].metric(
-        "Score PSI",
+        "Score spread PSI (beyond chance)",
         f"{drift.score_psi:.3f}",
         monitoring.psi_band(drift.score_psi),
         delta_color="off",
@@ -170,13 +191,17 @@ if drift is not None:
         "customer scored 0% or 100%).",
     )
     cols[3].metric(
-        "Context inputs outside training", format_count(len(drift.context_out_of_range))
+        "Economy outside what the model saw", format_count(len(drift.context_out_of_range))
     )
-    st.plotly_chart(plots.psi_chart(drift.table), width="stretch")
+    shown = drift.table.assign(psi=drift.table["psi_beyond_chance"])
+    st.plotly_chart(plots.psi_chart(shown), width="stretch")
     st.caption(
-        "PSI bands: below 0.1 stable, 0.1-0.25 moderate, above 0.25 significant. The month, "
-        "weekday and the five economic rates are the same for everyone in a week, so they are "
-        "checked against the range the model was trained on instead."
+        "PSI beyond chance: the PSI less what sampling alone gives with this many customers. "
+        "Bands: below 0.1 stable, 0.1-0.25 moderate, above 0.25 significant; 'psi_recent' "
+        "compares with the weeks before. The month, the weekday and the five economic rates are "
+        "the same for everyone in a week: they are checked against the range the model was "
+        "trained on, for information, and the scores' drift is judged on their spread around "
+        "the week's median, so the economy moving every score together is not counted."
     )
     drift_table = drift.table.assign(
         input=drift.table["input"].map(feature_label),
@@ -202,14 +227,30 @@ with st.form("limits"):
         "Context outside training range by (share of range)", 0.0, 1.0, limits.context_margin, 0.05
     )
     c1, c2, c3, c4 = st.columns(4)
-    confidence = c1.number_input(
-        "Mean confidence drop above", 0.0, 1.0, limits.confidence_drop, 0.01
+    conversion = c1.number_input(
+        "Conversion below the 4-week mean by (share)", 0.01, 1.0, limits.conversion_drop, 0.05
     )
-    conversion = c2.number_input(
-        "Conversion below the 4-week mean by (share)", 0.0, 1.0, limits.conversion_drop, 0.05
+    auc_min = c2.number_input("AUC among the called below", 0.5, 1.0, limits.auc_min, 0.01)
+    ece_max = c3.number_input("Calibration error above", 0.005, 1.0, limits.ece_max, 0.01)
+    min_rows = c4.number_input(
+        "Customers needed to judge drift", 20, 1_000_000, int(limits.min_rows), 50
     )
-    auc_min = c3.number_input("AUC among the called below", 0.0, 1.0, limits.auc_min, 0.01)
-    ece_max = c4.number_input("Calibration error above", 0.0, 1.0, limits.ece_max, 0.01)
+    c1, c2, c3, _ = st.columns(4)
+    min_outcomes = c1.number_input(
+        "Outcomes needed for AUC, conversion, calibration",
+        20,
+        1_000_000,
+        int(limits.min_outcomes),
+        50,
+    )
+    min_subscribers = c2.number_input(
+        "Subscribers (and non-subscribers) needed for AUC",
+        1,
+        100_000,
+        int(limits.min_subscribers),
+        5,
+    )
+    recent = c3.number_input("Weeks pooled / compared with", 1, 52, int(limits.recent_weeks), 1)
     watched = st.multiselect(
         "Watched customer inputs (a shift in any raises an alert)",
         list(monitoring.CUSTOMER_INPUTS),
@@ -225,10 +266,13 @@ with st.form("limits"):
                     drifted_share=drifted,
                     psi_score=psi_score,
                     context_margin=margin,
-                    confidence_drop=confidence,
                     conversion_drop=conversion,
                     auc_min=auc_min,
                     ece_max=ece_max,
+                    min_rows=int(min_rows),
+                    min_outcomes=int(min_outcomes),
+                    min_subscribers=int(min_subscribers),
+                    recent_weeks=int(recent),
                     watched_inputs=tuple(watched),
                 ),
                 store,

@@ -198,6 +198,7 @@ def score_cmd(
     from termdeposit.core.config import default_settings
     from termdeposit.modeling.predict import decisions, score_file
     from termdeposit.services.forecasts import cohort_outlook
+    from termdeposit.services.logged_scoring import score_file_logged
     from termdeposit.storage import store as prediction_log
 
     if threshold is not None and top is not None:
@@ -207,11 +208,13 @@ def score_cmd(
     log_store = None if no_log else prediction_log.open_store()
     loaded = registry.load_model(model)
     bar, update = _progress_bar("Scoring")
-    # Scored into a file of this run's own, logged from it, then renamed to --out: another
-    # scoring writing the same --out meanwhile can neither mix its rows into this run's log
-    # nor leave a half-written file; a failure leaves an earlier --out as it was.
+    # Scored into a file of this run's own (logged as it is written), then renamed to --out:
+    # another scoring writing the same --out meanwhile can neither mix its rows into this
+    # run's log nor leave a half-written file; a failure leaves an earlier --out as it was.
     staged = _private_output(out)
+    rule_threshold = loaded.threshold if threshold is None and top is None else threshold
     try:
+        logged = None
         with bar:
             if engine == "dask":
                 from termdeposit.modeling.dask_scoring import dask_client, score_partitioned
@@ -220,26 +223,40 @@ def score_cmd(
                     summary = score_partitioned(
                         loaded, cohort, staged, threshold, top, client, progress=update
                     )
+                if log_store is not None:
+                    logged = prediction_log.log_scored_output(
+                        log_store,
+                        staged,
+                        cohort,
+                        model_version=loaded.version,
+                        threshold=rule_threshold,
+                        top_n=top,
+                        week_label=week_label,
+                    )
+            elif log_store is not None:
+                # The log is written while the output is (one transaction, see the service).
+                summary, logged = score_file_logged(
+                    log_store,
+                    loaded,
+                    cohort,
+                    staged,
+                    threshold,
+                    top,
+                    week_label=week_label,
+                    progress=update,
+                    force_chunked=chunked,
+                )
             else:
                 summary = score_file(
                     loaded, cohort, staged, threshold, top, progress=update, force_chunked=chunked
                 )
         for notice in summary.notices:
             typer.echo(f"Note: {notice}", err=True)
-        if log_store is None:
+        if logged is None:
             typer.secho(
                 "Note: --no-log: these predictions were NOT logged.", err=True, fg="yellow"
             )
         else:
-            logged = prediction_log.log_scored_output(
-                log_store,
-                staged,
-                cohort,
-                model_version=loaded.version,
-                threshold=loaded.threshold if threshold is None and top is None else threshold,
-                top_n=top,
-                week_label=week_label,
-            )
             typer.echo(
                 f"Logged as cohort {logged.cohort_id}"
                 + ("" if logged.new_cohort else " (this file was scored before)")
@@ -508,7 +525,7 @@ def monitor_cmd(
         else:
             typer.echo("Weekly figures (expected before outcomes, realised after):")
             _echo_table(
-                result.weekly.drop(columns=["uploaded_at"]).round(3),
+                result.weekly.round(3),
                 [
                     "cohort_id",
                     "week_label",
@@ -526,13 +543,19 @@ def monitor_cmd(
             )
         if result.drift is not None:
             d = result.drift
+            pooled = f" (pooled over {d.weeks} weeks)" if d.weeks > 1 else ""
+            judged = "" if d.judged else " — too few customers to judge drift yet"
             typer.echo(
-                f"\nDrift of cohort {d.cohort_id} against the training reference of "
-                f"{d.model_version}: score PSI {d.score_psi:.3f}, "
-                f"{d.drifted_share:.0%} of customer inputs drifted, mean confidence "
-                f"{d.mean_confidence:.3f} (training {d.reference_confidence:.3f})"
+                f"\nDrift of {d.label}, {d.rows:,} customers{pooled}{judged}, against the "
+                f"training reference of {d.model_version}: PSI beyond chance of the scores' "
+                f"spread {d.score_psi:.3f}; {d.drifted_share:.0%} of customer inputs drifted"
             )
-            _echo_table(d.table.round(3), ["input", "kind", "psi", "band", "detail"])
+            _echo_table(
+                d.table.round(3),
+                ["input", "kind", "psi", "psi_beyond_chance", "psi_recent", "band", "detail"],
+            )
+    for finding in result.information.itertuples(index=False):
+        typer.echo(f"\nInformation: {finding.message}", err=as_json)
     active = result.active
     if active.empty:
         typer.echo("No active alerts.", err=as_json)
@@ -558,7 +581,10 @@ def ingest_cmd(
             show_default=False,
         ),
     ],
-    week_label: Annotated[str | None, typer.Option(help="Week the data is for.")] = None,
+    week_label: Annotated[
+        str | None,
+        typer.Option(help="Week the data is for (default: from the rows' month and weekdays)."),
+    ] = None,
 ) -> None:
     """Load data drops (contacted customers with outcomes) for the next retraining."""
     from termdeposit.data.drops import list_drops, read_drop
@@ -584,8 +610,8 @@ def ingest_cmd(
             continue
         typer.echo(
             f"Ingested {drop.name}: {result.rows} rows ({result.subscribers} subscribed) as "
-            f"cohort {result.cohort_id}; they join the training data at the next "
-            "'termdeposit retrain'."
+            f"cohort {result.cohort_id}, week {result.week_label} ({result.label_source}); they "
+            "join the training data at the next 'termdeposit retrain'."
         )
 
 
@@ -805,6 +831,16 @@ def issue_cmd(
         float, typer.Option(help="Share drawn at random as business as usual (e.g. 0.1).")
     ] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Seed of the hold-out draw.")] = None,
+    group_policy: Annotated[
+        str | None,
+        typer.Option(
+            help="Call every group at the same share: parity_same_calls (about as many "
+            "calls) or parity_best (the most profitable share); see --group-by."
+        ),
+    ] = None,
+    group_by: Annotated[
+        str, typer.Option(help="The grouping of --group-policy: 'age band', marital, job, ...")
+    ] = "age band",
 ) -> None:
     """Issue a call list from a logged scoring (the same file the dashboard gives)."""
     from termdeposit.core.config import default_settings
@@ -830,6 +866,7 @@ def issue_cmd(
         do_not_call=call_lists.do_not_call_ids(blocked),
         holdout_share=holdout,
         seed=seed,
+        group_policy=(group_policy, group_by) if group_policy else None,
     )
     reasons, note, card = None, None, None
     try:
@@ -854,6 +891,9 @@ def issue_cmd(
     if issued.forecast is not None:
         for line in issued.forecast.lines():
             typer.echo(line)
+    power = issued.holdout_check()
+    if power is not None and not power.enough:
+        typer.secho(f"Warning: the hold-out is too small to tell. {power.describe()}", err=True)
     if note:
         typer.echo(note, err=True)
 
@@ -868,22 +908,7 @@ def ab_report_cmd(
 
     result = ab_results(None, call_list)
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "call_list_id": result.call_list_id,
-                    "seed": result.seed,
-                    "share": result.share,
-                    "groups": result.table().to_dict(orient="records"),
-                    "uplift_per_customer": result.uplift_per_customer,
-                    "interval": list(result.interval),
-                    "conversion_uplift": result.conversion_uplift,
-                    "conversion_interval": list(result.conversion_interval),
-                    "pending_calls": result.pending_calls,
-                },
-                default=str,
-            )
-        )
+        typer.echo(json.dumps(result.as_dict(), default=str))
         return
     typer.echo(result.table().round(4).to_string(index=False))
     typer.echo(result.summary())
@@ -986,6 +1011,99 @@ def bootstrap_cmd(
         typer.echo(f"  {exc.message}\n  {exc.hint}")
         return
     typer.echo(f"Model: {version} in production (verified).")
+
+
+# -- the weekly job and its scheduler -----------------------------------------------------------
+
+
+@app.command("weekly")
+def weekly_cmd(
+    drops: Annotated[
+        Path | None, typer.Option(help="Folder the weekly files arrive in (TERMDEPOSIT_DROPS).")
+    ] = None,
+    outbox: Annotated[
+        Path | None,
+        typer.Option(help="Folder for call lists and reports (TERMDEPOSIT_OUTBOX)."),
+    ] = None,
+    holdout: Annotated[
+        float | None,
+        typer.Option(help="Share drawn as business as usual (TERMDEPOSIT_HOLDOUT, e.g. 0.1)."),
+    ] = None,
+) -> None:
+    """Run the week's work: drops in, model upkeep, scoring, call lists, monitoring, alerts out.
+
+    Safe to run again (done steps are skipped) and to resume after an interruption; exits 1
+    when a step failed (a drop refused, alerts not delivered), 2 when it could not start.
+    """
+    from dataclasses import replace
+
+    from termdeposit.services.weekly import run_weekly
+
+    settings = config.weekly_settings()
+    changes: dict[str, Any] = {}
+    if drops is not None:
+        changes["drops"] = drops.expanduser().resolve()
+    if outbox is not None:
+        changes["outbox"] = outbox.expanduser().resolve()
+    if holdout is not None:
+        changes["holdout"] = holdout
+    report = run_weekly(
+        replace(settings, **changes), progress=lambda step: typer.echo(f"... {step}", err=True)
+    )
+    typer.echo(report.summary())
+    if report.failed:
+        typer.secho(f"{len(report.failed)} steps failed; see above.", err=True, fg="red")
+        raise typer.Exit(1)
+
+
+@app.command("scheduler")
+def scheduler_cmd(
+    cron: Annotated[
+        str | None, typer.Option(help="Five cron fields (TERMDEPOSIT_WEEKLY_CRON).")
+    ] = None,
+    timezone: Annotated[str | None, typer.Option(help="Time zone (TERMDEPOSIT_TIMEZONE).")] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Print the next runs and exit (no scheduler).")
+    ] = False,
+) -> None:
+    """Run 'termdeposit weekly' on a cron schedule, in the foreground (compose's scheduler)."""
+    from termdeposit.services.scheduler import build_scheduler, next_runs
+    from termdeposit.services.weekly import run_weekly
+
+    settings = config.weekly_settings()
+    cron = cron or settings.cron
+    timezone = timezone or settings.timezone
+    upcoming = next_runs(cron, timezone)
+    typer.echo(
+        f"Weekly job on '{cron}' ({timezone}); next runs: "
+        + ", ".join(f"{t:%a %Y-%m-%d %H:%M %Z}" for t in upcoming)
+    )
+    if check:
+        return
+
+    def job() -> None:
+        typer.echo(run_weekly(config.weekly_settings()).summary())
+
+    scheduler = build_scheduler(job, cron, timezone)
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        typer.echo("Scheduler stopped.")
+
+
+@app.command("deliver-alerts")
+def deliver_alerts_cmd(
+    test: Annotated[
+        bool, typer.Option("--test", help="Send a test message instead (nothing recorded).")
+    ] = False,
+) -> None:
+    """Send new alerts now by webhook and e-mail (TERMDEPOSIT_ALERT_WEBHOOK, _SMTP_URL...)."""
+    from termdeposit.ops import alerting
+
+    report = alerting.send_test_message() if test else alerting.deliver_alerts()
+    typer.echo(report.describe())
+    if report.failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -9,9 +9,10 @@ product elsewhere with ``TERMDEPOSIT_DATA``, ``TERMDEPOSIT_PROCESSED``, ``TERMDE
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from termdeposit.core.errors import TermDepositError
 from termdeposit.core.money import DEFAULT_CALL_COST, DEFAULT_SUBSCRIPTION_VALUE, break_even
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -130,4 +131,125 @@ def default_settings() -> BusinessSettings:
         subscription_value=float(
             os.environ.get("TERMDEPOSIT_SUBSCRIPTION_VALUE", DEFAULT_SUBSCRIPTION_VALUE)
         ),
+    )
+
+
+# -- operations: the weekly job and alert delivery ----------------------------------------------
+
+
+def _env_int(name: str, default: int) -> int:
+    """An integer setting from the environment, refused in words when it is not one."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise TermDepositError(
+            f"{name} must be a whole number, not {raw!r}.", hint=f"For example {name}={default}."
+        ) from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    """A number setting from the environment, refused in words when it is not one."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise TermDepositError(
+            f"{name} must be a number, not {raw!r}.", hint=f"For example {name}={default}."
+        ) from exc
+
+
+@dataclass(frozen=True)
+class WeeklySettings:
+    """What ``termdeposit weekly`` and ``termdeposit scheduler`` do, from the environment.
+
+    Attributes:
+        drops: folder (or ``s3://bucket/prefix``) the bank's weekly files arrive in
+            (``TERMDEPOSIT_DROPS``).
+        outbox: folder the call lists and weekly reports are written to (``TERMDEPOSIT_OUTBOX``).
+        cron: when the scheduler runs the job, five cron fields (``TERMDEPOSIT_WEEKLY_CRON``,
+            default Mondays 06:00).
+        timezone: time zone of ``cron`` (``TERMDEPOSIT_TIMEZONE``, default UTC).
+        retrain_every: retrain every this many weeks (``TERMDEPOSIT_RETRAIN_EVERY``; 0 never).
+        retrain_profile: training profile of the scheduled retraining.
+        retrain_families: model families searched (comma list; empty = all).
+        recalibrate: ``platt``, ``intercept``, ``isotonic`` or ``none``: each week with new
+            outcomes, refit the probability scale (``TERMDEPOSIT_RECALIBRATE``).
+        recalibration_rows: outcomes the recalibration needs at least.
+        holdout: share of each cohort drawn as the business-as-usual group (0 = no A/B test).
+    """
+
+    drops: Path | str
+    outbox: Path
+    cron: str = "0 6 * * 1"
+    timezone: str = "UTC"
+    retrain_every: int = 4
+    retrain_profile: str = "quick"
+    retrain_families: tuple[str, ...] = ()
+    recalibrate: str = "platt"
+    recalibration_rows: int = 1000
+    holdout: float = 0.0
+
+
+def _drops_location() -> Path | str:
+    value = os.environ.get("TERMDEPOSIT_DROPS", "").strip()
+    if is_url(value):
+        return value.rstrip("/")
+    return _env_path("TERMDEPOSIT_DROPS", PROJECT_ROOT / "data" / "drops")
+
+
+def weekly_settings() -> WeeklySettings:
+    """The weekly job's settings (``TERMDEPOSIT_DROPS``, ``..._OUTBOX``, ``..._WEEKLY_CRON``)."""
+    families = os.environ.get("TERMDEPOSIT_RETRAIN_FAMILIES", "")
+    return WeeklySettings(
+        drops=_drops_location(),
+        outbox=_env_path("TERMDEPOSIT_OUTBOX", PROJECT_ROOT / "data" / "outbox"),
+        cron=os.environ.get("TERMDEPOSIT_WEEKLY_CRON", "").strip() or "0 6 * * 1",
+        timezone=os.environ.get("TERMDEPOSIT_TIMEZONE", "").strip() or "UTC",
+        retrain_every=_env_int("TERMDEPOSIT_RETRAIN_EVERY", 4),
+        retrain_profile=os.environ.get("TERMDEPOSIT_RETRAIN_PROFILE", "").strip() or "quick",
+        retrain_families=tuple(f.strip() for f in families.split(",") if f.strip()),
+        recalibrate=os.environ.get("TERMDEPOSIT_RECALIBRATE", "").strip() or "platt",
+        recalibration_rows=_env_int("TERMDEPOSIT_RECALIBRATION_ROWS", 1000),
+        holdout=_env_float("TERMDEPOSIT_HOLDOUT", 0.0),
+    )
+
+
+@dataclass(frozen=True)
+class AlertDeliverySettings:
+    """Where alerts are sent, from the environment (every value may hold a secret).
+
+    Attributes:
+        webhook: incoming-webhook URL of a Slack or Teams channel (``TERMDEPOSIT_ALERT_WEBHOOK``).
+        smtp_url: ``smtp://user:password@host:587?starttls=true&from=alerts@bank.example``
+            or ``smtps://...`` (``TERMDEPOSIT_SMTP_URL``).
+        email_to: recipients, comma separated (``TERMDEPOSIT_ALERT_EMAIL``).
+        attempts: tries per delivery (``TERMDEPOSIT_ALERT_ATTEMPTS``).
+        backoff: seconds before the second try, doubled before each next one
+            (``TERMDEPOSIT_ALERT_BACKOFF``).
+        timeout: seconds a webhook or mail server has to answer.
+    """
+
+    webhook: str = field(default="", repr=False)
+    smtp_url: str = field(default="", repr=False)
+    email_to: tuple[str, ...] = ()
+    attempts: int = 4
+    backoff: float = 2.0
+    timeout: float = 10.0
+
+
+def alert_delivery_settings() -> AlertDeliverySettings:
+    """The alert delivery settings in force (see :class:`AlertDeliverySettings`)."""
+    recipients = os.environ.get("TERMDEPOSIT_ALERT_EMAIL", "")
+    return AlertDeliverySettings(
+        webhook=os.environ.get("TERMDEPOSIT_ALERT_WEBHOOK", "").strip(),
+        smtp_url=os.environ.get("TERMDEPOSIT_SMTP_URL", "").strip(),
+        email_to=tuple(r.strip() for r in recipients.replace(";", ",").split(",") if r.strip()),
+        attempts=max(1, _env_int("TERMDEPOSIT_ALERT_ATTEMPTS", 4)),
+        backoff=max(0.0, _env_float("TERMDEPOSIT_ALERT_BACKOFF", 2.0)),
+        timeout=max(0.5, _env_float("TERMDEPOSIT_ALERT_TIMEOUT", 10.0)),
     )

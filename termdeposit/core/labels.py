@@ -216,7 +216,10 @@ ALERT_RULES: dict[str, str] = {
     "confidence_drop": "the model is less sure of its scores",
     "conversion_drop": "fewer called customers subscribed than in recent weeks",
     "auc_low": "the ranking of the called customers got worse",
+    "auc_drop": "the ranking of the called customers got worse",
     "calibration": "the chances no longer match what happens",
+    "economy": "the week's economy is outside what the model was trained on",
+    "weekly_job": "a step of the weekly job failed",
 }
 
 

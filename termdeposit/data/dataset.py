@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -260,3 +262,66 @@ def make_cohort(frame: pd.DataFrame, week: int, with_outcomes: bool = False) -> 
     if with_outcomes:
         cohort[TARGET] = cohort[TARGET].map({1: "yes", 0: "no"})
     return cohort
+
+
+# -- the week of a data drop --------------------------------------------------------------------
+
+#: A week label as :func:`add_calendar` writes it: ``2009-05 wk2``.
+WEEK_LABEL = re.compile(r"^(\d{4})-(\d{2}) wk(\d+)$")
+_YEAR_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
+
+
+@dataclass(frozen=True)
+class DropWeek:
+    """The week a drop's rows belong to, and how that was told.
+
+    Attributes:
+        label: ``YYYY-MM wkN`` (as :func:`add_calendar` labels the reference weeks).
+        source: where the year came from, in words (the file name, or the week before).
+        weeks: how many weeks the rows span (a new week wherever the weekday steps back or
+            the month changes, as in the reference data).
+    """
+
+    label: str
+    source: str
+    weeks: int
+
+
+def drop_week(
+    frame: pd.DataFrame, file_name: str, known_labels: list[str] | tuple[str, ...] = ()
+) -> DropWeek:
+    """Tell a drop's week from its rows' calendar, as the reference data's weeks are rebuilt.
+
+    The rows give the month and the weekdays but no year. The year is read from the file name
+    (e.g. ``drop_2009-05-11.csv``) or continued from the latest week already recorded
+    (``known_labels``, oldest first; drops arrive in time order, so a month before that week's
+    month is in the next year). The week in the month follows the weeks already recorded for
+    that month.
+
+    Raises:
+        TermDepositError: the year cannot be told (no year in the file name, no earlier week):
+            the message says to pass the week label.
+    """
+    calendar = add_calendar(frame.loc[:, ["month", "day_of_week"]].reset_index(drop=True))
+    month = int(calendar["month_num"].iloc[0])
+    weeks = int(calendar["week"].nunique())
+    parsed = [m.groups() for m in (WEEK_LABEL.match(str(k)) for k in known_labels) if m]
+    found = _YEAR_IN_NAME.search(Path(file_name).name)
+    if found:
+        year, source = int(found.group(1)), "the year in the file name"
+    elif parsed:
+        last_year, last_month, _ = (int(v) for v in parsed[-1])
+        year = last_year + (1 if month < last_month else 0)
+        source = f"the calendar continued from week {'{}-{} wk{}'.format(*parsed[-1])}"
+    else:
+        raise TermDepositError(
+            f"The week of '{Path(file_name).name}' cannot be told from its rows: they start in "
+            f"{MONTHS[month - 1]} but a drop has no year, and no earlier week is recorded to "
+            "continue the calendar from.",
+            hint=f'Pass the week (--week-label "{FIRST_YEAR + 1}-{month:02d} wk1") or put the '
+            "year in the file name (e.g. drop_2009-05-11.csv); later drops continue the "
+            "calendar from it.",
+        )
+    same_month = [int(w) for y, m, w in parsed if int(y) == year and int(m) == month]
+    week = max(same_month, default=0) + 1
+    return DropWeek(f"{year}-{month:02d} wk{week}", source, weeks)

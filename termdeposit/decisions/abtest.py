@@ -6,15 +6,24 @@ called, at the same rate as the model calls the rest. The seed is recorded, so t
 be repeated. When outcomes arrive, conversion and profit per customer are compared between
 the groups, and the uplift (model minus business as usual, per customer of the cohort) gets a
 bootstrap 95% interval.
+
+There is one interval computation (:func:`uplift_interval`, a fixed number of resamples and a
+fixed seed): the command line (``monitor``, ``ab-report``), the Outcomes and the Monitoring
+pages all show the same interval for the same list. A verdict is given only when the hold-out
+is large enough to tell: :func:`holdout_needed` says how many hold-out customers it takes to
+detect the uplift the model's probabilities promise (80% power, 5% two-sided), and a result
+on fewer customers (or on fewer than :data:`MIN_HOLDOUT_CALLS` calls) carries a warning.
 """
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from termdeposit.core import money
 from termdeposit.core.config import BusinessSettings
@@ -26,6 +35,14 @@ MODEL = "model"
 HOLDOUT = "holdout"
 #: Largest hold-out share offered: beyond it too many customers lose the model's choice.
 MAX_SHARE = 0.5
+#: Resamples and seed of the one bootstrap interval every front door shows.
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+#: Fewer hold-out calls with a result than this: too few to say anything about conversion.
+MIN_HOLDOUT_CALLS = 30
+#: Power and two-sided significance of the hold-out size needed.
+POWER = 0.8
+ALPHA = 0.05
 
 
 @dataclass
@@ -50,6 +67,10 @@ class HoldoutPlan:
         """Customers to call in both groups."""
         return int(self.members["call"].sum())
 
+    def describe(self) -> str:
+        """The counts in words: who is called, chosen how, out of which group."""
+        return describe_counts(self.members)
+
     def to_call(self) -> pd.DataFrame:
         """The customers to call: the model's choices best first, then the hold-out's."""
         chosen = self.members[self.members["call"]]
@@ -57,6 +78,21 @@ class HoldoutPlan:
             ["_g", "probability"], ascending=[True, False], kind="stable"
         )
         return order.drop(columns="_g").reset_index(drop=True)
+
+
+def describe_counts(members: pd.DataFrame) -> str:
+    """'49 customers to call: 44 chosen by the model, 5 drawn at random from the 48-customer
+    business-as-usual group' (``members``: group and call of every customer of the cohort)."""
+    calls = members["call"].astype(bool)
+    held = members["group"] == HOLDOUT
+    total = int(calls.sum())
+    if not held.any():
+        return f"{total:,} customers to call, all chosen by the model"
+    return (
+        f"{total:,} customers to call: {int((calls & ~held).sum()):,} chosen by the model, "
+        f"{int((calls & held).sum()):,} drawn at random from the {int(held.sum()):,}-customer "
+        "business-as-usual group"
+    )
 
 
 def new_seed() -> int:
@@ -177,6 +213,152 @@ class GroupFigures:
     profit_per_customer: float
 
 
+@dataclass(frozen=True)
+class GroupCounts:
+    """A group's customers by what happened to them: the three profits a customer can bring."""
+
+    customers: int
+    calls: int
+    subscribers: int
+
+    def profit_per_customer(self, cost: float, value: float) -> float:
+        """Realised profit per customer of the group (not called: 0)."""
+        if self.customers == 0:
+            return float("nan")
+        return (value * self.subscribers - cost * self.calls) / self.customers
+
+
+def uplift_interval(
+    model: GroupCounts,
+    holdout: GroupCounts,
+    cost: float,
+    value: float,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Bootstrap 95% intervals of the uplift per customer and of the conversion difference.
+
+    Resampling a group's customers with replacement only changes how many of them fall in
+    each of three kinds (not called, called without subscribing, subscribed), so each
+    resample is one multinomial draw of those counts: exact, and fast at any cohort size.
+    The one computation behind every interval shown (fixed resamples and seed).
+
+    Returns:
+        ((low, high) of the profit uplift per customer, (low, high) of model minus
+        business-as-usual conversion among the called).
+    """
+    rng = np.random.default_rng(seed)
+    profit = np.zeros(resamples)
+    conversion = np.zeros(resamples)
+    for sign, group in ((1.0, model), (-1.0, holdout)):
+        if group.customers == 0:
+            nan = (float("nan"), float("nan"))
+            return nan, nan
+        shares = (
+            np.array(
+                [
+                    group.customers - group.calls,
+                    group.calls - group.subscribers,
+                    group.subscribers,
+                ],
+                dtype=float,
+            )
+            / group.customers
+        )
+        counts = rng.multinomial(group.customers, shares, size=resamples)
+        calls = counts[:, 1] + counts[:, 2]
+        subs = counts[:, 2]
+        profit += sign * (value * subs - cost * calls) / group.customers
+        with np.errstate(invalid="ignore", divide="ignore"):
+            conversion += sign * np.where(calls > 0, subs / np.maximum(calls, 1), np.nan)
+    return _interval(profit), _interval(conversion)
+
+
+@dataclass(frozen=True)
+class PowerCheck:
+    """How large a hold-out must be to tell the model from business as usual.
+
+    Attributes:
+        expected_uplift: profit per customer the model should add, from its probabilities.
+        needed: hold-out customers needed (80% power, 5% two-sided), None when even half the
+            cohort would not do (or the model promises no uplift).
+        actual: hold-out customers drawn.
+        cohort: customers in the cohort.
+    """
+
+    expected_uplift: float
+    needed: int | None
+    actual: int
+    cohort: int
+
+    @property
+    def enough(self) -> bool:
+        """True when the hold-out is at least the size needed."""
+        return self.needed is not None and self.actual >= self.needed
+
+    def describe(self) -> str:
+        """The hold-out size needed, in words."""
+        promise = f"the {self.expected_uplift:+.2f} per customer the model's probabilities promise"
+        if self.expected_uplift <= 0:
+            return (
+                "The model's probabilities promise no uplift over business as usual here, so "
+                "no hold-out size can show one."
+            )
+        if self.needed is None:
+            return (
+                f"Even a hold-out of half of these {self.cohort:,} customers could not detect "
+                f"{promise}: judge the A/B test over several weeks together."
+            )
+        return (
+            f"Detecting {promise} takes a hold-out of about {self.needed:,} customers "
+            f"({self.needed / max(self.cohort, 1):.0%} of the cohort; 80% power); "
+            f"this one has {self.actual:,}."
+        )
+
+
+def holdout_needed(
+    probabilities: np.ndarray,
+    model_calls: np.ndarray,
+    holdout: np.ndarray,
+    cost: float,
+    value: float,
+) -> PowerCheck:
+    """The hold-out size needed to detect the uplift the model's probabilities promise.
+
+    Expected profit per customer: model group, the mean of call x (value x p - cost) over its
+    customers; business as usual, the call rate x (value x mean p - cost). Their variances
+    follow from the same probabilities. The size is the smallest hold-out n (the model group
+    keeping the rest of the cohort) for which a two-sided 5% test has 80% power.
+
+    Args:
+        probabilities: every customer's probability.
+        model_calls: True where the model calls the customer (model group only).
+        holdout: True for customers of the hold-out group.
+    """
+    p = np.asarray(probabilities, dtype=float)
+    calls = np.asarray(model_calls, dtype=bool)
+    held = np.asarray(holdout, dtype=bool)
+    n = len(p)
+    in_model = ~held if held.any() else np.ones(n, dtype=bool)
+    rate = float(calls[in_model].mean()) if in_model.any() else 0.0
+    gain = np.where(calls, value * p - cost, 0.0)
+    square = np.where(calls, (value - cost) ** 2 * p + cost**2 * (1 - p), 0.0)
+    mean_model = float(gain[in_model].mean()) if in_model.any() else 0.0
+    var_model = float(square[in_model].mean()) - mean_model**2
+    p_bar = float(p.mean()) if n else 0.0
+    mean_bau = rate * (value * p_bar - cost)
+    var_bau = rate * ((value - cost) ** 2 * p_bar + cost**2 * (1 - p_bar)) - mean_bau**2
+    uplift = mean_model - mean_bau
+    needed = None
+    if uplift > 0 and n >= 4:
+        z = norm.ppf(1 - ALPHA / 2) + norm.ppf(POWER)
+        sizes = np.arange(1, int(n * MAX_SHARE) + 1)
+        spread = np.sqrt(var_model / (n - sizes) + var_bau / sizes)
+        fits = np.flatnonzero(uplift >= z * spread)
+        needed = int(sizes[fits[0]]) if len(fits) else None
+    return PowerCheck(float(uplift), needed, int(held.sum()), n)
+
+
 @dataclass
 class ABResult:
     """Model against business as usual for one call list."""
@@ -191,36 +373,82 @@ class ABResult:
     conversion_interval: tuple[float, float]
     cohort_size: int
     pending_calls: int
+    power: PowerCheck
+    counts: str
 
     @property
     def uplift_total(self) -> float:
         """Uplift per customer scaled to the whole cohort (model for everyone vs none)."""
         return self.uplift_per_customer * self.cohort_size
 
+    @property
+    def holdout_calls(self) -> int:
+        """Hold-out customers called with a recorded result."""
+        return self.groups[1].calls
+
+    @property
+    def warning(self) -> str | None:
+        """Why the result cannot be trusted yet (too few hold-out calls or customers), or None."""
+        notes = []
+        if self.holdout_calls < MIN_HOLDOUT_CALLS:
+            notes.append(
+                f"Only {self.holdout_calls} business-as-usual calls have a result (at least "
+                f"{MIN_HOLDOUT_CALLS} are needed to compare conversion)."
+            )
+        if not self.power.enough:
+            notes.append(self.power.describe())
+        return " ".join(notes) if notes else None
+
+    @property
+    def verdict(self) -> str:
+        """What the interval says, if the hold-out is large enough to say it."""
+        low, high = self.interval
+        if self.warning is not None:
+            return "too small to tell"
+        if low > 0:
+            return "the model earns more than business as usual"
+        if high < 0:
+            return "business as usual earns more than the model"
+        return "the difference is not yet clear (the interval includes 0)"
+
     def table(self) -> pd.DataFrame:
         """One row per group, for display."""
         return pd.DataFrame([g.__dict__ for g in self.groups])
 
     def summary(self) -> str:
-        """One sentence: the uplift and its interval."""
+        """The counts, the uplift with its interval, the verdict and any warning."""
         low, high = self.interval
-        sure = (
-            "the model earns more than business as usual"
-            if low > 0
-            else "business as usual earns more than the model"
-            if high < 0
-            else "the difference is not yet clear (the interval includes 0)"
+        text = (
+            f"{self.counts}. Uplift {self.uplift_per_customer:+.2f} per customer (95% interval "
+            f"{low:+.2f} to {high:+.2f}): {self.verdict}."
         )
-        return (
-            f"Uplift {self.uplift_per_customer:+.2f} per customer (95% interval {low:+.2f} to "
-            f"{high:+.2f}): {sure}."
-        )
+        if self.warning:
+            text += f" Warning: the hold-out is too small to tell. {self.warning}"
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (the command line's --json)."""
+        return {
+            "call_list_id": self.call_list_id,
+            "seed": self.seed,
+            "share": self.share,
+            "counts": self.counts,
+            "groups": self.table().to_dict(orient="records"),
+            "uplift_per_customer": self.uplift_per_customer,
+            "interval": list(self.interval),
+            "conversion_uplift": self.conversion_uplift,
+            "conversion_interval": list(self.conversion_interval),
+            "pending_calls": self.pending_calls,
+            "verdict": self.verdict,
+            "warning": self.warning,
+            "expected_uplift": self.power.expected_uplift,
+            "holdout_needed": self.power.needed,
+            "holdout_customers": self.power.actual,
+        }
 
 
-def ab_results(
-    store: Store | None, call_list_id: int, n_boot: int = 2000, seed: int = 0
-) -> ABResult:
-    """Conversion and profit per group, and the uplift with a bootstrap 95% interval.
+def ab_results(store: Store | None, call_list_id: int) -> ABResult:
+    """Conversion and profit per group, the uplift with its 95% interval, and a size check.
 
     Customers without an outcome row count as not called (no cost, no subscription); called
     customers of the list still awaiting their outcome are counted in ``pending_calls``.
@@ -253,7 +481,7 @@ def ab_results(
     subscribed = merged["subscribed"].fillna(False).astype(bool).to_numpy() & called
     profit = money.profit(subscribed, called, cost, value)
     groups = []
-    arrays = {}
+    counts = {}
     for name in (MODEL, HOLDOUT):
         mask = (merged["group"] == name).to_numpy()
         calls = int(called[mask].sum())
@@ -271,45 +499,29 @@ def ab_results(
                 profit_per_customer=float(profit[mask].mean()) if mask.any() else float("nan"),
             )
         )
-        arrays[name] = (profit[mask], called[mask], subscribed[mask])
-    rng = np.random.default_rng(seed)
-    boot_profit, boot_conversion = _bootstrap(arrays[MODEL], arrays[HOLDOUT], n_boot, rng)
+        counts[name] = GroupCounts(int(mask.sum()), calls, subs)
+    interval, conversion_interval = uplift_interval(counts[MODEL], counts[HOLDOUT], cost, value)
     model, holdout = groups
-    pending = int((merged["call"].astype(bool).to_numpy() & ~known).sum())
+    held = (merged["group"] == HOLDOUT).to_numpy()
+    planned = merged["call"].astype(bool).to_numpy()
+    power = holdout_needed(
+        merged["probability"].to_numpy(float), planned & ~held, held, cost, value
+    )
+    pending = int((planned & ~known).sum())
     return ABResult(
         call_list_id=int(call_list_id),
         seed=None if pd.isna(info["ab_seed"]) else int(info["ab_seed"]),
         share=float(info["ab_share"]),
         groups=groups,
         uplift_per_customer=model.profit_per_customer - holdout.profit_per_customer,
-        interval=_interval(boot_profit),
+        interval=interval,
         conversion_uplift=model.conversion - holdout.conversion,
-        conversion_interval=_interval(boot_conversion),
+        conversion_interval=conversion_interval,
         cohort_size=int(len(members)),
         pending_calls=pending,
+        power=power,
+        counts=describe_counts(members),
     )
-
-
-def _bootstrap(
-    model: tuple[np.ndarray, np.ndarray, np.ndarray],
-    holdout: tuple[np.ndarray, np.ndarray, np.ndarray],
-    n_boot: int,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bootstrap differences (model - holdout) of profit per customer and of conversion."""
-    profit_diff = np.empty(n_boot)
-    conversion_diff = np.empty(n_boot)
-    for b in range(n_boot):
-        stats = []
-        for profit, called, subscribed in (model, holdout):
-            pick = rng.integers(0, len(profit), len(profit))
-            calls = called[pick].sum()
-            stats.append(
-                (profit[pick].mean(), subscribed[pick].sum() / calls if calls else np.nan)
-            )
-        profit_diff[b] = stats[0][0] - stats[1][0]
-        conversion_diff[b] = stats[0][1] - stats[1][1]
-    return profit_diff, conversion_diff
 
 
 def _interval(samples: np.ndarray) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""The fitted scoring pipeline's arithmetic in plain numpy.
+"""The fitted scoring pipeline's arithmetic in numpy and on the trees' own engines.
 
 Scoring one customer through the scikit-learn pipeline costs tens of milliseconds, nearly all
 of it overhead (pandas frames built and copied by each step, column selection, one joblib task
@@ -11,13 +11,13 @@ operations on numpy arrays:
 
 - cleaning and encoding: the same comparisons, ``min`` and ``(x - mean) / scale`` in float64,
   so the encoded matrix is identical, bit for bit, to ``pipeline[:2].transform``;
-- a Random Forest: for up to :data:`FOREST_WALK_MAX_ROWS` rows, all trees walked together, level
-  by level (inputs as float32, compared with the float64 thresholds, as scikit-learn does);
-  leaf values added in tree order and divided by the number of trees, which is what the forest
-  does with joblib's sequential backend; for more rows, the forest's own ``predict_proba`` on
-  the encoded matrix (sequential backend);
+- a Random Forest: for up to :data:`FOREST_ENGINE_MAX_ROWS` rows, Treelite's predictor on a
+  Treelite model imported from the fitted forest at load time (the same bits as the forest's
+  own ``predict_proba`` with joblib's sequential backend); for more rows, the forest's own
+  ``predict_proba`` on the encoded matrix (sequential backend), the fastest engine measured
+  for large batches (benchmarks/README.md, "Scoring engines");
 - logistic regression and XGBoost: the fitted classifier's own ``predict_proba`` /
-  ``decision_function`` on the encoded matrix;
+  ``decision_function`` on the encoded matrix (XGBoost's own predictor);
 - the average of the families (blend): the regression's and XGBoost's ``predict_proba`` and
   the forest as above, each on its member's columns, combined by the blend's own formula;
 - calibration (``CalibratedClassifierCV`` with ``ensemble=False``): the fitted calibrator on
@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import treelite
+import treelite.sklearn
 from joblib import parallel_config
 
 from termdeposit.core.schema import INPUT_COLUMNS
@@ -46,9 +48,10 @@ from termdeposit.data.fast_csv import FastPathDeclinedError, shared_pool
 from termdeposit.modeling.blend import BlendClassifier, kept_columns
 from termdeposit.modeling.features import NEVER_CONTACTED, PDAYS_CAP, PDAYS_NEVER, BankCleaner
 
-#: Up to this many rows the forest is walked here (all trees at once, level by level); above,
-#: scikit-learn's compiled tree code is faster and holds less memory (rows x trees indices).
-FOREST_WALK_MAX_ROWS = 1_000
+#: Up to this many rows a forest is scored by Treelite's predictor; above, scikit-learn's own
+#: tree code is faster (benchmarks/README.md, "Scoring engines": one row of the full profile's
+#: forest 0.1 ms against about 4 ms of per-call overhead, but 11x slower per row in bulk).
+FOREST_ENGINE_MAX_ROWS = 32
 #: Up to this many rows categories are looked up one by one; above, per distinct value.
 _LOOKUP_ROWS = 64
 
@@ -67,49 +70,27 @@ class NotCompilableError(Exception):
 
 
 class _Forest:
-    """The trees of a fitted ``RandomForestClassifier``, packed for a level-by-level walk."""
+    """A fitted ``RandomForestClassifier`` as a Treelite model, for small batches.
+
+    Built at load time from the saved forest itself (``treelite.sklearn.import_model``: same
+    trees, thresholds and leaf fractions), never trained apart. Treelite's predictor (GTIL)
+    compares the inputs rounded to float32 with the float64 thresholds and adds the trees'
+    fractions in tree order before dividing by their number: what scikit-learn's forest does
+    with joblib's sequential backend, bit for bit (tests check it).
+    """
 
     def __init__(self, forest: Any) -> None:
         if getattr(forest, "n_outputs_", 1) != 1 or list(forest.classes_) != [0, 1]:
             raise NotCompilableError("only single-output 0/1 forests are compiled")
-        trees = [e.tree_ for e in forest.estimators_]
-        width = max(t.node_count for t in trees)
-        count = len(trees)
-        self.count = count
-        self.depth = max(t.max_depth for t in trees)
-        self.offsets = (np.arange(count, dtype=np.intp) * width)[None, :]
-        feature = np.zeros((count, width), dtype=np.intp)
-        threshold = np.zeros((count, width), dtype=np.float64)
-        left = np.zeros((count, width), dtype=np.intp)
-        right = np.zeros((count, width), dtype=np.intp)
-        value = np.zeros((count, width), dtype=np.float64)
-        for i, tree in enumerate(trees):
-            n = tree.node_count
-            nodes = np.arange(n)
-            leaf = tree.children_left == -1
-            # A leaf points at itself: once reached, further levels keep the row there.
-            left[i, :n] = np.where(leaf, nodes, tree.children_left)
-            right[i, :n] = np.where(leaf, nodes, tree.children_right)
-            feature[i, :n] = np.where(leaf, 0, tree.feature)
-            threshold[i, :n] = np.where(leaf, np.inf, tree.threshold)
-            value[i, :n] = tree.value[:, 0, 1]
-        self.feature = feature.ravel()
-        self.threshold = threshold.ravel()
-        self.left = left.ravel()
-        self.right = right.ravel()
-        self.value = value.ravel()
+        try:
+            self.model = treelite.sklearn.import_model(forest)
+        except treelite.TreeliteError as exc:
+            raise NotCompilableError(f"Treelite cannot read this forest: {exc}") from exc
 
     def positive_proba(self, X: np.ndarray) -> np.ndarray:
         """Mean over trees of the leaf's class-1 fraction (trees added in order)."""
-        X32 = np.ascontiguousarray(X, dtype=np.float32)
-        rows = np.arange(len(X32))[:, None]
-        nodes = np.broadcast_to(self.offsets, (len(X32), self.count)).copy()
-        for _ in range(self.depth):
-            go_left = X32[rows, self.feature[nodes]] <= self.threshold[nodes]
-            nodes = self.offsets + np.where(go_left, self.left[nodes], self.right[nodes])
-        leaves = self.value[nodes]
-        # cumsum adds left to right, like the forest's `out += tree` loop; sum() would pair.
-        return np.cumsum(leaves, axis=1)[:, -1] / self.count
+        rounded = np.ascontiguousarray(X, dtype=np.float32).astype(np.float64)
+        return treelite.gtil.predict(self.model, rounded, nthread=1)[:, 0, 1]
 
 
 class CompiledScorer:
@@ -251,7 +232,7 @@ class CompiledScorer:
         if blend is not None:
             linear = blend.linear_.predict_proba(kept_columns(X, blend.linear_columns_))[:, 1]
             trees = kept_columns(X, blend.forest_columns_)
-            if len(X) <= FOREST_WALK_MAX_ROWS:
+            if len(X) <= FOREST_ENGINE_MAX_ROWS:
                 forest = self.forest.positive_proba(trees)
             else:
                 with parallel_config(backend="sequential"):
@@ -260,7 +241,7 @@ class CompiledScorer:
                 return blend.combine(linear, forest)
             boosted = blend.boosted_.predict_proba(kept_columns(X, blend.boosted_columns_))[:, 1]
             return blend.combine(linear, forest, np.asarray(boosted, dtype=np.float64))
-        if self.forest is not None and len(X) <= FOREST_WALK_MAX_ROWS:
+        if self.forest is not None and len(X) <= FOREST_ENGINE_MAX_ROWS:
             return self.forest.positive_proba(X)
         if self.forest is not None:
             # Many rows: scikit-learn's own tree code, trees added in order (sequential

@@ -245,12 +245,18 @@ def score_file(
     chunk_rows: int = CHUNK_ROWS,
     progress: ProgressFn | None = None,
     force_chunked: bool = False,
+    on_scored: Callable[[pd.DataFrame], None] | None = None,
 ) -> FileScoreSummary:
     """Score a cohort file into a CSV: every row with id, probability, decision, rank, inputs.
 
     Small files are read whole (CSV or xlsx); large CSV files are read and written in chunks
     in two passes (score, then write with ranks), so memory stays bounded. The output is
     written to a temporary file and renamed: a failure leaves no partial output.
+
+    Args:
+        on_scored: called with the scored rows (the frame :func:`score_frame` returns) in file
+            order, a chunk at a time, as they are written — how the prediction log is written
+            while the rest is scored. If it raises, nothing is written to ``destination``.
     """
     source, destination = Path(source), Path(destination)
     report = progress or (lambda fraction: None)
@@ -270,6 +276,8 @@ def score_file(
             scored = score_cohort(model, cohort, threshold, top_n)
             report(0.8)
             tmp.write_bytes(fast_csv.csv_bytes(scored))
+            if on_scored is not None:
+                on_scored(scored)
             tmp.replace(destination)
             report(1.0)
             probabilities = scored["probability"].to_numpy()
@@ -301,7 +309,7 @@ def score_file(
         ranks = ranks_of(probabilities)
         total = len(probabilities)
 
-        def render(chunk: tuple[int, Cohort]) -> tuple[int, bytes]:
+        def render(chunk: tuple[int, Cohort]) -> tuple[int, bytes, pd.DataFrame]:
             start, cohort = chunk
             if cohort.ids_generated:
                 cohort.frame[ID_COLUMN] = generated_ids(start, len(cohort.frame), total)
@@ -309,12 +317,14 @@ def score_file(
             out = assemble_scored(
                 cohort.frame, probabilities[start:stop], call[start:stop], ranks[start:stop]
             )
-            return stop, fast_csv.csv_bytes(out, header=start == 0)
+            return stop, fast_csv.csv_bytes(out, header=start == 0), out
 
         with open(tmp, "wb") as handle:
             reread = _validated_chunks(source, chunk_rows, fast, total, min(cache, default=total))
-            for stop, data in _in_order(render, itertools.chain(reread, cache.items())):
+            for stop, data, out in _in_order(render, itertools.chain(reread, cache.items())):
                 handle.write(data)
+                if on_scored is not None:
+                    on_scored(out)
                 report(0.5 + 0.5 * stop / total)
         tmp.replace(destination)
         return FileScoreSummary(

@@ -37,7 +37,7 @@ from termdeposit.core.config import default_settings
 from termdeposit.core.errors import CohortValidationError, Problem, TermDepositError
 from termdeposit.core.logs import get_logger
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, TARGET
-from termdeposit.data.dataset import load_reference
+from termdeposit.data.dataset import drop_week, load_reference
 from termdeposit.modeling import registry
 from termdeposit.modeling.base_rate import follow_weeks_out_of_time
 from termdeposit.modeling.metrics import classification_metrics, expected_calibration_error
@@ -272,13 +272,39 @@ def production_at(when: dt.datetime, store: Store | None = None) -> dict[str, An
 
 @dataclass
 class IngestResult:
-    """What :func:`ingest` stored."""
+    """What :func:`ingest` stored, and the week it was filed under (and why)."""
 
     cohort_id: int
     new_cohort: bool
     rows: int
     added: int
     subscribers: int
+    week_label: str = ""
+    label_source: str = ""
+
+
+def week_label_for(
+    store: Store, frame: pd.DataFrame, filename: str, sha256: str, week_label: str | None
+) -> tuple[str | None, str]:
+    """The week a new cohort file is filed under: as given, as recorded, or from its rows.
+
+    A file already stored keeps its week. Otherwise the week comes from the rows' calendar
+    (:func:`~termdeposit.data.dataset.drop_week`), never from today's date.
+
+    Raises:
+        TermDepositError: the week cannot be told from the rows; the message says to pass it.
+    """
+    cohorts = store.cohorts()
+    if len(cohorts):
+        known = cohorts[cohorts["file_sha256"] == sha256]
+        if len(known):
+            return str(known.iloc[0]["week_label"]), "recorded with this file before"
+    if week_label:
+        return week_label, "given"
+    labels = cohorts["week_label"].tolist() if len(cohorts) else []
+    week = drop_week(frame, filename, labels)
+    spans = f"; the rows span {week.weeks} weeks" if week.weeks > 1 else ""
+    return week.label, f"from the rows' calendar and {week.source}{spans}"
 
 
 def ingest(
@@ -293,10 +319,12 @@ def ingest(
     The file has the cohort columns (customer id, the 19 inputs) and ``y`` (yes/no) for every
     row, like the reference data. It becomes a cohort whose customers were all called, with
     their outcomes: training rows for the next retraining. All or nothing; the same file again
-    changes nothing.
+    changes nothing. Without ``week_label`` the week is told from the rows' calendar
+    (:func:`week_label_for`), never from today's date.
 
     Raises:
         CohortValidationError: the file breaks the cohort contract or lacks outcomes.
+        TermDepositError: no week label was given and the rows do not tell the year.
     """
     from termdeposit.data.cohort_file import load_cohort
     from termdeposit.modeling.predict import file_sha256
@@ -326,15 +354,19 @@ def ingest(
             "subscribed": frame[TARGET].astype(int).astype(bool),
         }
     )
+    sha = file_sha256(data)
+    label, source = week_label_for(store, frame, filename, sha, week_label)
     cohort_id, new_cohort, added = store.ingest_labelled(
         frame.loc[:, [ID_COLUMN, *INPUT_COLUMNS]],
         outcomes,
-        file_sha256=file_sha256(data),
+        file_sha256=sha,
         name=filename,
-        week_label=week_label,
+        week_label=label,
         user=user,
     )
-    return IngestResult(cohort_id, new_cohort, len(frame), added, int(frame[TARGET].sum()))
+    return IngestResult(
+        cohort_id, new_cohort, len(frame), added, int(frame[TARGET].sum()), str(label), source
+    )
 
 
 # -- retraining ---------------------------------------------------------------------------------

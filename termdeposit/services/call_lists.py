@@ -33,7 +33,7 @@ from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, NUMERIC_INPUTS
 from termdeposit.decisions import abtest, calllist
 from termdeposit.decisions.calllist import GROUP_HOLDOUT, GROUP_MODEL, CallList
-from termdeposit.insight import explain
+from termdeposit.insight import explain, fairness
 from termdeposit.modeling.predict import ranks_of
 from termdeposit.services.forecasts import CohortOutlook, cohort_outlook
 from termdeposit.storage.store import Store, open_store
@@ -55,6 +55,9 @@ class CallListRequest:
         do_not_call: customer ids never to call.
         holdout_share: share of the callable customers drawn as the business-as-usual group.
         seed: seed of the draw (None: a new one, recorded).
+        group_policy: a per-group policy, ``(policy, grouping)`` such as
+            ``("parity_same_calls", "age band")`` (see
+            :func:`termdeposit.insight.fairness.apply_policy`); None: one threshold for all.
     """
 
     threshold: float
@@ -62,6 +65,7 @@ class CallListRequest:
     do_not_call: frozenset[str] = field(default_factory=frozenset)
     holdout_share: float = 0.0
     seed: int | None = None
+    group_policy: tuple[str, str] | None = None
 
 
 @dataclass
@@ -75,6 +79,7 @@ class PreparedCallList:
         request / settings: what the manager chose, and the money settings.
         cohort_name / model_version / cohort_size: what the list was made from.
         reasons_note: why the list carries no reasons, when it does not.
+        policy_note: the per-group policy applied, in a sentence (None: one threshold).
         list_id: the id the store gave it, once recorded.
         forecast: the expected profit of the calls with its 80% range, and the recommendation
             (None when the model's card was not given).
@@ -88,6 +93,7 @@ class PreparedCallList:
     model_version: str
     cohort_size: int
     reasons_note: str | None = None
+    policy_note: str | None = None
     list_id: int | None = None
     forecast: CohortOutlook | None = None
 
@@ -100,8 +106,27 @@ class PreparedCallList:
         return int((self.call_list.frame["group"] == GROUP_HOLDOUT).sum())
 
     def count_words(self) -> str:
-        """How many customers are on the list and why, in one sentence."""
-        return calllist.count_words(self.call_list)
+        """How many customers are on the list and why, in one sentence: "49 customers to call:
+        44 chosen by the model, 5 drawn at random from the 48-customer business-as-usual
+        group"."""
+        if not (self.plan.members["group"] == abtest.HOLDOUT).any():
+            return calllist.count_words(self.call_list)
+        return abtest.describe_counts(self.plan.members)
+
+    def holdout_check(self) -> abtest.PowerCheck | None:
+        """Whether the hold-out is large enough to detect the uplift the model's
+        probabilities promise (None without a hold-out)."""
+        members = self.plan.members
+        held = (members["group"] == abtest.HOLDOUT).to_numpy()
+        if not held.any():
+            return None
+        return abtest.holdout_needed(
+            members["probability"].to_numpy(float),
+            members["call"].to_numpy(bool) & ~held,
+            held,
+            self.settings.call_cost,
+            self.settings.subscription_value,
+        )
 
     def notes(self) -> list[str]:
         """The About sheet: how the list was made, in plain words."""
@@ -118,6 +143,8 @@ class PreparedCallList:
                 "covers chance among the called and how far the week's rate can be off"
             )
             extra.append(f"Recommendation: {self.forecast.recommendation.text}")
+        if self.policy_note:
+            extra.append(f"Group policy: {self.policy_note}")
         if self.reasons_note:
             extra.append(self.reasons_note)
         if self.list_id is not None:
@@ -206,6 +233,9 @@ def prepare_call_list(
         frame, request.threshold, request.capacity, request.do_not_call
     )
     blocked = {str(i).strip() for i in request.do_not_call} - {""}
+    policy_note = None
+    if request.group_policy is not None and request.group_policy[0] != "single":
+        built, policy_note = _with_group_policy(frame, built, request, settings, blocked)
     callable_rows = frame.loc[~frame[ID_COLUMN].isin(blocked)].reset_index(drop=True)
     model_calls = callable_rows[ID_COLUMN].isin(built.frame[ID_COLUMN]).to_numpy()
     plan = abtest.plan_holdout(
@@ -242,8 +272,38 @@ def prepare_call_list(
         model_version=model_version,
         cohort_size=len(frame),
         reasons_note=reasons_note,
+        policy_note=policy_note,
         forecast=forecast,
     )
+
+
+def _with_group_policy(
+    frame: pd.DataFrame,
+    built: CallList,
+    request: CallListRequest,
+    settings: BusinessSettings,
+    blocked: set[str],
+) -> tuple[CallList, str]:
+    """The model's choice under a per-group policy (do-not-call and capacity still apply)."""
+    assert request.group_policy is not None
+    policy, grouping = request.group_policy
+    called = frame[ID_COLUMN].isin(built.frame[ID_COLUMN]).to_numpy()
+    applied = fairness.apply_policy(
+        frame, frame["probability"].to_numpy(float), called, policy, grouping, settings
+    )
+    chosen = frame.loc[applied.called & ~frame[ID_COLUMN].isin(blocked).to_numpy()]
+    chosen = chosen.sort_values("rank", kind="stable")
+    note = applied.description
+    if request.capacity is not None and len(chosen) > request.capacity:
+        note += (
+            f" The capacity of {request.capacity:,} calls keeps the best "
+            f"{request.capacity:,} of them, so the shares are equal only approximately."
+        )
+        chosen = chosen.iloc[: max(int(request.capacity), 0)]
+    listed = chosen.loc[:, [c for c in calllist.LIST_COLUMNS if c in chosen]].reset_index(
+        drop=True
+    )
+    return replace(built, frame=listed), note
 
 
 def _typed(scored: pd.DataFrame) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import (
     Boolean,
     Column,
@@ -37,11 +40,11 @@ from sqlalchemy.exc import IntegrityError
 
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import CATEGORICAL_COLUMNS, ID_COLUMN, INPUT_COLUMNS
+from termdeposit.storage import database
 from termdeposit.storage.database import (
     Database,
     current_user,
     insert_or_get,
-    insert_rows,
     now,
     select_in_batches,
 )
@@ -199,28 +202,20 @@ class CohortRepository:
                 if new_cohort:
                     self.insert_customers(conn, cohort_id, frame.ids, frame.inputs, total)
                 if new_scoring:
-                    insert_rows(
+                    database.bulk_insert(
                         conn,
                         predictions,
-                        [
-                            {
-                                "scoring_id": scoring_id,
-                                "customer_id": cid,
-                                "probability": p,
-                                "decision": d,
-                                "rank": r,
-                            }
-                            for cid, p, d, r in zip(
-                                frame.ids,
-                                frame.probability,
-                                frame.decision,
-                                frame.rank,
-                                strict=True,
-                            )
-                        ],
+                        ("scoring_id", "customer_id", "probability", "decision", "rank"),
+                        (
+                            itertools.repeat(scoring_id, len(frame.ids)),
+                            frame.ids,
+                            frame.probability,
+                            frame.decision,
+                            frame.rank,
+                        ),
                     )
                 total += len(frame.ids)
-                calls += sum(frame.decision)
+                calls += int(np.count_nonzero(frame.decision))
             if cohort_id is None or scoring_id is None:
                 raise TermDepositError("There are no scored customers to log.")
             self.finish_cohort(conn, cohort_id, new_cohort, total)
@@ -277,18 +272,16 @@ class CohortRepository:
         self, conn: Connection, cohort_id: int, ids: list[str], inputs: list[str], offset: int
     ) -> None:
         """Store the customers of a new cohort with their inputs (JSON, see inputs_json)."""
-        insert_rows(
+        database.bulk_insert(
             conn,
             cohort_customers,
-            [
-                {
-                    "cohort_id": cohort_id,
-                    "customer_id": cid,
-                    "row_number": offset + i,
-                    "inputs": row_inputs,
-                }
-                for i, (cid, row_inputs) in enumerate(zip(ids, inputs, strict=True))
-            ],
+            ("cohort_id", "customer_id", "row_number", "inputs"),
+            (
+                itertools.repeat(cohort_id, len(ids)),
+                ids,
+                range(offset, offset + len(ids)),
+                inputs,
+            ),
         )
 
     # -- reading ---------------------------------------------------------------------------------
@@ -402,12 +395,45 @@ def _values(table: pd.DataFrame | Mapping[str, Any], column: str) -> list[Any]:
     return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
+def _json_texts(values: Any) -> pa.Array:
+    """One input column as JSON texts (what ``json.dumps`` writes; NaN and infinities as null).
+
+    A column of a large cohort holds a few hundred distinct values: each is formatted once and
+    spread to its rows by code. Columns where equal values could be written differently
+    (negative zero, mixed Python types) are formatted value by value.
+    """
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.StringDtype):
+        text = pa.array(values)  # Arrow-backed text: no Python strings per cell
+        if isinstance(text, pa.ChunkedArray):
+            text = text.combine_chunks()
+        if not text.null_count:
+            encoded = pc.dictionary_encode(text)
+            texts = [json.dumps(u) for u in encoded.dictionary.to_pylist()]
+            return pa.array(texts, type=pa.string()).take(encoded.indices)
+    if hasattr(values, "to_numpy"):
+        array = np.asarray(values.to_numpy())
+    else:  # a list keeps each value's own type (1, 2.5 and True are not all floats)
+        array = np.asarray(values, dtype=object if isinstance(values, list | tuple) else None)
+    if array.dtype.kind in "US":
+        array = array.astype(object)
+    by_value = array.dtype.kind in "iub" or (
+        array.dtype.kind == "f" and not np.any((array == 0) & np.signbit(array))
+    )
+    if by_value or array.dtype == object:
+        codes, uniques = pd.factorize(array, use_na_sentinel=False)
+        distinct = np.asarray(uniques).tolist()
+        if by_value or all(type(u) is str for u in distinct):
+            texts = [json.dumps(_json_cell(u)) for u in distinct]
+            return pa.array(texts, type=pa.string()).take(pa.array(codes))
+    return pa.array([json.dumps(_json_cell(v)) for v in array.tolist()], type=pa.string())
+
+
 def inputs_json(frame: pd.DataFrame | Mapping[str, Any]) -> list[str]:
-    """Each row's 19 inputs as a compact JSON list (missing numbers as null)."""
-    columns = [[_json_cell(v) for v in _values(frame, c)] for c in INPUT_COLUMNS]
-    return [
-        json.dumps(list(values), separators=(",", ":")) for values in zip(*columns, strict=True)
-    ]
+    """Each row's 19 inputs as a compact JSON list (missing numbers as null), as
+    ``json.dumps(row, separators=(",", ":"))`` writes it."""
+    columns = [_json_texts(frame[c]) for c in INPUT_COLUMNS]
+    joined = pc.binary_join_element_wise(*columns, ",")
+    return pc.binary_join_element_wise("[", joined, "]", "").to_pylist()
 
 
 def _prepared_scoring(scored: pd.DataFrame | Mapping[str, Any]) -> _ScoredRows:
@@ -429,16 +455,18 @@ def _prepared_scoring(scored: pd.DataFrame | Mapping[str, Any]) -> _ScoredRows:
         raise TermDepositError("There are no scored customers to log.")
     if len(set(ids)) != len(ids):
         raise TermDepositError("The scored cohort has duplicate customer ids; nothing was logged.")
-    calls = [
-        d if isinstance(d, bool) else str(d) == DECISION_YES for d in _values(scored, "decision")
-    ]
+    decision = np.asarray(scored["decision"])
+    if decision.dtype != bool:
+        codes, uniques = pd.factorize(decision, use_na_sentinel=False)
+        yes = [d if isinstance(d, bool | np.bool_) else str(d) == DECISION_YES for d in uniques]
+        decision = np.asarray(yes, dtype=bool)[codes]
     probability = np.asarray(_values(scored, "probability"), dtype=float)
-    ranks = _values(scored, "rank") if "rank" in scored else ranks_of(probability)
+    ranks = np.asarray(scored["rank"]) if "rank" in scored else ranks_of(probability)
     return _ScoredRows(
         ids=ids,
         probability=probability.tolist(),
-        decision=[bool(d) for d in calls],
-        rank=[int(r) for r in np.asarray(ranks).tolist()],
+        decision=decision.tolist(),
+        rank=ranks.astype(np.int64).tolist(),
         inputs=inputs_json(scored),
     )
 

@@ -9,6 +9,8 @@ of the product makes (``store.open_store(url).log_scoring(...)``, ``.cohorts()``
 - :mod:`~termdeposit.storage.alerts`: monitoring alerts and their acknowledgement;
 - :mod:`~termdeposit.storage.settings`: shared settings (the alert limits);
 - :mod:`~termdeposit.storage.promotions`: the audit trail of model promotions;
+- :mod:`~termdeposit.storage.deliveries`: alert deliveries (webhook, e-mail);
+- :mod:`~termdeposit.storage.jobs`: the weekly job's steps and its lock;
 - :mod:`~termdeposit.storage.database`: engine, transactions, URL handling, shared helpers.
 
 The schema is brought up to date the first time a product opens a database (see
@@ -46,6 +48,8 @@ from termdeposit.storage.database import (
     now,
     safe_url,
 )
+from termdeposit.storage.deliveries import DeliveryRepository
+from termdeposit.storage.jobs import JobRepository
 from termdeposit.storage.outcomes import ConflictCheck, OutcomeRepository
 from termdeposit.storage.promotions import PromotionRepository
 from termdeposit.storage.settings import SettingsRepository
@@ -98,8 +102,9 @@ class Store:
     """Access to the operations database. Use :func:`open_store` to get one.
 
     The repositories are attributes (``cohort_repo``, ``call_list_repo``, ``outcome_repo``,
-    ``alert_repo``, ``settings_repo``, ``promotion_repo``); the methods below hand each call to
-    the repository that holds its tables.
+    ``alert_repo``, ``settings_repo``, ``promotion_repo``, ``delivery_repo``, ``job_repo``); the
+    methods below hand each call to the repository that holds its tables (alert deliveries and
+    job steps are used through their repositories).
     """
 
     def __init__(self, url: str) -> None:
@@ -113,6 +118,8 @@ class Store:
         self.alert_repo = AlertRepository(self.db)
         self.settings_repo = SettingsRepository(self.db)
         self.promotion_repo = PromotionRepository(self.db)
+        self.delivery_repo = DeliveryRepository(self.db)
+        self.job_repo = JobRepository(self.db)
 
     # -- the database ------------------------------------------------------------------------
 

@@ -10,16 +10,21 @@ from termdeposit.storage.alerts import alerts
 from termdeposit.storage.calllists import call_list_members, call_lists
 from termdeposit.storage.cohorts import cohort_customers, cohorts, predictions, scorings
 from termdeposit.storage.database import metadata, schema_info
+from termdeposit.storage.deliveries import alert_deliveries
+from termdeposit.storage.jobs import job_locks, job_steps
 from termdeposit.storage.outcomes import outcome_uploads, outcomes
 from termdeposit.storage.promotions import promotions
 from termdeposit.storage.settings import settings_table
 
 __all__ = [
+    "alert_deliveries",
     "alerts",
     "call_list_members",
     "call_lists",
     "cohort_customers",
     "cohorts",
+    "job_locks",
+    "job_steps",
     "metadata",
     "outcome_uploads",
     "outcomes",

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from termdeposit.apps.cli import app
+from termdeposit.core.schema import INPUT_COLUMNS
 
 runner = CliRunner()
 
@@ -127,3 +128,57 @@ def test_console_script_exits_non_zero_without_traceback(tmp_path):
 def test_fetch_data_when_present_verifies(tmp_path):
     result = _run("fetch-data")
     assert result.exit_code == 0 and "verified" in result.stdout
+
+
+def _drop(reference, week: int) -> bytes:
+    rows = reference.loc[reference["week"] == week, ["customer_id", *INPUT_COLUMNS, "y"]].copy()
+    rows["y"] = rows["y"].map({1: "yes", 0: "no"})
+    return rows.to_csv(index=False).encode()
+
+
+def test_ingest_tells_the_week_from_the_rows_never_from_today(tmp_path, monkeypatch, reference):
+    from termdeposit.storage import store
+
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    monkeypatch.setenv("TERMDEPOSIT_DB_URL", url)
+    first = tmp_path / "drop56.csv"  # week 56: September 2009, no year anywhere
+    first.write_bytes(_drop(reference, 56))
+    refused = runner.invoke(app, ["ingest", str(first)])
+    assert refused.exit_code == 2
+    assert "cannot be told from its rows" in refused.output and "--week-label" in refused.output
+    assert store.open_store(url).cohorts().empty, "nothing stored under today's week"
+
+    named = tmp_path / "drop_2009-09.csv"
+    named.write_bytes(_drop(reference, 56))
+    done = _run("ingest", str(named))
+    assert done.exit_code == 0
+    assert "week 2009-09 wk1 (from the rows' calendar and the year in the file name)" in (
+        done.output
+    )
+    later = tmp_path / "drop57.csv"  # the next week: the calendar continues
+    later.write_bytes(_drop(reference, 57))
+    assert "week 2009-09 wk2 (from the rows' calendar and the calendar continued from week " in (
+        _run("ingest", str(later)).output
+    )
+    new_year = tmp_path / "drop85.csv"  # May 2010: the month index drops by more than 6
+    new_year.write_bytes(_drop(reference, 85))
+    assert "week 2010-05 wk1" in _run("ingest", str(new_year)).output
+    given = tmp_path / "drop90.csv"
+    given.write_bytes(_drop(reference, 90))
+    assert (
+        "week 2010-06 wk9 (given)"
+        in _run("ingest", str(given), "--week-label", "2010-06 wk9").output
+    )
+    labels = store.open_store(url).cohorts()["week_label"].tolist()
+    assert labels[:2] == ["2009-09 wk1", "2009-09 wk2"] and labels[-1] == "2010-06 wk9"
+
+
+def test_monitor_refuses_an_auc_limit_of_3_in_words(tmp_path, monkeypatch):
+    monkeypatch.setenv("TERMDEPOSIT_DB_URL", f"sqlite:///{tmp_path / 'ops.db'}")
+    result = runner.invoke(app, ["monitor", "--set", "auc_min=3"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "auc_min cannot be 3: it is an AUC, between 0.5 (no better than chance) and 1" in (
+        result.output
+    )
+    fine = runner.invoke(app, ["monitor", "--set", "auc_min=0.7"])
+    assert fine.exit_code == 0 and '"auc_min": 0.7' in fine.output

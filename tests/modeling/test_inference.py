@@ -91,6 +91,34 @@ def test_compiled_equals_pipeline(family, calibration, params, sample):
     for i in range(0, 30):
         row = inputs.iloc[[i]]
         assert scorer.positive_proba(row)[0] == _predict_sequential(model, row)[0, 1]
+    # batches small enough for the forests' Treelite engine
+    size = inference.FOREST_ENGINE_MAX_ROWS
+    for start in range(0, 3 * size, size):
+        batch = inputs.iloc[start : start + size]
+        np.testing.assert_array_equal(
+            scorer.positive_proba(batch), _predict_sequential(model, batch)[:, 1]
+        )
+
+
+def test_forest_engine_rounds_inputs_like_scikit_learn(sample):
+    """Inputs on, just below and just above every threshold (and between float32 values):
+    Treelite's predictor gives the forest's own bits."""
+    from joblib import parallel_config
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2_000, 6))
+    y = (X[:, 0] + rng.normal(size=2_000) > 0).astype(int)
+    forest = RandomForestClassifier(30, min_samples_leaf=2, random_state=0).fit(X, y)
+    thresholds = np.concatenate([e.tree_.threshold[e.tree_.feature >= 0] for e in forest])
+    edges = np.concatenate(
+        [thresholds, np.nextafter(thresholds, np.inf), np.nextafter(thresholds, -np.inf)]
+    )
+    probe = rng.choice(edges, size=(3_000, 6))
+    engine = inference._Forest(forest)
+    with parallel_config(backend="sequential"):
+        expected = forest.predict_proba(probe)[:, 1]
+    np.testing.assert_array_equal(engine.positive_proba(probe), expected)
 
 
 def test_large_batches_equal_the_pipeline_too(production_model, reference):

@@ -20,7 +20,7 @@ from termdeposit.core.schema import ID_COLUMN
 from termdeposit.data.cohort_file import load_cohort
 from termdeposit.data.dataset import make_cohort
 from termdeposit.decisions import calllist
-from termdeposit.insight import explain
+from termdeposit.insight import explain, fairness
 from termdeposit.services import call_lists
 from termdeposit.storage import store as ops_store
 
@@ -199,3 +199,44 @@ def test_an_unknown_format_is_refused_in_words(production_model, logged):
     with pytest.raises(TermDepositError, match="Unknown call-list format 'pdf'"):
         prepared.file_bytes("pdf")
     assert prepared.reasons_note == "Reasons: not available for this list" or not len(prepared)
+
+
+def test_a_group_policy_reaches_the_list_and_its_about_sheet(production_model, logged, tmp_path):
+    scored, sha, store = logged
+    request = call_lists.CallListRequest(
+        threshold=0.12, group_policy=("parity_same_calls", "age band")
+    )
+    prepared = call_lists.prepare_call_list(
+        scored,
+        default_settings(),
+        request,
+        cohort_name="week39.csv",
+        model_version=production_model.version,
+        reasons=call_lists.model_reasons(explain.build_explainer(production_model), scored),
+    )
+    single = call_lists.prepare_call_list(
+        scored,
+        default_settings(),
+        call_lists.CallListRequest(threshold=0.12),
+        cohort_name="week39.csv",
+        model_version=production_model.version,
+    )
+    listed = scored[ID_COLUMN].isin(prepared.call_list.frame[ID_COLUMN])
+    bands = fairness.groups_of(scored, "age band")
+    shares = listed.groupby(bands.to_numpy()).mean()
+    sizes = bands.value_counts()
+    # every group called at the same share (up to one customer of rounding per group)
+    assert (shares.max() - shares.min()) <= 1.0 / sizes[sizes > 0].min() + 1e-9
+    assert abs(len(prepared) - len(single)) <= len(sizes)
+    assert not prepared.call_list.frame[ID_COLUMN].equals(single.call_list.frame[ID_COLUMN])
+    assert any(
+        n.startswith("Group policy: Per-group thresholds by age band") for n in prepared.notes()
+    )
+    out = tmp_path / "policy.csv"
+    result = CliRunner().invoke(
+        app,
+        ["issue", "--cohort", "week39.csv", "--threshold", "0.12"]
+        + ["--group-policy", "parity_same_calls", "--group-by", "age band", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == prepared.file_bytes("csv")

@@ -152,8 +152,8 @@ def test_concurrent_scoring_and_feedback_store_everything_once(
 
 
 def _child_score_paused(cohort: str, out: str, release: str) -> None:
-    """``termdeposit score`` that pauses after writing its output, before logging it."""
-    real = store.log_scored_output
+    """``termdeposit score`` that pauses when it starts logging, before anything is logged."""
+    real = store.Store.log_scoring
 
     def paused(*args, **kwargs):
         print("PAUSED", file=sys.__stdout__, flush=True)
@@ -161,7 +161,7 @@ def _child_score_paused(cohort: str, out: str, release: str) -> None:
             time.sleep(0.05)
         return real(*args, **kwargs)
 
-    store.log_scored_output = paused
+    store.Store.log_scoring = paused
     result = CliRunner().invoke(app, ["score", cohort, "--out", out])
     sys.__stderr__.write(result.output)
     sys.exit(result.exit_code)

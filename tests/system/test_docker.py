@@ -8,6 +8,7 @@ through a real uvicorn process, the dashboard through the browser test).
 
 from __future__ import annotations
 
+import configparser
 import fnmatch
 import json
 import re
@@ -138,7 +139,7 @@ def test_compose_runs_dashboard_api_and_postgres_with_volumes():
     services = compose["services"]
     assert {"db", "api", "dashboard"} <= set(services)
     assert services["db"]["image"].startswith("postgres:")
-    for name in ("api", "dashboard", "bootstrap"):
+    for name in ("api", "dashboard", "bootstrap", "scheduler"):
         service = services[name]
         mounts = {volume.split(":")[1] for volume in service["volumes"]}
         assert {"/app/data", "/app/models"} <= mounts, name
@@ -147,6 +148,15 @@ def test_compose_runs_dashboard_api_and_postgres_with_volumes():
     assert {"data", "models", "pgdata"} <= set(compose["volumes"])
     api_depends = services["api"]["depends_on"]
     assert api_depends["bootstrap"]["condition"] == "service_completed_successfully"
+    scheduler = services["scheduler"]
+    assert scheduler["command"] == ["termdeposit", "scheduler"]
+    assert scheduler["healthcheck"] == {"disable": True}, "it serves no HTTP health endpoint"
+    assert scheduler["depends_on"]["bootstrap"]["condition"] == "service_completed_successfully"
+    environment = scheduler["environment"]
+    assert environment["TERMDEPOSIT_DROPS"].startswith("/app/data/")
+    assert environment["TERMDEPOSIT_OUTBOX"].startswith("/app/data/")
+    for secret in ("TERMDEPOSIT_ALERT_WEBHOOK", "TERMDEPOSIT_SMTP_URL"):
+        assert environment[secret] == f"${{{secret}:-}}", "secrets come from the environment"
 
 
 def test_dockerignore_keeps_data_models_and_secrets_out():
@@ -175,3 +185,126 @@ def test_ci_workflow_lints_tests_and_builds():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     for needed in ("ruff check", "ruff format --check", "hadolint", "docker/build-push-action"):
         assert needed in text, needed
+
+
+def test_ci_starts_the_image_checks_health_and_pushes_version_tags():
+    raw = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    workflow = yaml.safe_load(raw)
+    triggers = workflow[True]  # YAML reads the key "on" as True
+    assert triggers["push"]["tags"] == ["v*"]
+    image = workflow["jobs"]["image"]
+    assert image["needs"] == ["lint", "test"]
+    steps = image["steps"]
+    runs = "\n".join(step.get("run", "") for step in steps)
+    assert "termdeposit bootstrap" in runs and "docker run -d" in runs
+    assert "http://127.0.0.1:8000/health" in runs and '"status":"ok"' in runs
+    assert "{{.State.Health.Status}}" in runs, "the image's own HEALTHCHECK turns healthy"
+    pushes = [s for s in steps if s.get("with", {}).get("push") is True]
+    assert len(pushes) == 1 and "refs/tags/v" in pushes[0]["if"]
+    login = next(s for s in steps if s.get("uses", "").startswith("docker/login-action"))
+    assert "refs/tags/v" in login["if"]
+    assert "secrets.REGISTRY_USERNAME" in login["with"]["username"]
+    assert "secrets.REGISTRY_PASSWORD" in login["with"]["password"]
+    for documented in ("REGISTRY_USERNAME", "REGISTRY_PASSWORD", "REGISTRY_IMAGE"):
+        assert documented in raw.split("name: ci")[0], f"{documented} documented at the top"
+    # the smoke test runs the container's commands, including the scheduler's
+    click_app = typer.main.get_command(cli_app)
+    for line in runs.splitlines():
+        words = (
+            shlex.split(line.strip().rstrip("\\")) if "termdeposit:ci termdeposit" in line else []
+        )
+        if words:
+            command = words[words.index("termdeposit:ci") + 1 :]
+            if command[1].startswith("-"):
+                continue
+            name = command[1]
+            if "--help" in command:
+                assert name in click_app.commands, name
+            else:
+                click_app.commands[name].make_context(name, command[2:])
+
+
+# -- scheduling shipped for machines without Docker ---------------------------------------------
+
+DEPLOY = ROOT / "deploy"
+
+
+def _unit(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read(DEPLOY / name)
+    return parser
+
+
+def _check_command(words: list[str]) -> None:
+    assert Path(words[0]).name == "termdeposit", words
+    click_app = typer.main.get_command(cli_app)
+    click_app.commands[words[1]].make_context(words[1], words[2:])
+
+
+def test_systemd_units_run_the_weekly_command_on_the_default_schedule():
+    from termdeposit.core.config import weekly_settings
+    from termdeposit.services.scheduler import next_runs
+
+    service = _unit("termdeposit-weekly.service")
+    assert service["Service"]["Type"] == "oneshot"
+    assert service["Service"]["User"] not in ("root", "0")
+    assert service["Service"]["EnvironmentFile"].startswith("/etc/termdeposit/")
+    command = shlex.split(service["Service"]["ExecStart"])
+    assert command[1:] == ["weekly"]
+    _check_command(command)
+    timer = _unit("termdeposit-weekly.timer")
+    assert timer["Timer"]["Unit"] == "termdeposit-weekly.service"
+    assert timer["Timer"]["Persistent"] == "true"
+    assert timer["Install"]["WantedBy"] == "timers.target"
+    calendar = timer["Timer"]["OnCalendar"]
+    assert calendar == "Mon *-*-* 06:00:00"
+    default = next_runs(weekly_settings().cron, "UTC", 1)[0]
+    assert (default.strftime("%a"), default.hour, default.minute) == ("Mon", 6, 0)
+    analyze = shutil.which("systemd-analyze")
+    if analyze:  # systemd's own reading of the calendar, where the tool is installed
+        shown = subprocess.run(
+            [analyze, "calendar", calendar], capture_output=True, text=True, timeout=30
+        )
+        assert shown.returncode == 0 and "Mon" in shown.stdout, shown.stdout + shown.stderr
+
+
+def test_crontab_line_runs_the_weekly_command_on_the_default_schedule(monkeypatch):
+    from termdeposit.core.config import weekly_settings
+
+    lines = [
+        line
+        for line in (DEPLOY / "crontab").read_text().splitlines()
+        if line.strip() and not line.startswith("#") and "=" not in line.split()[0]
+    ]
+    assert len(lines) == 1
+    fields = lines[0].split(None, 6)
+    monkeypatch.delenv("TERMDEPOSIT_WEEKLY_CRON", raising=False)
+    assert " ".join(fields[:5]) == weekly_settings().cron == "0 6 * * 1"
+    assert fields[5] == "termdeposit", "runs as the service user, not root"
+    last = fields[6].split("&&")[-1]
+    _check_command(shlex.split(last))
+
+
+def test_environment_example_names_only_settings_the_product_reads(tmp_path):
+    example = (DEPLOY / "termdeposit.env.example").read_text()
+    names = re.findall(r"^(TERMDEPOSIT_[A-Z_]+)=", example, flags=re.M)
+    code = "\n".join(p.read_text() for p in (ROOT / "termdeposit").rglob("*.py"))
+    assert len(names) >= 10
+    for name in names:
+        assert f'"{name}"' in code, f"{name} is not read anywhere"
+    # the same file works for sh (cron) as for systemd: values are quoted
+    shown = subprocess.run(
+        [
+            "sh",
+            "-c",
+            f"set -a; . {DEPLOY / 'termdeposit.env.example'}; "
+            'printf "%s|%s" "$TERMDEPOSIT_WEEKLY_CRON" "$TERMDEPOSIT_ALERT_EMAIL"',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("0 6 * * 1|") and "," in shown.stdout

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -111,18 +112,17 @@ def _child_write_export(target: str, payload: str) -> None:
 
 def _child_log_batch(url: str, payload: str, file_sha: str, pause_after: str) -> None:
     frame = pd.read_parquet(payload)
-    real_batches = database.batches
-    written = {"predictions": 0}
+    real_insert = database.bulk_insert
 
-    def batches(items, size=store.BATCH):
-        for batch in real_batches(items, size):
-            yield batch  # the caller inserts it before asking for the next one
-            if batch and "scoring_id" in batch[0]:
-                written["predictions"] += 1
-                if written["predictions"] == int(pause_after):
-                    _pause()
+    def insert_then_pause(conn, table, columns, values):
+        if table is not store.predictions:
+            return real_insert(conn, table, columns, values)
+        # The first rows of predictions are written in the open transaction, then it pauses.
+        head = int(pause_after) * store.BATCH
+        real_insert(conn, table, columns, [list(itertools.islice(v, head)) for v in values])
+        _pause()
 
-    database.batches = batches
+    database.bulk_insert = insert_then_pause
     store.open_store(url).log_scoring(
         frame, file_sha256=file_sha, model_version="v-killed", threshold=0.5
     )
@@ -627,6 +627,25 @@ def test_call_list_export_failing_midway_keeps_the_previous_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name], "no partial file left"
 
 
+def _failing_insert(rows: int, written: dict[str, int]):
+    """A bulk insert of the prediction log that writes the first ``rows`` predictions (in the
+    open transaction), then fails like a full disk; ``written`` counts the rows by table."""
+    real_insert = database.bulk_insert
+
+    def insert(conn, table, columns, values):
+        kind = "predictions" if table is store.predictions else "customers"
+        if kind == "predictions":
+            values = [list(itertools.islice(v, rows)) for v in values]
+        else:
+            values = [list(v) for v in values]
+        real_insert(conn, table, columns, values)
+        written[kind] = written.get(kind, 0) + len(values[0])
+        if kind == "predictions":
+            raise OSError(errno.ENOSPC, "No space left on device (injected)")
+
+    return insert
+
+
 def test_scoring_failing_midway_keeps_the_previous_output_and_logs_nothing(
     production_model, reference, tmp_path, monkeypatch
 ):
@@ -659,20 +678,11 @@ def test_scoring_failing_midway_keeps_the_previous_output_and_logs_nothing(
     # 'termdeposit score': the prediction log fails after its first batch of predictions.
     db = f"sqlite:///{tmp_path / 'log.db'}"
     monkeypatch.setenv("TERMDEPOSIT_DB_URL", db)
-    real_batches = database.batches
     batches = {"predictions": 0}
-
-    def failing(items, size=store.BATCH):
-        for batch in real_batches(items, size):
-            yield batch
-            if batch and "scoring_id" in batch[0]:
-                batches["predictions"] += 1
-                raise OSError(errno.ENOSPC, "No space left on device (injected)")
-
-    monkeypatch.setattr(database, "batches", failing)
+    monkeypatch.setattr(database, "bulk_insert", _failing_insert(store.BATCH, batches))
     result = CliRunner().invoke(app, ["score", str(cohort), "--out", str(out)])
     assert isinstance(result.exception, OSError), result.output
-    assert batches["predictions"] == 1
+    assert batches["predictions"] == store.BATCH
     assert out.read_bytes() == earlier, "the earlier output is kept"
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], "no debris"
     assert store.open_store(db).cohorts().empty, "nothing is logged for a failed scoring"
@@ -706,18 +716,8 @@ def test_failure_inside_the_insert_loop_leaves_no_trace(db_url, reference, monke
     )
     before = db_snapshot(s)
     new = scored_week(reference, 39, seed=3)
-    real_batches = database.batches
     inserted = {"customers": 0, "predictions": 0}
-
-    def failing(items, size=store.BATCH):
-        for batch in real_batches(items, 200):
-            yield batch
-            kind = "predictions" if batch and "scoring_id" in batch[0] else "customers"
-            inserted[kind] += len(batch)
-            if inserted["predictions"] >= 600:
-                raise OSError(errno.ENOSPC, "No space left on device (injected)")
-
-    monkeypatch.setattr(database, "batches", failing)
+    monkeypatch.setattr(database, "bulk_insert", _failing_insert(600, inserted))
     with pytest.raises(OSError, match="No space left"):
         s.log_scoring(new, file_sha256=sha("new"), model_version="v1", threshold=0.5)
     assert inserted == {"customers": len(new), "predictions": 600}, "failed mid-way"

@@ -1,11 +1,13 @@
 """Secrets never reach a log, a message, an output file, a model file or the database.
 
-The API token, the model signing key and database passwords are set to distinctive values;
-the product then scores through the command line and the API, registers and promotes a
-signed model, and fails on purpose (wrong token, unreachable / unreadable / wrongly
-authenticated databases). Every log record (at DEBUG, every logger), everything printed,
-every HTTP answer, every file written under the test's folders and every row of the database
-is then searched for the secret values.
+The API token, the model signing key, database passwords, the alert webhook's URL (its path
+is the channel's secret) and the mail server's password are set to distinctive values; the
+product then scores through the command line and the API, registers and promotes a signed
+model, delivers alerts (webhook, e-mail, the weekly job) and fails on purpose (wrong token,
+unreachable / unreadable / wrongly authenticated databases, a wrong mail password, an
+unreachable webhook). Every log record (at DEBUG, every logger), everything printed, every HTTP
+answer, every file written under the test's folders and every row of the database is then
+searched for the secret values.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import uuid
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from delivery_support import free_port, mail_receiver, webhook_receiver
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 from store_support import PG_ENV
@@ -34,6 +37,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 TOKEN = f"api-token-{uuid.uuid4().hex}"
 SIGNING_KEY = f"signing-key-{uuid.uuid4().hex}"
 DB_PASSWORD = f"db-password-{uuid.uuid4().hex}"
+WEBHOOK_TOKEN = f"webhook-token-{uuid.uuid4().hex}"
+MAIL_PASSWORD = f"mail-password-{uuid.uuid4().hex}"
 
 
 def _bad_db_urls() -> dict[str, str]:
@@ -70,10 +75,9 @@ def _database_text(url: str) -> str:
     """Every row of every table of the store, as text."""
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        parts = [
-            repr(conn.execute(sa.select(table)).fetchall())
-            for table in store.metadata.tables.values()
-        ]
+        tables = store.metadata.tables
+        assert {"alert_deliveries", "job_steps", "job_locks"} <= set(tables)
+        parts = [repr(conn.execute(sa.select(table)).fetchall()) for table in tables.values()]
     engine.dispose()
     return "\n".join(parts)
 
@@ -149,6 +153,46 @@ def test_secrets_never_appear_in_logs_outputs_or_data(
         seen.append(f"{caught.value} {caught.value.hint}")
     monkeypatch.setenv("TERMDEPOSIT_DB_URL", db_url)
 
+    # Alert delivery: by webhook (its URL holds the channel's token) and by e-mail (a password),
+    # by hand and by the weekly job, then failing (a wrong password, an unreachable webhook).
+    ops = store.open_store(db_url)
+    alert = {"rule": "auc_drop", "subject": "auc", "message": "AUC fell", "severity": "critical"}
+    ops.record_alerts([{**alert, "scope": "since cohort:1"}])
+    monkeypatch.setenv("TERMDEPOSIT_ALERT_ATTEMPTS", "2")
+    monkeypatch.setenv("TERMDEPOSIT_ALERT_BACKOFF", "0")
+    with (
+        webhook_receiver(path=f"/services/T0/{WEBHOOK_TOKEN}") as hook,
+        mail_receiver("alerts", MAIL_PASSWORD) as mail,
+    ):
+        monkeypatch.setenv("TERMDEPOSIT_ALERT_WEBHOOK", hook.url)
+        monkeypatch.setenv("TERMDEPOSIT_SMTP_URL", mail.url("alerts", MAIL_PASSWORD))
+        monkeypatch.setenv("TERMDEPOSIT_ALERT_EMAIL", "ops@bank.test")
+        for args in (["deliver-alerts", "--test"], ["deliver-alerts"]):
+            sent = runner.invoke(app, args)
+            assert sent.exit_code == 0, sent.output
+            seen.append(sent.output)
+        assert len(hook.bodies) == 2 and len(mail.messages) == 2
+        drops = tmp_path / "drops"
+        drops.mkdir()
+        (drops / "week39_2009.csv").write_bytes(cohort.read_bytes())
+        ops.record_alerts([{**alert, "scope": "since cohort:2"}])
+        weekly = runner.invoke(
+            app, ["weekly", "--drops", str(drops), "--outbox", str(tmp_path / "outbox")]
+        )
+        assert weekly.exit_code == 0, weekly.output
+        assert len(hook.bodies) == 3 and len(mail.messages) == 3
+        seen.append(weekly.output)
+        ops.record_alerts([{**alert, "scope": "since cohort:3"}])
+        monkeypatch.setenv("TERMDEPOSIT_SMTP_URL", mail.url("alerts", f"{MAIL_PASSWORD}-old"))
+        monkeypatch.setenv(
+            "TERMDEPOSIT_ALERT_WEBHOOK", f"http://127.0.0.1:{free_port()}/services/{WEBHOOK_TOKEN}"
+        )
+        failed = runner.invoke(app, ["deliver-alerts"])
+        assert failed.exit_code == 1 and "refused" in failed.output, failed.output
+        assert "could not be reached" in failed.output
+        seen.append(failed.output)
+    assert set(ops.delivery_repo.deliveries()["status"]) == {"sent", "failed"}
+
     # Where secrets could leak to.
     printed = capfd.readouterr()
     logs = all_logs.text
@@ -162,7 +206,13 @@ def test_secrets_never_appear_in_logs_outputs_or_data(
     database = _database_text(db_url)
     assert "SEC0000" in database, "the API's predictions were logged"
 
-    secrets = {"API token": TOKEN, "signing key": SIGNING_KEY, "database password": DB_PASSWORD}
+    secrets = {
+        "API token": TOKEN,
+        "signing key": SIGNING_KEY,
+        "database password": DB_PASSWORD,
+        "webhook token": WEBHOOK_TOKEN,
+        "mail password": MAIL_PASSWORD,
+    }
     parsed = make_url(db_url)
     if parsed.password:  # the working server's URL and its user:password part
         secrets["database URL"] = db_url

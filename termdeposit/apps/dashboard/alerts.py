@@ -13,7 +13,8 @@ from termdeposit.storage import store
 
 @st.cache_data(ttl=30, show_spinner=False)
 def _active_alerts(url: str) -> pd.DataFrame:
-    return store.open_store(url).alerts(active_only=True)
+    active = store.open_store(url).alerts(active_only=True)
+    return active[active["severity"] != "info"] if len(active) else active
 
 
 def refresh_alerts() -> None:

@@ -5,6 +5,8 @@ Each test uses its own database; figures on the pages are compared with the libr
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 from app_support import HOME, PROJECT_ROOT
@@ -100,6 +102,10 @@ def test_outcomes_page_records_refuses_and_shows_the_ab_test(
     assert _metric(at, "Uplift per customer (model − business as usual)") == format_money(
         result.uplift_per_customer, 2
     )
+    assert any(result.counts in m.value for m in at.markdown), "the counts, in words"
+    assert "drawn at random from the" in result.counts
+    warned = [w.value for w in at.warning if "too small to tell" in w.value]
+    assert bool(warned) == (result.warning is not None)
 
 
 def test_monitoring_page_alerts_banner_acknowledge_and_limits(ops_db, production_model, reference):
@@ -107,33 +113,40 @@ def test_monitoring_page_alerts_banner_acknowledge_and_limits(ops_db, production
     from termdeposit.data.cohort_file import validate_cohort
     from termdeposit.modeling.predict import score_frame
 
-    frame = validate_cohort(
-        reference.loc[reference["week"] == 110, ["customer_id", *INPUT_COLUMNS]].astype(str)
+    frame = validate_cohort(  # the 2,058 customers of 2010 as one cohort
+        reference.loc[reference["year"] == 2010, ["customer_id", *INPUT_COLUMNS]].astype(str)
     ).frame
     ops_db.log_scoring(
         score_frame(production_model, frame),
         file_sha256="f" * 64,
         model_version=production_model.version,
         threshold=production_model.threshold,
-        week_label="2010-10 wk1",
+        week_label="2010",
     )
     at = _run(AppTest.from_file(HOME, default_timeout=TIMEOUT))
     at.switch_page(MONITORING)
     _run(at)
     expected = monitoring.run_monitor(ops_db)
-    assert len(ops_db.alerts()) == len(expected.active) > 0
-    assert _metric(at, "Latest cohort") == "2010-10 wk1"
-    assert _metric(at, "Score PSI") == f"{expected.drift.score_psi:.3f}"
+    stored = ops_db.alerts()
+    warnings = stored[stored["severity"] != "info"]
+    assert len(warnings) == len(expected.active) > 0
+    assert len(expected.information) > 0, "the 2010 economy lies outside what the model saw"
+    assert _metric(at, "Latest cohort") == "2010"
+    assert _metric(at, "Score spread PSI (beyond chance)") == f"{expected.drift.score_psi:.3f}"
+    infos = [i.value for i in at.info if "For information" in i.value]
+    assert infos and "economy moved outside what the model saw" in infos[0]
 
     at.switch_page(SCORE)
     _run(at)
     banner = [w.value for w in [*at.warning, *at.error] if w.value.startswith("Monitoring: ")]
     assert banner, "every page shows the alerts banner"
+    counted = re.findall(r"(\d+) (?:critical alert|warning)", banner[0])
+    assert sum(int(n) for n in counted) == len(warnings), "information is not in the banner"
     assert "context_range" not in banner[0] and "score_drift" not in banner[0]
 
     at.switch_page(MONITORING)
     _run(at)
-    first = int(ops_db.alerts().iloc[0]["id"])
+    first = int(warnings.iloc[0]["id"])
     at.button(key=f"ack_{first}").click()
     _run(at)
     assert first not in ops_db.alerts()["id"].tolist()
