@@ -8,10 +8,11 @@ before the weekly rate model (Platt recalibration on the latest >= 1,000 outcome
 threshold: the "now" figures of the forecasts issue) at cost 5 / value 100 and 10 / 50.
 
 Prints, for each method: profit against calling everyone, calling nobody, the rate rule and
-the hindsight bound; expected profit against realised with its 80% range and how often the
-range held the week's profit; the weekly error; the worst week. Then the issue's targets beside
-the "now" figures, with MET / NOT MET, on the whole window and on its two halves (weeks 13-60,
-on which the method was chosen, and weeks 61-118, the untouched check).
+the hindsight bound; expected profit against realised with its 80% range, how often the
+range held the week's profit and its mean width; the weekly error; the worst week. Then the
+issue's targets beside the "now" figures, with MET / NOT MET, on the whole window and on its
+two halves (weeks 13-60, on which the method was chosen, and weeks 61-118, the untouched
+check).
 
 Run: ``python benchmarks/bench_backtest.py`` (about 3 minutes on 2 idle cores; ``--quick``
 replays weeks 13-40 only).
@@ -76,6 +77,7 @@ def show(table: pd.DataFrame) -> None:
         "expected_high",
         "expected_vs_realised",
         "coverage",
+        "mean_range_width",
         "weekly_abs_error",
         "worst_week_loss",
     ]
@@ -88,6 +90,7 @@ def show(table: pd.DataFrame) -> None:
                     **{c: money for c in columns[2:9]},
                     "expected_vs_realised": "{:+.1%}".format,
                     "coverage": lambda v: "–" if pd.isna(v) else f"{v:.0%}",
+                    "mean_range_width": lambda v: "–" if pd.isna(v) else f"{v:,.0f}",
                     "weekly_abs_error": money,
                     "worst_week_loss": money,
                 },

@@ -242,7 +242,11 @@ if customer_tab.open:
                 show_error(exc)
                 st.stop()
             after = forecasts.what_if_probability(
-                model.card, result.probability_after, result.probability_before, probability
+                model.card,
+                result.probability_after,
+                result.probability_before,
+                probability,
+                len(scored),
             )
             row = st.columns(3)
             row[0].metric("Probability now", format_percent(probability))

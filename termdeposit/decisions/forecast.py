@@ -2,11 +2,12 @@
 
 A week's profit is uncertain for two reasons: who among the called subscribes is chance
 (binomial), and the week's rate itself may be off (the week-level error of the rate forecast,
-sd ``sigma`` on the log-odds scale, measured out of time; see
+sd ``sigma`` on the log-odds scale for a cohort of its size, measured out of time; see
 :mod:`termdeposit.modeling.base_rate`). The 80% range is the 10th to 90th percentile of profit
-under both: a mixture, over the week-level error, of the normal approximation of the binomial
-sum. On the reference backtest it held the realised weekly profit in about two weeks of three
-(README, "Weekly backtest").
+under both (a mixture, over the week-level error, of the normal approximation of the binomial
+sum), the two percentiles recalibrated on past weeks so that they held 80% of them. On the
+reference backtest it held the realised weekly profit in about four weeks of five (README,
+"Weekly backtest").
 
 The recommendation compares, on the product's own estimates, calling the customers above the
 profit-maximising threshold with calling everyone and calling nobody, and says which it
@@ -16,6 +17,7 @@ recommends and why.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.special import ndtr
@@ -29,12 +31,26 @@ from termdeposit.decisions.economics import (
     optimal_calls,
     threshold_for_calls,
 )
-from termdeposit.modeling.base_rate import node_probabilities, node_weights_for
+from termdeposit.modeling.base_rate import (
+    NOMINAL_LEVELS,
+    WeekError,
+    from_card,
+    node_probabilities,
+    node_weights_for,
+)
 
-#: Share of outcomes the range holds (10th to 90th percentile).
+#: Share of outcomes the range holds (10th to 90th percentile before recalibration).
 RANGE_LEVEL = 0.8
 #: Used when a model carries no measured error (saved before the rate model existed).
 FALLBACK_SIGMA = 0.6
+
+
+def card_error(card: dict[str, Any], customers: int) -> WeekError:
+    """The week-level error of a cohort of ``customers`` scored by the model of ``card``, and
+    its range's percentiles (the fallback for a model saved before the weekly rate model)."""
+    rate_model = from_card(card)
+    return WeekError(FALLBACK_SIGMA) if rate_model is None else rate_model.error_for(customers)
+
 
 CHOICES = ("threshold", "everyone", "nobody")
 
@@ -68,20 +84,31 @@ class ProfitForecaster:
 
     Built once per cohort from its probabilities in rank order; each range then costs one pass
     over the called customers' node probabilities (cumulative sums, so any ``k`` is O(nodes)).
+    ``sigma`` is the cohort's week-level error and ``levels`` the percentiles of its 80% range
+    (both from :meth:`termdeposit.modeling.base_rate.BaseRateModel.error_for`).
     """
 
-    def __init__(self, curve: ThresholdCurve, sigma: float) -> None:
+    def __init__(
+        self,
+        curve: ThresholdCurve,
+        sigma: float,
+        levels: tuple[float, float] = NOMINAL_LEVELS,
+    ) -> None:
         self.curve = curve
         self.sigma = float(sigma)
+        self.levels = levels
         nodes = node_probabilities(curve.probabilities, self.sigma)
         self.weights = node_weights_for(self.sigma)
         zero = np.zeros((1, nodes.shape[1]))
         self.cum_p = np.vstack([zero, np.cumsum(nodes, axis=0)])
         self.cum_var = np.vstack([zero, np.cumsum(nodes * (1 - nodes), axis=0)])
 
-    def profit(
-        self, calls: int, settings: BusinessSettings, level: float = RANGE_LEVEL
-    ) -> MoneyRange:
+    @classmethod
+    def for_error(cls, curve: ThresholdCurve, error: WeekError) -> ProfitForecaster:
+        """The forecaster of a cohort whose week-level error is ``error``."""
+        return cls(curve, error.sigma, error.levels)
+
+    def profit(self, calls: int, settings: BusinessSettings) -> MoneyRange:
         """Expected profit of calling the ``calls`` best customers and its range."""
         calls = int(min(max(calls, 0), self.curve.size))
         cost, value = settings.call_cost, settings.subscription_value
@@ -92,19 +119,26 @@ class ProfitForecaster:
             return MoneyRange(0.0, 0.0, 0.0)
         return MoneyRange(
             expected,
-            _mixture_quantile(means, sds, self.weights, (1 - level) / 2),
-            _mixture_quantile(means, sds, self.weights, (1 + level) / 2),
+            _mixture_quantile(means, sds, self.weights, self.levels[0]),
+            _mixture_quantile(means, sds, self.weights, self.levels[1]),
         )
 
-    def subscribers(self, calls: int, level: float = RANGE_LEVEL) -> MoneyRange:
+    def subscribers(self, calls: int) -> MoneyRange:
         """Expected subscribers among the ``calls`` best customers and their range."""
-        return self.profit(calls, BusinessSettings(0.0, 1.0), level)
+        return self.profit(calls, BusinessSettings(0.0, 1.0))
 
 
 def profit_range(
-    called: np.ndarray, sigma: float, settings: BusinessSettings, level: float = RANGE_LEVEL
+    called: np.ndarray,
+    sigma: float,
+    settings: BusinessSettings,
+    levels: tuple[float, float] = NOMINAL_LEVELS,
 ) -> MoneyRange:
-    """Expected profit of calling exactly these customers (their probabilities) and its range."""
+    """Expected profit of calling exactly these customers (their probabilities) and its range.
+
+    ``sigma`` is the week-level error of the whole cohort they belong to (not of the called
+    alone) and ``levels`` the percentiles of its range.
+    """
     called = np.asarray(called, dtype=float)
     if len(called) == 0:
         return MoneyRange(0.0, 0.0, 0.0)
@@ -115,8 +149,8 @@ def profit_range(
     sds = value * np.sqrt((nodes * (1 - nodes)).sum(axis=0))
     return MoneyRange(
         money.profit(float(called.sum()), len(called), cost, value),
-        _mixture_quantile(means, sds, weights, (1 - level) / 2),
-        _mixture_quantile(means, sds, weights, (1 + level) / 2),
+        _mixture_quantile(means, sds, weights, levels[0]),
+        _mixture_quantile(means, sds, weights, levels[1]),
     )
 
 
@@ -170,7 +204,7 @@ class Recommendation:
 
 
 def recommend(
-    curve: ThresholdCurve, settings: BusinessSettings, sigma: float | None
+    curve: ThresholdCurve, settings: BusinessSettings, error: WeekError | None
 ) -> Recommendation:
     """Compare the profit-maximising threshold with calling everyone and calling nobody.
 
@@ -178,8 +212,8 @@ def recommend(
     it is never expected to earn less than either simple policy. When it calls everyone or
     nobody, that is what is recommended.
     """
-    sigma = FALLBACK_SIGMA if sigma is None else sigma
-    return recommend_with(ProfitForecaster(curve, sigma), settings)
+    error = WeekError(FALLBACK_SIGMA) if error is None else error
+    return recommend_with(ProfitForecaster.for_error(curve, error), settings)
 
 
 def recommend_with(forecaster: ProfitForecaster, settings: BusinessSettings) -> Recommendation:

@@ -11,16 +11,26 @@ previous success, reached on a mobile, students or retired; mean age; mean numbe
 this campaign). It is a ridge-penalised binomial regression over past weeks, each week weighed
 by its customers up to a cap (``n / (1 + n / cap)``: a tiny week cannot dominate, a huge one
 counts like a few hundred customers) and by recency (half-life in weeks). Its error is measured
-out of time: every past week is predicted from the weeks before it, and ``sigma`` is the
-standard deviation of the week's log-odds error that best explains those outcomes once binomial
-chance is accounted for (maximum likelihood, a binomial-logit-normal model).
+out of time: every past week is predicted from the weeks before it, and the week's log-odds
+error is taken as normal with a variance of two parts, ``sigma**2 + sigma_small**2 * 100 / n``
+for a cohort of ``n`` customers: a part every week has, and a part that averages out as a cohort
+grows (a handful of customers called on one day are far less predictable than thousands over a
+week). Both are the values that best explain the past weeks' outcomes once binomial chance is
+accounted for (maximum likelihood, a binomial-logit-normal model).
 
 A cohort's probabilities are then the model's, shifted on the log-odds scale so that their
-mean is the forecast rate, and averaged over the week-level error (a normal of sd ``sigma``,
-Gauss-Hermite quadrature): the probability of subscribing given what is known, uncertainty
+mean is the forecast rate, and averaged over the week-level error of a cohort of its size
+(Gauss-Hermite quadrature): the probability of subscribing given what is known, uncertainty
 about the week included. The ranking never changes. Chosen on weeks 13-60 of the reference
 backtest among EM prior adjustment, black-box shift estimation, recalibration windows and
 other base-rate models (README, "Weekly backtest").
+
+Every 80% range is the 10th to 90th percentile of the forecast distribution, with the two
+percentiles recalibrated out of time (Kuleshov et al. 2018): where the past weeks' subscribers
+fell in their own out-of-time forecast distributions says which percentiles held 80% of them.
+The error's two parts and the recalibration were chosen on weeks 13-60 among a single error,
+a Student-t error, the error's own estimation uncertainty and a fixed widening (README,
+"Weekly backtest").
 """
 
 from __future__ import annotations
@@ -31,6 +41,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtri
+from scipy.stats import binom
 
 from termdeposit.core.errors import TermDepositError
 
@@ -58,11 +70,38 @@ FEATURE_WORDS = {
 #: Nodes and weights of the week-level error (probabilists' Gauss-Hermite, weights sum to 1).
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(21)
 _WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
+
+
+def normal_bins(count: int) -> np.ndarray:
+    """The means of a standard normal within ``count`` slices of equal probability.
+
+    Equal-weight nodes for distributions over the week-level error (money ranges, where a
+    week fell in its forecast): Gauss-Hermite nodes integrate smooth functions well but make
+    such distributions lumpy, moving a large week's range by up to 3% of its width.
+    """
+    edges = ndtri(np.linspace(0.0, 1.0, count + 1))
+    density = np.exp(-0.5 * edges**2) / np.sqrt(2 * np.pi)
+    return count * (density[:-1] - density[1:])
+
+
+#: Nodes of the week-level error behind the money ranges (equal weights).
+_RANGE_NODES = normal_bins(24)
+#: Nodes behind where a past week fell in its forecast distribution (equal weights).
+_PLACE_NODES = normal_bins(200)
 #: Weeks needed before a week is predicted out of time for measuring the error.
 MIN_WEEKS_FOR_ERROR = 4
 #: Error sd used until enough weeks were predicted out of time (log-odds).
 DEFAULT_SIGMA = 0.6
-SIGMA_GRID = np.linspace(0.0, 2.0, 101)
+#: Candidate values of the error part every week has (log-odds sd).
+SIGMA_GRID = np.linspace(0.0, 2.0, 41)
+#: Candidate values of the part that averages out with size (log-odds sd at 100 customers).
+SIGMA_SMALL_GRID = np.linspace(0.0, 4.0, 41)
+#: The cohort size at which ``sigma_small`` is the second part's sd.
+SIZE_UNIT = 100.0
+#: The percentiles of an 80% range before recalibration.
+NOMINAL_LEVELS = (0.1, 0.9)
+#: Weeks predicted out of time needed before the range's percentiles are recalibrated.
+MIN_WEEKS_FOR_LEVELS = 8
 
 
 def logit(p: np.ndarray | float) -> np.ndarray:
@@ -208,26 +247,125 @@ def _fit_coefficients(
     return beta
 
 
-def error_sigma(predicted: np.ndarray, successes: np.ndarray, rows: np.ndarray) -> float:
-    """Sd of the week-level log-odds error that best explains the outcomes (maximum likelihood).
+def size_sigma(sigma: float, sigma_small: float, customers: float) -> float:
+    """The week-level error (log-odds sd) of a cohort of ``customers``: both parts together."""
+    return float(np.sqrt(sigma**2 + sigma_small**2 * SIZE_UNIT / max(float(customers), 1.0)))
+
+
+#: The week-level sds at which each week's likelihood is computed before interpolation.
+_SD_POINTS = np.concatenate([[0.0], np.geomspace(1e-3, 64.0, 240)])
+
+
+def _week_loglik(z: np.ndarray, k: np.ndarray, n: np.ndarray, sds: np.ndarray) -> np.ndarray:
+    """Log-likelihood of each week's outcomes at week-level error sds (weeks x sds: each row
+    the sds to try for that week), without the binomial constant.
+
+    The binomial likelihood of a large week is far narrower than the error, so fixed nodes
+    would miss its peak: the integral over the error is adaptive Gauss-Hermite, the nodes
+    centred on the peak of the integrand and scaled by its curvature (as mixed models do).
+    """
+    z = z[:, None]
+    k = k[:, None]
+    n = n[:, None]
+    sds = np.asarray(sds, dtype=float)
+    precision = 1.0 / np.maximum(sds, 1e-12) ** 2
+    error = np.zeros_like(sds)
+    for _ in range(50):  # Newton on the log integrand (concave in the error)
+        p = sigmoid(z + error)
+        slope = k - n * p - error * precision
+        curvature = n * p * (1 - p) + precision
+        step = slope / curvature
+        error = error + step
+        if np.abs(step).max() < 1e-10:
+            break
+    p = sigmoid(z + error)
+    scale = 1.0 / np.sqrt(n * p * (1 - p) + precision)
+    at = error[..., None] + scale[..., None] * _NODES  # weeks x sds x nodes
+    shifted = z[..., None] + at
+    # log binomial probability without the constant; log(1 - p) = log p - z
+    log_terms = (
+        n[..., None] * -np.logaddexp(0.0, -shifted)
+        - (n - k)[..., None] * shifted
+        - 0.5 * at**2 * precision[..., None]
+        + 0.5 * _NODES**2
+        + np.log(_WEIGHTS)
+    )
+    top = log_terms.max(axis=-1, keepdims=True)
+    adaptive = (
+        np.log(scale / np.maximum(sds, 1e-12))
+        + top[..., 0]
+        + np.log(np.exp(log_terms - top).sum(axis=-1))
+    )
+    exact = n * -np.logaddexp(0.0, -z) - (n - k) * z  # no error at all
+    return np.where(sds > 0, adaptive, np.broadcast_to(exact, sds.shape))
+
+
+def fit_error(
+    predicted: np.ndarray, successes: np.ndarray, rows: np.ndarray
+) -> tuple[float, float]:
+    """The error's two parts that best explain the outcomes (maximum likelihood).
 
     Each week's subscribers are binomial given its true rate, whose log-odds are the forecast's
-    plus a normal error of sd sigma; the likelihood is integrated over the error by quadrature
-    and maximised over a grid of sigma (0 to 2, step 0.02).
+    plus a normal error of sd :func:`size_sigma`; the likelihood is integrated over the error by
+    quadrature and maximised over a grid (``sigma`` 0 to 2 by 0.05, ``sigma_small`` 0 to 4 by
+    0.1). A week's likelihood depends on the two parts only through its sd, so it is computed
+    on a fine grid of sds and interpolated; the points near the best are then computed exactly.
+    Returns ``(sigma, sigma_small)``.
     """
     if len(predicted) == 0:
-        return DEFAULT_SIGMA
-    z = logit(predicted)[:, None, None]
-    k = np.asarray(successes, dtype=float)[:, None, None]
-    n = np.asarray(rows, dtype=float)[:, None, None]
-    shifted = z + SIGMA_GRID[None, :, None] * _NODES[None, None, :]  # weeks x grid x nodes
-    # log binomial probability without the constant (it does not depend on sigma)
-    log_p = -np.logaddexp(0.0, -shifted)
-    log_q = -np.logaddexp(0.0, shifted)
-    log_terms = k * log_p + (n - k) * log_q + np.log(_WEIGHTS)[None, None, :]
-    top = log_terms.max(axis=2, keepdims=True)
-    loglik = (top[..., 0] + np.log(np.exp(log_terms - top).sum(axis=2))).sum(axis=0)
-    return float(SIGMA_GRID[int(np.argmax(loglik))])
+        return DEFAULT_SIGMA, 0.0
+    z = logit(predicted)
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(rows, dtype=float)
+    by_sd = _week_loglik(z, k, n, np.broadcast_to(_SD_POINTS, (len(n), len(_SD_POINTS))))
+    sd = np.sqrt(
+        SIGMA_GRID[:, None, None] ** 2
+        + SIGMA_SMALL_GRID[None, :, None] ** 2 * SIZE_UNIT / np.maximum(n, 1.0)
+    )  # sigma x sigma_small x weeks
+    approx = sum(np.interp(sd[..., w], _SD_POINTS, by_sd[w]) for w in range(len(n)))
+    near = np.argwhere(approx >= approx.max() - 0.5)
+    exact = _week_loglik(z, k, n, sd[near[:, 0], near[:, 1]].T).sum(axis=0)
+    i, j = near[int(np.argmax(exact))]
+    return float(SIGMA_GRID[i]), float(SIGMA_SMALL_GRID[j])
+
+
+def calibrated_levels(
+    predicted: np.ndarray,
+    successes: np.ndarray,
+    rows: np.ndarray,
+    sigma: float,
+    sigma_small: float,
+) -> tuple[float, float]:
+    """The percentiles that held 80% of the past weeks' subscribers (out of time).
+
+    Each week's subscribers get their place in its own forecast distribution (the binomial
+    mixed over the week-level error; the middle of the step for a count), and the 10th and 90th
+    percentiles of those places become the range's percentiles. Nominal (10th, 90th) until
+    :data:`MIN_WEEKS_FOR_LEVELS` weeks were measured.
+    """
+    if len(predicted) < MIN_WEEKS_FOR_LEVELS:
+        return NOMINAL_LEVELS
+    places = []
+    for rate, k, n in zip(predicted, successes, rows, strict=True):
+        nodes = sigmoid(logit(rate) + size_sigma(sigma, sigma_small, n) * _PLACE_NODES)
+        below = float(binom.cdf(k, n, nodes).mean())
+        at = float(binom.pmf(k, n, nodes).mean())
+        places.append(below - at / 2)
+    low, high = np.quantile(places, NOMINAL_LEVELS)
+    return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class WeekError:
+    """How far a cohort's week may be from its forecast, and which percentiles make its range.
+
+    Attributes:
+        sigma: the week-level error of a cohort of its size (log-odds sd).
+        levels: the percentiles of the 80% range (recalibrated out of time).
+    """
+
+    sigma: float
+    levels: tuple[float, float] = NOMINAL_LEVELS
 
 
 @dataclass(frozen=True)
@@ -264,6 +402,8 @@ class BaseRateModel:
     last_week: str
     settings: RateSettings = field(default_factory=RateSettings)
     errors_measured_on: int = 0
+    sigma_small: float = 0.0
+    range_levels: tuple[float, float] = NOMINAL_LEVELS
 
     @classmethod
     def fit(
@@ -299,15 +439,11 @@ class BaseRateModel:
                 row = _design(table.iloc[[position]], past_range)
                 predictions[position] = float(sigmoid(row @ beta)[0])
         measured = sorted(p for p in predictions if p < len(table))
-        sigma = (
-            error_sigma(
-                np.array([predictions[p] for p in measured]),
-                table["subscribers"].to_numpy(float)[measured],
-                table["rows"].to_numpy(float)[measured],
-            )
-            if measured
-            else DEFAULT_SIGMA
-        )
+        forecasts = np.array([predictions[p] for p in measured])
+        subscribers = table["subscribers"].to_numpy(float)[measured]
+        customers = table["rows"].to_numpy(float)[measured]
+        sigma, sigma_small = fit_error(forecasts, subscribers, customers)
+        levels = calibrated_levels(forecasts, subscribers, customers, sigma, sigma_small)
         beta = _fit_coefficients(table, settings, size_range)
         return cls(
             coefficients=tuple(float(b) for b in beta),
@@ -319,19 +455,31 @@ class BaseRateModel:
             last_week=str(table["week"].iloc[-1]),
             settings=settings,
             errors_measured_on=len(measured),
+            sigma_small=sigma_small,
+            range_levels=levels,
         )
+
+    def sigma_for(self, customers: float) -> float:
+        """The week-level error (log-odds sd) of a cohort of ``customers``."""
+        return size_sigma(self.sigma, self.sigma_small, customers)
+
+    def error_for(self, customers: float) -> WeekError:
+        """The week-level error of a cohort of ``customers`` and its range's percentiles."""
+        return WeekError(self.sigma_for(customers), self.range_levels)
 
     def predict(self, sums: np.ndarray) -> WeekForecast:
         """The forecast rate of a cohort from its :func:`composition_sums`, with its range."""
         features = week_features(sums)
         row = pd.DataFrame([dict(zip(FEATURES, features, strict=True))])
         z = float((_design(row, self.size_range) @ np.asarray(self.coefficients))[0])
-        rate = float(np.sum(_WEIGHTS * sigmoid(z + self.sigma * _NODES)))
+        sigma = self.sigma_for(sums[0])
+        rate = float(np.sum(_WEIGHTS * sigmoid(z + sigma * _NODES)))
+        low, high = self.range_levels
         return WeekForecast(
             rate=rate,
-            low=float(sigmoid(z - 1.2816 * self.sigma)),
-            high=float(sigmoid(z + 1.2816 * self.sigma)),
-            sigma=self.sigma,
+            low=float(sigmoid(z + ndtri(low) * sigma)),
+            high=float(sigmoid(z + ndtri(high) * sigma)),
+            sigma=sigma,
             customers=int(sums[0]),
         )
 
@@ -347,7 +495,7 @@ class BaseRateModel:
         if len(p) == 0:
             return p
         z = logit(p) + shift_to_mean(p, self.central_rate(sums))
-        return posterior_mean(z, self.sigma)
+        return posterior_mean(z, self.sigma_for(sums[0]))
 
     def as_card(self) -> dict[str, Any]:
         """The card section: coefficients by input, error, fitted weeks and rows, rule."""
@@ -355,6 +503,8 @@ class BaseRateModel:
         return {
             "coefficients": dict(zip(names, self.coefficients, strict=True)),
             "sigma": self.sigma,
+            "sigma_small": self.sigma_small,
+            "range_levels": list(self.range_levels),
             "size_range": list(self.size_range),
             "weeks": self.weeks,
             "rows": self.rows,
@@ -366,8 +516,13 @@ class BaseRateModel:
             "rule": (
                 "each scored cohort's probabilities are shifted on the log-odds scale so their "
                 "mean is the rate forecast from the cohort's size and make-up, then averaged "
-                f"over the week-level error (sd {self.sigma:.2f} on the log-odds scale, "
-                f"measured out of time on {self.errors_measured_on} weeks)"
+                "over the week-level error (log-odds sd "
+                f"sqrt({self.sigma:.2f}^2 + {self.sigma_small:.1f}^2 x 100 / customers): "
+                f"{self.sigma_for(50):.2f} for 50 customers, {self.sigma_for(1000):.2f} for "
+                f"1,000; measured out of time on {self.errors_measured_on} weeks); every 80% "
+                f"range runs from the {100 * self.range_levels[0]:.1f}th to the "
+                f"{100 * self.range_levels[1]:.1f}th percentile, the percentiles that held 80% "
+                "of those weeks"
             ),
         }
 
@@ -385,7 +540,14 @@ class BaseRateModel:
             last_week=str(section["last_week"]),
             settings=RateSettings(**section.get("settings", {})),
             errors_measured_on=int(section.get("errors_measured_on", 0)),
+            sigma_small=float(section.get("sigma_small", 0.0)),
+            range_levels=_levels(section.get("range_levels", NOMINAL_LEVELS)),
         )
+
+
+def _levels(values: Sequence[float]) -> tuple[float, float]:
+    low, high = (float(v) for v in values)
+    return low, high
 
 
 def from_card(card: dict[str, Any]) -> BaseRateModel | None:
@@ -423,7 +585,8 @@ def posterior_mean(z: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def node_probabilities(probabilities: np.ndarray, sigma: float) -> np.ndarray:
-    """Each customer's probability at every node of the week-level error (n x nodes).
+    """Each customer's probability at every node of the week-level error (n x nodes), the
+    nodes of :func:`normal_bins` (equal weights).
 
     Inverts :func:`posterior_mean` (monotone) to recover the log-odds, so the money ranges can
     be computed from the issued probabilities alone.
@@ -434,7 +597,7 @@ def node_probabilities(probabilities: np.ndarray, sigma: float) -> np.ndarray:
     grid = np.linspace(-20.0, 20.0, 4001)
     means = posterior_mean(grid, sigma)
     z = np.interp(p, means, grid)
-    return sigmoid(z[:, None] + sigma * _NODES[None, :])
+    return sigmoid(z[:, None] + sigma * _RANGE_NODES[None, :])
 
 
 def same_week(raw: float, raw_before: float, issued_before: float, sigma: float) -> float:
@@ -454,8 +617,8 @@ def same_week(raw: float, raw_before: float, issued_before: float, sigma: float)
 
 
 def node_weights() -> np.ndarray:
-    """The weights of the nodes of :func:`node_probabilities` (sum to 1)."""
-    return _WEIGHTS.copy()
+    """The weights of the nodes of :func:`node_probabilities` (equal, sum to 1)."""
+    return np.full(len(_RANGE_NODES), 1.0 / len(_RANGE_NODES))
 
 
 def node_weights_for(sigma: float) -> np.ndarray:

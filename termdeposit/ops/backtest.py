@@ -361,7 +361,7 @@ def run_backtest(
             forecast_rate = float(rate_model.predict(sums).rate)
             outcome = y[mask]
             curve = build_curve(probabilities, outcome)
-            forecaster = ProfitForecaster(curve, rate_model.sigma)
+            forecaster = ProfitForecaster.for_error(curve, rate_model.error_for(len(outcome)))
             recent_rate = y[recent_rows(weeks_all, week, RATE_RULE_ROWS)].mean()
             realised = curve.realised if curve.realised is not None else np.zeros(curve.size + 1)
             for cost, value in settings_list:
@@ -383,7 +383,7 @@ def run_backtest(
                         "mean_probability": round(float(probabilities.mean()), 5),
                         "forecast_rate": round(forecast_rate, 5),
                         "rate": round(float(outcome.mean()), 5),
-                        "sigma": round(float(rate_model.sigma), 3),
+                        "sigma": round(rate_model.sigma_for(len(outcome)), 3),
                         "profit_model": float(money.profit(called, calls, cost, value)),
                         "expected_profit": round(expected.expected, 2),
                         "expected_low": round(expected.low, 2),
@@ -467,7 +467,9 @@ def cell_summary(cost: float, value: float, weeks: pd.DataFrame) -> dict[str, An
     """One money cell of the issue's JSON from its per-week table.
 
     ``coverage`` is the share of weeks with at least one call whose realised profit fell in
-    the 80% range; ``weekly_abs_error`` the mean over weeks of |expected - realised|;
+    the 80% range and ``mean_range_width`` the range's mean width over those weeks (a range
+    must hold the profit without being too wide to use); ``weekly_abs_error`` the mean over
+    weeks of |expected - realised|;
     ``worst_week_loss`` the model's worst week against the better of calling everyone or
     nobody (0 or negative).
     """
@@ -488,6 +490,11 @@ def cell_summary(cost: float, value: float, weeks: pd.DataFrame) -> dict[str, An
         "expected_low": round(float(weeks["expected_low"].sum()), 2),
         "expected_high": round(float(weeks["expected_high"].sum()), 2),
         "coverage": round(float(inside[called].mean()), 4) if called.any() else None,
+        "mean_range_width": (
+            round(float((weeks["expected_high"] - weeks["expected_low"])[called].mean()), 2)
+            if called.any()
+            else None
+        ),
         "weekly_abs_error": round(
             float((weeks["expected_profit"] - weeks["profit_model"]).abs().mean()), 2
         ),

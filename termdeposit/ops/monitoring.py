@@ -56,9 +56,8 @@ from termdeposit.core.schema import (
     INPUT_COLUMNS,
 )
 from termdeposit.decisions.abtest import ab_results
-from termdeposit.decisions.forecast import FALLBACK_SIGMA, profit_range
+from termdeposit.decisions.forecast import card_error, profit_range
 from termdeposit.modeling import registry
-from termdeposit.modeling.base_rate import from_card
 from termdeposit.modeling.metrics import expected_calibration_error
 from termdeposit.ops.backtest import json_records
 from termdeposit.storage.store import Store, open_store
@@ -630,25 +629,26 @@ def _period(
 # -- weekly figures -----------------------------------------------------------------------------
 
 
-def model_sigma(version: str) -> float:
-    """The week-level error behind a model's money ranges (its weekly rate model's, or the
-    fallback for a model saved before it or no longer on disk)."""
+def model_card(version: str) -> dict[str, Any]:
+    """The card behind a model's money ranges (empty for a model no longer on disk: its ranges
+    then use the fallback error)."""
     try:
-        rate_model = from_card(registry.read_card(version))
+        return registry.read_card(version)
     except TermDepositError:
-        rate_model = None
-    return FALLBACK_SIGMA if rate_model is None else rate_model.sigma
+        return {}
 
 
-def period_figures(period: Period, sigma: float | None = None) -> dict[str, Any]:
+def period_figures(period: Period, card: dict[str, Any] | None = None) -> dict[str, Any]:
     """Expected (with their 80% ranges) and, when outcomes exist, realised figures of one
-    period. ``sigma``: the week-level error of the scoring model (default: read its card)."""
+    period. ``card``: the scoring model's card, whose weekly rate model gives the week-level
+    error of a week of the period's size and the range's percentiles (default: read it)."""
     cost, value = period.settings.call_cost, period.settings.subscription_value
     frame = period.frame
     p = frame["probability"].to_numpy(float)
     planned = frame["call"].to_numpy(bool)
-    sigma = model_sigma(period.model_version) if sigma is None else sigma
-    planned_range = profit_range(p[planned], sigma, period.settings)
+    card = model_card(period.model_version) if card is None else card
+    error = card_error(card, period.rows)
+    planned_range = profit_range(p[planned], error.sigma, period.settings, error.levels)
     row: dict[str, Any] = {
         "customers": int(len(frame)),
         "model_version": period.model_version,
@@ -673,7 +673,7 @@ def period_figures(period: Period, sigma: float | None = None) -> dict[str, Any]
         subs = int(subscribed.sum())
         uncalled = ~called
         realised_profit = float(money.profit(subs, calls, cost, value))
-        called_range = profit_range(p[called], sigma, period.settings)
+        called_range = profit_range(p[called], error.sigma, period.settings, error.levels)
         row.update(
             {
                 "outcomes_recorded": int(known.sum()),
@@ -716,11 +716,11 @@ def _auc(y: np.ndarray, scores: np.ndarray) -> float:
 def figures_table(store: Store, periods: list[Period]) -> pd.DataFrame:
     """One row per period (oldest first): expected and realised figures, A/B uplift."""
     rows = []
-    sigmas: dict[str, float] = {}
+    cards: dict[str, dict[str, Any]] = {}
     for period in periods:
-        if period.model_version not in sigmas:
-            sigmas[period.model_version] = model_sigma(period.model_version)
-        figures = period_figures(period, sigmas[period.model_version])
+        if period.model_version not in cards:
+            cards[period.model_version] = model_card(period.model_version)
+        figures = period_figures(period, cards[period.model_version])
         row = {
             "period": period.key,
             "cohort_id": period.cohort_ids[-1],

@@ -2,8 +2,9 @@
 
 One use case every front door calls (CLI ``score`` and ``issue``, API ``POST /score``, the
 dashboard's Threshold & profit page), so the same cohort gives the same forecast, range and
-recommendation everywhere. The week's error (``sigma``) comes from the model's weekly rate
-model, measured out of time when it was fitted (:mod:`termdeposit.modeling.base_rate`).
+recommendation everywhere. The week's error (``sigma``, larger for a small cohort) and the
+percentiles of every 80% range come from the model's weekly rate model, measured out of time
+when it was fitted (:mod:`termdeposit.modeling.base_rate`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from termdeposit.decisions.economics import (
     format_percent,
 )
 from termdeposit.decisions.forecast import (
-    FALLBACK_SIGMA,
     MoneyRange,
     ProfitForecaster,
     Recommendation,
+    card_error,
     profit_range,
     recommend_with,
 )
@@ -40,7 +41,7 @@ class CohortOutlook:
     Attributes:
         week: the cohort's forecast subscription rate and its range (None for a model saved
             before the weekly rate model existed).
-        sigma: the week-level error (log-odds sd) behind every range.
+        sigma: the cohort's week-level error (log-odds sd) behind every range.
         recommendation: threshold vs calling everyone vs calling nobody, in words.
         calls: customers called as chosen (threshold, top N or a list); chosen: their
             expected profit and range.
@@ -77,12 +78,6 @@ class CohortOutlook:
         return out
 
 
-def model_sigma(card: dict[str, Any]) -> float:
-    """The week-level error of a model (the fallback for a model without a rate model)."""
-    rate_model = base_rate.from_card(card)
-    return FALLBACK_SIGMA if rate_model is None else rate_model.sigma
-
-
 def cohort_outlook(
     model: LoadedModel | dict[str, Any],
     probabilities: np.ndarray,
@@ -102,25 +97,26 @@ def cohort_outlook(
         week: the week's rate forecast when already made (e.g. while scoring a large file).
     """
     card = model if isinstance(model, dict) else model.card
-    sigma = model_sigma(card)
     p = np.asarray(probabilities, dtype=float)
+    error = card_error(card, len(p))
     if week is None and frame is not None and len(frame):
         rate_model = base_rate.from_card(card)
         if rate_model is not None:
             week = rate_model.predict(base_rate.composition_sums(frame))
-    forecaster = ProfitForecaster(build_curve(p), sigma)
+    forecaster = ProfitForecaster.for_error(build_curve(p), error)
     advice = recommend_with(forecaster, settings)
     if called is None:
         calls, chosen = advice.calls, advice.model
     else:
         called = np.asarray(called, dtype=bool)
-        calls, chosen = int(called.sum()), profit_range(p[called], sigma, settings)
-    return CohortOutlook(week, sigma, advice, calls, chosen)
+        chosen = profit_range(p[called], error.sigma, settings, error.levels)
+        calls = int(called.sum())
+    return CohortOutlook(week, error.sigma, advice, calls, chosen)
 
 
 def cohort_forecaster(card: dict[str, Any], curve: ThresholdCurve) -> ProfitForecaster:
     """Ranges for any number of calls of a cohort (built once; each range is then cheap)."""
-    return ProfitForecaster(curve, model_sigma(card))
+    return ProfitForecaster.for_error(curve, card_error(card, curve.size))
 
 
 def week_forecast(card: dict[str, Any], frame: pd.DataFrame) -> base_rate.WeekForecast | None:
@@ -137,9 +133,14 @@ def recommendation(forecaster: ProfitForecaster, settings: BusinessSettings) -> 
 
 
 def what_if_probability(
-    card: dict[str, Any], raw_after: float, raw_before: float, issued_before: float
+    card: dict[str, Any],
+    raw_after: float,
+    raw_before: float,
+    issued_before: float,
+    customers: int,
 ) -> float:
-    """A customer's probability after a what-if change, in the same week as the cohort's."""
+    """A customer's probability after a what-if change, in the same week as the cohort's
+    (``customers``: the cohort's size, which sets its week-level error)."""
     rate_model = base_rate.from_card(card)
-    sigma = 0.0 if rate_model is None else rate_model.sigma
+    sigma = 0.0 if rate_model is None else rate_model.sigma_for(customers)
     return base_rate.same_week(raw_after, raw_before, issued_before, sigma)

@@ -35,6 +35,7 @@ CELL_KEYS = {
     "expected_low",
     "expected_high",
     "coverage",
+    "mean_range_width",
     "weekly_abs_error",
     "worst_week_loss",
 }
@@ -82,6 +83,13 @@ def test_the_product_follows_each_weeks_rate_and_recommends(few_weeks, previous_
         100 * m * r - 5 * r for m, r in zip(table["mean_probability"], table["rows"], strict=True)
     ]
     assert (table["expected_profit"] >= np.maximum(everyone, 0) - 1).all()
+    # the cell's coverage and range width are those of the weeks with calls
+    cell = few_weeks.cells[0]
+    called = table[table["calls"] > 0]
+    inside = called["profit_model"].between(called["expected_low"], called["expected_high"])
+    assert cell["coverage"] == pytest.approx(inside.mean(), abs=1e-4)
+    width = (called["expected_high"] - called["expected_low"]).mean()
+    assert cell["mean_range_width"] == pytest.approx(width, abs=0.01) and width > 0
 
 
 def test_only_the_past_is_used(reference, few_weeks):

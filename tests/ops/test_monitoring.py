@@ -19,7 +19,7 @@ from termdeposit.core.config import default_settings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.labels import feature_label
 from termdeposit.core.schema import INPUT_COLUMNS
-from termdeposit.decisions.forecast import profit_range
+from termdeposit.decisions.forecast import card_error, profit_range
 from termdeposit.modeling.train import build_pipeline
 from termdeposit.ops import monitoring
 from termdeposit.services.outcomes import outcomes_file, record_feedback, simulated_outcomes
@@ -344,8 +344,9 @@ def test_weekly_figures_expected_then_realised_and_the_cron_check(
     called = plan.members["call"].to_numpy()
     assert first["expected_subscriptions"] == pytest.approx(p[called].sum())
     assert first["estimated_auc"] == pytest.approx(monitoring.estimated_auc(p))
-    sigma = production_model.card["base_rate"]["sigma"]
-    planned = profit_range(p[called], sigma, default_settings())
+    # the cohort's week-level error (its size) and the card's range percentiles
+    error = card_error(production_model.card, len(p))
+    planned = profit_range(p[called], error.sigma, default_settings(), error.levels)
     assert first["expected_profit_low"] == pytest.approx(planned.low)
     assert first["expected_profit_high"] == pytest.approx(planned.high)
     assert first["expected_profit_low"] < first["expected_profit"] < first["expected_profit_high"]

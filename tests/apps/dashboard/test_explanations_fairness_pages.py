@@ -122,6 +122,7 @@ def test_what_if_shows_the_models_new_score(explanations, production_model, week
         raw_after,
         float(top["raw"].iloc[0]),
         float(top["probability"].iloc[0]),
+        len(week),
     )
     assert _metrics(at, "After the change") == [format_percent(expected)]
     assert _metrics(at, "Probability now") == [format_percent(float(top["probability"].iloc[0]))]
