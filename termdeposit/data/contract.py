@@ -138,9 +138,21 @@ def short(text: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _examples(values: pd.Series, number: bool = False) -> str:
+def _visible(text: object) -> str:
+    """Control characters written as escapes (a tab as \\t), so an id shows what is wrong."""
+    names = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+    return re.sub(
+        ID_FORBIDDEN_CHARACTERS, lambda m: names.get(m[0], f"\\x{ord(m[0]):02x}"), str(text)
+    )
+
+
+def _examples(values: pd.Series, number: bool = False, escape: bool = False) -> str:
     distinct = list(dict.fromkeys(values.tolist()))[:_MAX_EXAMPLES]
-    return ", ".join(f"{v:g}" if number else repr(short(v)) for v in distinct)
+    if number:
+        return ", ".join(f"{v:g}" for v in distinct)
+    if escape:
+        return ", ".join(f"'{short(_visible(v))}'" for v in distinct)
+    return ", ".join(repr(short(v)) for v in distinct)
 
 
 def _failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFrame:
@@ -270,7 +282,7 @@ def id_problems(ids: pd.Series) -> list[Problem]:
                 ID_COLUMN,
                 row_list(odd["index"]),
                 "customer id holding a tab, line break or other control character: "
-                f"{_examples(odd['failure_case'])}",
+                f"{_examples(odd['failure_case'], escape=True)}",
             )
         )
     repeated = by_check.get("field_uniqueness")
