@@ -202,6 +202,7 @@ def score_file(
     chunk_rows: int | None = None,
     progress: ProgressFn | None = None,
     force_chunked: bool = False,
+    name: str | None = None,
 ) -> FileScoreSummary:
     """Score a cohort file into a CSV: every row with id, probability, decision, rank, inputs.
 
@@ -213,12 +214,13 @@ def score_file(
 
     Args:
         chunk_rows: rows per chunk, roughly (default: half the chunk setting's bytes).
+        name: the file's name in messages (default: its name on disk).
     """
     source, destination = Path(source), Path(destination)
     report = progress or (lambda fraction: None)
     if threshold is None and top_n is None:
         threshold = model.threshold
-    table = open_table(source)
+    table = open_table(source, name)
     chunked = force_chunked or (
         not table.workbook and source.stat().st_size > config.chunk_bytes()
     )
