@@ -253,9 +253,19 @@ def _column_problems(column: str, failures: pd.DataFrame, skip: pd.Index | None)
     return problems
 
 
-def id_problems(ids: pd.Series) -> list[Problem]:
-    """Every problem of a column of customer ids (stripped text), with their rows."""
-    if _ids_pass(ids):
+def breaks_id_rule(ids: pd.Series) -> pd.Series:
+    """True for ids (stripped text) over the length limit or holding a control character."""
+    return ~(_id_length_ok(ids) & _id_characters_ok(ids))
+
+
+def id_problems(ids: pd.Series, each_once: bool = True) -> list[Problem]:
+    """Every problem of a column of customer ids (stripped text), with their rows.
+
+    Args:
+        each_once: report ids that appear more than once (a cohort); an outcomes file may
+            repeat a row.
+    """
+    if _ids_pass(ids) or (not each_once and not breaks_id_rule(ids).any()):
         return []
     failures = _failures(IDS_SCHEMA, pd.DataFrame({ID_COLUMN: ids}))
     if failures.empty:
@@ -285,7 +295,7 @@ def id_problems(ids: pd.Series) -> list[Problem]:
                 f"{_examples(odd['failure_case'], escape=True)}",
             )
         )
-    repeated = by_check.get("field_uniqueness")
+    repeated = by_check.get("field_uniqueness") if each_once else None
     if repeated is not None:
         repeated = repeated[repeated["failure_case"].astype(str) != ""]
     if repeated is not None and len(repeated):
