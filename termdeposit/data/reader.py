@@ -93,6 +93,8 @@ class TextFormat:
         size: size of the file in bytes.
         filename: the name messages use.
         settled: the encoding is known for the whole file (not only from the bytes seen).
+        invalid_row: 1 when the header itself is not UTF-8 (for the message of a file that
+            mixes encodings).
     """
 
     encoding: str
@@ -103,6 +105,7 @@ class TextFormat:
     size: int
     filename: str
     settled: bool = False
+    invalid_row: int | None = None
 
     @property
     def wide(self) -> bool:
@@ -244,16 +247,26 @@ def _markup_or_json(text: str) -> str | None:
 class _EncodingEvidence:
     """Settles the encoding of a text file one block at a time, the same way for any blocks.
 
-    A block of ASCII bytes says nothing. A block that is valid UTF-8 says UTF-8; one that is
-    not, and holds no UTF-8 sequence, says Windows-1252 (Latin-1 for its five undefined
-    bytes). A block with UTF-8 sequences that is not valid UTF-8, or blocks that disagree, mean
-    the file mixes two encodings: refused, naming the first row that disagrees. Blocks are cut
-    at line ends, so the whole file read as one block settles the same encoding.
+    A block of ASCII bytes says nothing. A block that is valid UTF-8 says UTF-8. One that is
+    not says Windows-1252 (Latin-1 for its five undefined bytes), unless it also holds UTF-8
+    sequences: then the file mixes two encodings. Blocks that disagree mean the same. A file
+    that mixes encodings is refused, naming the row of its first byte that is not UTF-8.
+    Blocks are cut at line ends (a UTF-8 sequence is never cut), so the whole file read as one
+    block settles the same encoding, or gives the same refusal.
     """
 
-    def __init__(self, encoding: str | None, filename: str) -> None:
+    def __init__(
+        self, encoding: str | None, filename: str, newline: str = "\n", invalid_row: int | None = None
+    ) -> None:
         self.encoding = encoding
         self.filename = filename
+        self.newline = newline.encode()
+        self.first_invalid_row = invalid_row
+
+    @classmethod
+    def of(cls, fmt: TextFormat) -> _EncodingEvidence:
+        """The evidence of a file's header, to go on with its rows."""
+        return cls(fmt.encoding if fmt.settled else None, fmt.filename, fmt.newline, fmt.invalid_row)
 
     def settle(self, block: bytes, first_row: int) -> str:
         """The encoding to read ``block`` with (its first row is ``first_row``, 1 = header)."""
@@ -263,21 +276,24 @@ class _EncodingEvidence:
             block.decode("utf-8")
             found = "utf-8"
         except UnicodeDecodeError as exc:
-            if _UTF8_SEQUENCE.search(block, 0, exc.start):
-                raise self._mixed(block, first_row, exc.start) from None
+            row = first_row + block.count(self.newline, 0, exc.start)
+            if self.first_invalid_row is None:
+                self.first_invalid_row = row
+            if _UTF8_SEQUENCE.search(block):
+                raise self._mixed() from None
             found = "cp1252"
         if self.encoding is not None and found != self.encoding:
-            raise self._mixed(block, first_row, 0)
+            if self.first_invalid_row is None:  # cannot happen: one of the two was invalid
+                self.first_invalid_row = first_row
+            raise self._mixed()
         self.encoding = found
         return found
 
-    def _mixed(self, block: bytes, first_row: int, position: int) -> TermDepositError:
-        if position == 0:
-            position = next(i for i, byte in enumerate(block) if byte >= 0x80)
-        row = first_row + block.count(b"\n", 0, position)
+    def _mixed(self) -> TermDepositError:
         return TermDepositError(
-            f"'{self.filename}' mixes two text encodings (UTF-8 and another one, near row "
-            f"{row}): some names or values would be read wrongly.",
+            f"'{self.filename}' mixes two text encodings (UTF-8 and another one; the first "
+            f"character that is not UTF-8 is in row {self.first_invalid_row}): some names or "
+            "values would be read wrongly.",
             hint="Open the file in a spreadsheet and save it again as 'CSV UTF-8'.",
         )
 
@@ -335,7 +351,7 @@ def inspect_text(head: bytes, size: int, filename: str, kind: str = "cohort") ->
         end = _first_record_end(text, "\r" if cr_only else "\n")
         header = text[:end] if end >= 0 else text
         data_start = bom + len(header.encode(encoding)) if end >= 0 else size
-        settled = True
+        settled, invalid_row = True, None
     else:
         bom = 3 if head.startswith(codecs.BOM_UTF8) else 0
         body = head[bom:]
@@ -345,12 +361,11 @@ def inspect_text(head: bytes, size: int, filename: str, kind: str = "cohort") ->
         end = _first_record_end(body, "\r" if cr_only else "\n")
         header_bytes = body[:end] if end >= 0 else body
         settled = bool(bom) or not header_bytes.isascii()
-        encoding = "utf-8"
+        encoding, invalid_row = "utf-8", None
         if not bom and not header_bytes.isascii():
-            try:
-                encoding = _EncodingEvidence(None, filename).settle(header_bytes, 1)
-            except TermDepositError:
-                settled = False  # the rows will say which encoding, or refuse the mix
+            evidence = _EncodingEvidence(None, filename)
+            encoding = evidence.settle(header_bytes, 1)  # refuses a header mixing encodings
+            invalid_row = evidence.first_invalid_row
         text = _decode(body, encoding, errors="replace")
         header = _decode(header_bytes, encoding, errors="replace")
         data_start = bom + end if end >= 0 else size
@@ -383,6 +398,7 @@ def inspect_text(head: bytes, size: int, filename: str, kind: str = "cohort") ->
         size=size,
         filename=filename,
         settled=settled,
+        invalid_row=invalid_row,
     )
 
 
@@ -590,7 +606,7 @@ def _python_block(data: bytes, fmt: TextFormat, width: int, first_row: int) -> p
 
 def _text_frames(handle: BinaryIO, fmt: TextFormat, block_bytes: int) -> Iterator[pd.DataFrame]:
     """Every row of a text file, as frames of text cells of about ``block_bytes`` each."""
-    evidence = _EncodingEvidence(fmt.encoding if fmt.settled else None, fmt.filename)
+    evidence = _EncodingEvidence.of(fmt)
     row = 2
     blocks = _record_blocks(_raw_chunks(handle, fmt, block_bytes), fmt, block_bytes)
     while True:
@@ -711,7 +727,7 @@ def record_ranges(table: Table, block_bytes: int) -> tuple[TextFormat, list[tupl
     fmt = table.text
     if fmt is None:
         raise TermDepositError(f"'{table.filename}' is a workbook: it has no byte ranges.")
-    evidence = _EncodingEvidence(fmt.encoding if fmt.settled else None, fmt.filename)
+    evidence = _EncodingEvidence.of(fmt)
     ranges: list[tuple[int, int]] = []
     start, row = fmt.data_start, 2
     with open(table.path, "rb") as handle:
@@ -777,7 +793,7 @@ def read_part(part: Part) -> pd.DataFrame:
         raw = handle.read(part.stop - part.start)
     if fmt.wide:
         return parse_block(_utf8(raw.decode(fmt.encoding), fmt, fmt.encoding), fmt, part.first_row)
-    evidence = _EncodingEvidence(fmt.encoding if fmt.settled else None, fmt.filename)
+    evidence = _EncodingEvidence.of(fmt)
     encoding = evidence.settle(raw, part.first_row)
     if part.stop >= fmt.size and _quote_count(raw) % 2:
         complete = raw[: _last_record_end(raw, fmt.newline)]
