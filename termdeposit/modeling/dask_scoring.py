@@ -284,6 +284,8 @@ def _score_partition(
     be read or breaks the contract (the client then says why)."""
     if _UNREADABLE in part.columns:
         return _failed_rows(1)
+    if len(part) == 0:  # a range of blank lines: no customers, nothing wrong
+        return _PASS1_META.copy()
     try:
         cohort = validate_cohort(_named(part, columns))
     except CohortValidationError:
@@ -328,8 +330,9 @@ def _validation_error(
 ) -> TermDepositError:
     """Read and validate the failed partitions again here, with their file's row numbers.
 
-    A partition that cannot be read at all gives the reader's own message, as the pandas
-    engine would; problems of the header (the same in every partition) are listed once.
+    One file answers as the pandas engine's chunked path does: the first failing partition's
+    problems (a partition that cannot be read at all: the reader's own message). A folder lists
+    the problems of its first five failing files, each named.
     """
     problems: list[Problem] = []
     for number in failed[:5]:
@@ -341,19 +344,11 @@ def _validation_error(
         try:
             validate_cohort(_named(part, None), row_offset=offset)
         except CohortValidationError as exc:
-            if len(failed) == 1 and not partitions.one_per_file:
+            if not partitions.one_per_file:
                 return exc
-            where = partitions.names[number] if partitions.one_per_file else ""
-            problems += [
-                Problem(f"{where}: {p.column}" if where else p.column, p.rows, p.problem)
-                for p in exc.problems
-                if where or p.rows or Problem(p.column, p.rows, p.problem) not in problems
-            ]
-    summary = (
-        f"{len(failed)} of {len(offsets)} partitions cannot be scored."
-        if partitions.one_per_file
-        else "The file cannot be scored."
-    )
+            where = partitions.names[number]
+            problems += [Problem(f"{where}: {p.column}", p.rows, p.problem) for p in exc.problems]
+    summary = f"{len(failed)} of {len(offsets)} partitions cannot be scored."
     return CohortValidationError(problems, summary=summary)
 
 
