@@ -17,6 +17,7 @@ from termdeposit.apps.api.routers import outcomes, scoring, service
 from termdeposit.apps.api.security import TOKEN_ENV
 from termdeposit.core import config
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.memory import use_returning_allocator
 
 
 def _field_names() -> set[str]:
@@ -34,6 +35,7 @@ def create_app(models_dir: Path | None = None, token: str | None = None) -> Fast
         token: bearer token every call but ``/health`` must carry (default: the
             ``TERMDEPOSIT_API_TOKEN`` environment variable; none = open).
     """
+    use_returning_allocator()
     holder = ModelHolder(models_dir)
 
     @asynccontextmanager

@@ -189,7 +189,9 @@ def body_limits() -> dict[str, int]:
 
 
 def _limit_text(limit: int) -> str:
-    return f"{limit / 2**20:,.0f} MB" if limit >= 2**20 else f"{limit / 1024:,.0f} KB"
+    if limit % 2**20 == 0:
+        return f"{limit // 2**20:,} MB"
+    return f"{limit / 1024:,.0f} KB"
 
 
 class BodyLimit:

@@ -21,8 +21,9 @@ from termdeposit.apps.api.records import (
     records_columns,
 )
 from termdeposit.apps.api.security import GUARDED
-from termdeposit.apps.api.uploads import save_upload
+from termdeposit.apps.api.uploads import SavedUpload, save_upload
 from termdeposit.core.errors import TermDepositError
+from termdeposit.core.memory import release_free_memory
 from termdeposit.core.schema import ID_COLUMN
 from termdeposit.modeling.predict import DECISION_NO, DECISION_YES, score_file
 from termdeposit.storage.store import open_store, read_scored_csv
@@ -84,6 +85,12 @@ async def predict(
     )
 
 
+def _done(upload: SavedUpload) -> None:
+    """After the answer is sent: remove the upload and give the memory it took back."""
+    upload.remove()
+    release_free_memory()
+
+
 @router.post("/score")
 def score(
     request: Request,
@@ -129,5 +136,5 @@ def score(
             "X-Calls": str(summary.calls),
             "X-Logged": str(bool(log_predictions)).lower(),
         },
-        background=BackgroundTask(upload.remove),
+        background=BackgroundTask(_done, upload),
     )
