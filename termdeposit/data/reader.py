@@ -24,7 +24,6 @@ import codecs
 import csv
 import io
 import re
-import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -550,24 +549,31 @@ def parse_block(data: bytes, fmt: TextFormat, first_row: int) -> pd.DataFrame:
 
 
 def _pandas_block(data: bytes, fmt: TextFormat, width: int, first_row: int) -> pd.DataFrame:
+    """The block read by pandas (every row as wide as the first, or an error); rows narrower
+    than the header get blank cells, blank cells past it (a trailing separator) are dropped.
+    Anything else goes to :func:`_python_block`, which names the row."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(
-                io.BytesIO(data),
-                sep=fmt.separator,
-                header=None,
-                names=list(range(width)),
-                index_col=False,
-                dtype=str,
-                keep_default_na=False,
-                skipinitialspace=True,
-                quotechar='"',
-                encoding="utf-8",
-            )
-        return frame.fillna("")
-    except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError, csv.Error):
+        frame = pd.read_csv(
+            io.BytesIO(data),
+            sep=fmt.separator,
+            header=None,
+            index_col=False,
+            dtype=str,
+            keep_default_na=False,
+            skipinitialspace=True,
+            quotechar='"',
+            encoding="utf-8",
+        ).fillna("")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, csv.Error):
         return _python_block(data, fmt, width, first_row)
+    if frame.shape[1] > width:
+        extra = frame.iloc[:, width:]
+        if extra.apply(lambda column: column.str.strip().ne("").any()).any():
+            return _python_block(data, fmt, width, first_row)
+        frame = frame.iloc[:, :width]
+    for position in range(frame.shape[1], width):
+        frame[position] = ""
+    return frame.set_axis(list(range(width)), axis=1)
 
 
 def _python_block(data: bytes, fmt: TextFormat, width: int, first_row: int) -> pd.DataFrame:

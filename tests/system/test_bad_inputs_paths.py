@@ -198,5 +198,6 @@ def test_real_files_over_64_mib(ops_db, tmp_path, monkeypatch, pandas_output):
 
     twice = grown(header.replace(",age,", ",age,age,"), "{row}", ",", "\n", "utf-8")
     case = {"expect": "age: appears twice", "file": twice.name}
-    result, before, models = _score([str(twice)], ops_db, out)
-    _check_refused(result, case, out, ops_db, before, models)
+    refused = tmp_path / "refused.csv"
+    result, before, models = _score([str(twice)], ops_db, refused)
+    _check_refused(result, case, refused, ops_db, before, models)
