@@ -36,13 +36,8 @@ from termdeposit.core.schema import (
     UNKNOWN_ALLOWED,
 )
 from termdeposit.data import contract, fast_csv
-from termdeposit.data.reader import (
-    FILE_KINDS,
-    MAX_FILE_BYTES,
-    MAX_HEADER_CHARS,
-    open_table,
-    read_table,
-)
+from termdeposit.data.reader import MAX_FILE_BYTES, open_table, read_table
+from termdeposit.data.sniffing import FILE_KINDS, MAX_HEADER_CHARS
 
 __all__ = [
     "FILE_KINDS",

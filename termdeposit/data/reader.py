@@ -1,21 +1,15 @@
 """The one reader of cohort and outcomes files, for every size, engine and front door.
 
-What a file is comes from its content, never its name. An Excel workbook (.xlsx) is checked
-for zip bombs and macros and read whole. Anything else must be text: its encoding (UTF-8 with
-or without BOM, UTF-16, Windows-1252 / Latin-1), its line ends (LF, CRLF, or CR only), its
-separator (``;``, ``,``, tab or ``|``) and its header (the first record, duplicates kept as
-written) are found here. Empty, binary, PDF, compressed, legacy or password-protected Excel,
-JSON and HTML/XML files are refused with a message in the user's words, as are a header of far
-too many columns, a quote never closed, a row with more values than the header names and a
-file that mixes two text encodings.
-
-The rows are then read in blocks cut at record ends (outside quotes) and parsed into text cells
-by Arrow, or by pandas (then Python's csv module) where Arrow declines. A small file is one
-block; a large one (the CLI's chunked path, ``--chunked``) many; a Dask worker reads the byte
-range :func:`record_ranges` gives it. The encoding is settled by the same rule on every path
-(see :class:`_EncodingEvidence`). So a file gives the same cells, the same messages and the
-same refusals whether it is read whole, in chunks or by Dask: those change only how rows
-stream. Nothing here types or judges the cells; :mod:`termdeposit.data.cohort_file` does.
+What a file is and how its text is written is :mod:`termdeposit.data.sniffing`; workbooks are
+:mod:`termdeposit.data.workbook` (read whole). The rows of a text file are read here, in blocks
+cut at record ends (a line end outside quotes) and parsed into text cells by Arrow, or by
+pandas (then Python's csv module, which names a wrong row) where Arrow declines. A small file is
+one block; a large one (the CLI's chunked path, ``--chunked``, ``POST /score``) many; a Dask
+worker reads the byte range :func:`plan_parts` gives it. The encoding is settled by the same rule
+on every path. So a file gives the same cells, the same messages and the same refusals whether
+it is read whole, in chunks or by Dask: those change only how rows stream. Refused here: a quote
+never closed (with its row), a row with more values than the header names, a file mixing two
+text encodings. Nothing here types or judges the cells; :mod:`termdeposit.data.cohort_file` does.
 """
 
 from __future__ import annotations
@@ -23,8 +17,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import re
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,85 +28,23 @@ import pandas as pd
 from termdeposit.core.config import MAX_UPLOAD_MB
 from termdeposit.core.errors import TermDepositError
 from termdeposit.data import fast_csv
+from termdeposit.data.sniffing import (
+    FILE_KINDS,
+    HEAD_BYTES,
+    EncodingEvidence,
+    TextFormat,
+    decode,
+    inspect_text,
+    what_file_is,
+)
+from termdeposit.data.workbook import read_xlsx
 
 #: Largest file :func:`read_table` reads whole (the dashboard and the API use it).
 MAX_FILE_BYTES = MAX_UPLOAD_MB * 2**20
-#: A header line longer than this cannot be a cohort header.
-MAX_HEADER_CHARS = 20_000
-#: Limits for xlsx workbooks (zip archives): total unpacked size and compression ratio.
-MAX_UNPACKED_BYTES = 500 * 2**20
-MAX_ZIP_RATIO = 200
 #: A record (one row, quotes included) longer than this ends the reading: a quote never closed.
 MAX_RECORD_BYTES = 16 * 2**20
-#: Bytes looked at to tell what a file is (header, encoding, separator).
-HEAD_BYTES = 256 * 1024
-#: How messages name the file, by kind: (short name, what to upload).
-FILE_KINDS = {
-    "cohort": ("the cohort", "the weekly cohort file with its customers"),
-    "outcomes": (
-        "the outcomes",
-        "the week's outcomes file: one row per customer with customer_id, called and subscribed",
-    ),
-}
-SEPARATORS = (";", ",", "\t", "|")
 _SEPARATOR_NAMES = {";": "';'", ",": "','", "\t": "tab", "|": "'|'"}
-_LATIN1_FALLBACK = "termdeposit-latin1"
-# Windows-1252 leaves five bytes undefined; Latin-1 reads them (as control characters).
-codecs.register_error(
-    _LATIN1_FALLBACK, lambda e: (e.object[e.start : e.end].decode("latin-1"), e.end)
-)
-# A UTF-8 sequence of two to four bytes (evidence that a file is UTF-8 where it is valid).
-_UTF8_SEQUENCE = re.compile(
-    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
-)
 _QUOTE = 34
-_MAGIC = (
-    (b"\xd0\xcf\x11\xe0", "legacy_excel"),
-    (b"%PDF", "pdf"),
-    (b"\x1f\x8b", "gzip"),
-    (b"7z\xbc\xaf\x27\x1c", "archive"),
-    (b"Rar!\x1a\x07", "archive"),
-    (b"PAR1", "parquet"),
-)
-
-
-@dataclass(frozen=True)
-class TextFormat:
-    """What the reader found out about a text file (all it needs to read any part of it).
-
-    Attributes:
-        encoding: the codec of the bytes (``utf-8``, ``cp1252``, ``utf-16-le``, ``utf-16-be``);
-            ``utf-8`` until a non-ASCII byte says otherwise.
-        separator: the separator of the header line.
-        cr_only: lines end with a lone CR (old Mac files); read as LF.
-        columns: the header names, stripped, duplicates kept as written.
-        data_start: byte offset of the first row after the header.
-        size: size of the file in bytes.
-        filename: the name messages use.
-        settled: the encoding is known for the whole file (not only from the bytes seen).
-        invalid_row: 1 when the header itself is not UTF-8 (for the message of a file that
-            mixes encodings).
-    """
-
-    encoding: str
-    separator: str
-    cr_only: bool
-    columns: tuple[str, ...]
-    data_start: int
-    size: int
-    filename: str
-    settled: bool = False
-    invalid_row: int | None = None
-
-    @property
-    def wide(self) -> bool:
-        """True for UTF-16 (two bytes per character: cut and counted as text, not bytes)."""
-        return self.encoding.startswith("utf-16")
-
-    @property
-    def newline(self) -> str:
-        """The character that ends a record in the file's own text."""
-        return "\r" if self.cr_only else "\n"
 
 
 @dataclass(frozen=True)
@@ -152,253 +82,6 @@ class Table:
 
 
 # -- what a file is -------------------------------------------------------------------------
-
-
-def _refuse(filename: str, what: str, kind: str) -> TermDepositError:
-    """The refusal of a file that is not a table, by what it is."""
-    name, upload = FILE_KINDS[kind]
-    messages = {
-        "empty": (f"'{filename}' is empty.", f"Upload {upload}."),
-        "legacy_excel": (
-            f"'{filename}' is an old-style (.xls) or password-protected Excel file.",
-            "Open it in Excel, remove any password and save it as .xlsx or CSV UTF-8.",
-        ),
-        "pdf": (
-            f"'{filename}' is a PDF document, not a CSV or Excel file.",
-            f"Export {name} from the source system as CSV or .xlsx and upload that file.",
-        ),
-        "gzip": (
-            f"'{filename}' is a compressed (.gz) file, not a CSV or Excel file.",
-            f"Unpack it first and upload the CSV file it holds ({name}).",
-        ),
-        "archive": (
-            f"'{filename}' is a compressed archive, not a CSV or Excel file.",
-            f"Unpack it first and upload the CSV file it holds ({name}).",
-        ),
-        "parquet": (
-            f"'{filename}' is a Parquet file, not a CSV or Excel file.",
-            "Score it from the command line with '--engine dask', or save it as CSV.",
-        ),
-        "binary": (
-            f"'{filename}' is not a CSV or Excel file (it holds binary data).",
-            f"Upload {name} as a CSV file or an .xlsx workbook.",
-        ),
-        "json": (
-            f"'{filename}' is a JSON document, not a CSV or Excel file.",
-            f"Export {name} as CSV (one row per customer, the column names on the first line) "
-            "or as an .xlsx workbook.",
-        ),
-        "markup": (
-            f"'{filename}' is a web page or XML document, not a CSV or Excel file.",
-            f"Export {name} as CSV (one row per customer, the column names on the first line) "
-            "or as an .xlsx workbook.",
-        ),
-    }
-    message, hint = messages[what]
-    return TermDepositError(message, hint=hint)
-
-
-def _kind_of_bytes(head: bytes) -> str:
-    """``workbook``, ``text``, or what else the first bytes say the file is."""
-    if head.startswith(b"PK\x03\x04"):
-        return "workbook"
-    for magic, what in _MAGIC:
-        if head.startswith(magic):
-            return what
-    return "text"
-
-
-def _utf16_codec(head: bytes) -> tuple[str, int] | None:
-    """The UTF-16 codec and BOM length of a file that is UTF-16, from its first bytes."""
-    if head.startswith(b"\xff\xfe"):
-        return "utf-16-le", 2
-    if head.startswith(b"\xfe\xff"):
-        return "utf-16-be", 2
-    sample = head[:4096]
-    sample = sample[: len(sample) // 2 * 2]
-    if len(sample) >= 8:
-        even, odd = sample[0::2], sample[1::2]
-        if odd.count(0) > 0.9 * len(odd) and even.count(0) < 0.1 * len(even):
-            return "utf-16-le", 0
-        if even.count(0) > 0.9 * len(even) and odd.count(0) < 0.1 * len(odd):
-            return "utf-16-be", 0
-    return None
-
-
-def _looks_binary(text: str) -> bool:
-    """NUL characters, or many control characters other than tab and line ends."""
-    sample = text[:65536]
-    if "\x00" in sample:
-        return True
-    controls = sum(1 for c in sample if c < " " and c not in "\t\r\n\x0c")
-    return controls > max(8, len(sample) // 100)
-
-
-def _markup_or_json(text: str) -> str | None:
-    start = text.lstrip(" \t\r\n\ufeff")[:64]
-    if start.startswith("<"):
-        return "markup"
-    if start.startswith("{") or re.match(r"\[\s*([\[{\"\]\d-]|true|false|null)", start):
-        return "json"
-    return None
-
-
-class _EncodingEvidence:
-    """Settles the encoding of a text file one block at a time, the same way for any blocks.
-
-    A block of ASCII bytes says nothing. A block that is valid UTF-8 says UTF-8. One that is
-    not says Windows-1252 (Latin-1 for its five undefined bytes), unless it also holds UTF-8
-    sequences: then the file mixes two encodings. Blocks that disagree mean the same. A file
-    that mixes encodings is refused, naming the row of its first byte that is not UTF-8.
-    Blocks are cut at line ends (a UTF-8 sequence is never cut), so the whole file read as one
-    block settles the same encoding, or gives the same refusal.
-    """
-
-    def __init__(
-        self, encoding: str | None, filename: str, newline: str = "\n", invalid_row: int | None = None
-    ) -> None:
-        self.encoding = encoding
-        self.filename = filename
-        self.newline = newline.encode()
-        self.first_invalid_row = invalid_row
-
-    @classmethod
-    def of(cls, fmt: TextFormat) -> _EncodingEvidence:
-        """The evidence of a file's header, to go on with its rows."""
-        return cls(fmt.encoding if fmt.settled else None, fmt.filename, fmt.newline, fmt.invalid_row)
-
-    def settle(self, block: bytes, first_row: int) -> str:
-        """The encoding to read ``block`` with (its first row is ``first_row``, 1 = header)."""
-        if block.isascii():
-            return self.encoding or "utf-8"
-        try:
-            block.decode("utf-8")
-            found = "utf-8"
-        except UnicodeDecodeError as exc:
-            row = first_row + block.count(self.newline, 0, exc.start)
-            if self.first_invalid_row is None:
-                self.first_invalid_row = row
-            if _UTF8_SEQUENCE.search(block):
-                raise self._mixed() from None
-            found = "cp1252"
-        if self.encoding is not None and found != self.encoding:
-            if self.first_invalid_row is None:  # cannot happen: one of the two was invalid
-                self.first_invalid_row = first_row
-            raise self._mixed()
-        self.encoding = found
-        return found
-
-    def _mixed(self) -> TermDepositError:
-        return TermDepositError(
-            f"'{self.filename}' mixes two text encodings (UTF-8 and another one; the first "
-            f"character that is not UTF-8 is in row {self.first_invalid_row}): some names or "
-            "values would be read wrongly.",
-            hint="Open the file in a spreadsheet and save it again as 'CSV UTF-8'.",
-        )
-
-
-def _decode(block: bytes, encoding: str, errors: str = "strict") -> str:
-    return block.decode(encoding, errors=_LATIN1_FALLBACK if encoding == "cp1252" else errors)
-
-
-def _first_record_end(data: bytes | str, newline: str) -> int:
-    """Index just after the first record of ``data`` (newline outside quotes); -1 if none."""
-    line_end: bytes | str = newline if isinstance(data, str) else newline.encode()
-    quote: bytes | str = '"' if isinstance(data, str) else b'"'
-    start, quotes = 0, 0
-    while True:
-        index = data.find(line_end, start)  # type: ignore[arg-type]
-        if index < 0:
-            return -1
-        quotes += data.count(quote, start, index)  # type: ignore[arg-type]
-        if quotes % 2 == 0:
-            return index + 1
-        start = index + 1
-
-
-def _sniff_separator(header: str) -> str:
-    outside = re.sub(r'"[^"]*"', "", header)
-    counts = {sep: outside.count(sep) for sep in SEPARATORS}
-    best = max(counts, key=lambda s: counts[s])
-    if counts[best] == 0:
-        raise TermDepositError(
-            "The first line of the file has a single column: the separator could not be found.",
-            hint="Save the file as CSV separated by ';' or ',' with the column names "
-            "on the first line.",
-        )
-    return best
-
-
-def inspect_text(head: bytes, size: int, filename: str, kind: str = "cohort") -> TextFormat:
-    """Tell the encoding, line ends, separator and header of a text file from its first bytes.
-
-    Args:
-        head: the first :data:`HEAD_BYTES` bytes (or the whole file when smaller).
-        size: the file's size in bytes.
-
-    Raises:
-        TermDepositError: the file is empty, binary, JSON, HTML/XML, has no separator or a
-            header of far too many columns.
-    """
-    name = FILE_KINDS[kind][0]
-    wide = _utf16_codec(head)
-    if wide is not None:
-        encoding, bom = wide
-        body = head[bom:]
-        text = body[: len(body) // 2 * 2].decode(encoding, errors="replace")
-        cr_only = "\r" in text and "\n" not in text
-        end = _first_record_end(text, "\r" if cr_only else "\n")
-        header = text[:end] if end >= 0 else text
-        data_start = bom + len(header.encode(encoding)) if end >= 0 else size
-        settled, invalid_row = True, None
-    else:
-        bom = 3 if head.startswith(codecs.BOM_UTF8) else 0
-        body = head[bom:]
-        if b"\x00" in body:
-            raise _refuse(filename, "binary", kind)
-        cr_only = b"\r" in body and b"\n" not in body
-        end = _first_record_end(body, "\r" if cr_only else "\n")
-        header_bytes = body[:end] if end >= 0 else body
-        settled = bool(bom) or not header_bytes.isascii()
-        encoding, invalid_row = "utf-8", None
-        if not bom and not header_bytes.isascii():
-            evidence = _EncodingEvidence(None, filename)
-            encoding = evidence.settle(header_bytes, 1)  # refuses a header mixing encodings
-            invalid_row = evidence.first_invalid_row
-        text = _decode(body, encoding, errors="replace")
-        header = _decode(header_bytes, encoding, errors="replace")
-        data_start = bom + end if end >= 0 else size
-    if not text.strip(" \t\r\n\x0c\ufeff"):
-        raise _refuse(filename, "empty", kind)
-    if _looks_binary(text):
-        raise _refuse(filename, "binary", kind)
-    other = _markup_or_json(text)
-    if other:
-        raise _refuse(filename, other, kind)
-    header = header.lstrip("\ufeff").rstrip("\r\n")
-    if len(header) > MAX_HEADER_CHARS or (end < 0 and len(head) < size):
-        raise TermDepositError(
-            f"The first line of '{filename}' is {len(header):,}{'+' if end < 0 else ''} "
-            f"characters long: that is not the header of {name} (it has far too many "
-            "columns).",
-            hint="Upload a file whose first line holds the column names.",
-        )
-    separator = _sniff_separator(header)
-    names = next(
-        csv.reader(io.StringIO(header), delimiter=separator, skipinitialspace=True, strict=False),
-        [],
-    )
-    return TextFormat(
-        encoding=encoding,
-        separator=separator,
-        cr_only=cr_only,
-        columns=tuple(str(n).replace("\ufeff", "").strip() for n in names),
-        data_start=min(data_start, size),
-        size=size,
-        filename=filename,
-        settled=settled,
-        invalid_row=invalid_row,
-    )
 
 
 # -- cutting the rows into blocks -----------------------------------------------------------
@@ -526,7 +209,7 @@ def _utf8(block: bytes | str, fmt: TextFormat, encoding: str) -> bytes:
     elif encoding == "utf-8" and not fmt.cr_only:
         return block
     else:
-        text = _decode(block, encoding)
+        text = decode(block, encoding)
     if fmt.cr_only:
         text = text.replace("\r", "\n")
     return text.encode("utf-8")
@@ -612,7 +295,7 @@ def _python_block(data: bytes, fmt: TextFormat, width: int, first_row: int) -> p
 
 def _text_frames(handle: BinaryIO, fmt: TextFormat, block_bytes: int) -> Iterator[pd.DataFrame]:
     """Every row of a text file, as frames of text cells of about ``block_bytes`` each."""
-    evidence = _EncodingEvidence.of(fmt)
+    evidence = EncodingEvidence.of(fmt)
     row = 2
     blocks = _record_blocks(_raw_chunks(handle, fmt, block_bytes), fmt, block_bytes)
     while True:
@@ -632,7 +315,7 @@ def _text_frames(handle: BinaryIO, fmt: TextFormat, block_bytes: int) -> Iterato
             yield frame
 
 
-def _settle(evidence: _EncodingEvidence, block: bytes | str, fmt: TextFormat, row: int) -> str:
+def _settle(evidence: EncodingEvidence, block: bytes | str, fmt: TextFormat, row: int) -> str:
     return fmt.encoding if isinstance(block, str) else evidence.settle(block, row)
 
 
@@ -658,16 +341,6 @@ def _check_size(size: int, filename: str, kind: str, workbook: bool) -> None:
     )
 
 
-def _what(head: bytes, filename: str, kind: str) -> str:
-    """``workbook`` or ``text``; raises for anything else."""
-    if not head.strip():
-        raise _refuse(filename, "empty", kind)
-    what = _kind_of_bytes(head)
-    if what not in ("workbook", "text"):
-        raise _refuse(filename, what, kind)
-    return what
-
-
 def read_table(
     data: bytes | BinaryIO, filename: str = "upload", kind: str = "cohort"
 ) -> pd.DataFrame:
@@ -689,11 +362,11 @@ def read_table(
     size = handle.tell()
     handle.seek(0)
     head = handle.read(HEAD_BYTES)
-    what = _what(head, filename, kind)
+    what = what_file_is(head, filename, kind)
     _check_size(size, filename, kind, what == "workbook")
     if what == "workbook":
         handle.seek(0)
-        return _read_xlsx(handle.read(), filename, FILE_KINDS[kind][0])
+        return read_xlsx(handle.read(), filename, FILE_KINDS[kind][0])
     fmt = inspect_text(head, size, filename, kind)
     frames = list(_text_frames(handle, fmt, max(size, 1)))
     if not frames:
@@ -714,7 +387,7 @@ def open_table(path: str | Path, filename: str | None = None, kind: str = "cohor
     size = path.stat().st_size
     with open(path, "rb") as handle:
         head = handle.read(HEAD_BYTES)
-    what = _what(head, filename, kind)
+    what = what_file_is(head, filename, kind)
     if what == "workbook":
         _check_size(size, filename, kind, True)
         return Table(path, filename, True, None)
@@ -733,7 +406,7 @@ def record_ranges(table: Table, block_bytes: int) -> tuple[TextFormat, list[tupl
     fmt = table.text
     if fmt is None:
         raise TermDepositError(f"'{table.filename}' is a workbook: it has no byte ranges.")
-    evidence = _EncodingEvidence.of(fmt)
+    evidence = EncodingEvidence.of(fmt)
     ranges: list[tuple[int, int]] = []
     start, row = fmt.data_start, 2
     with open(table.path, "rb") as handle:
@@ -799,60 +472,10 @@ def read_part(part: Part) -> pd.DataFrame:
         raw = handle.read(part.stop - part.start)
     if fmt.wide:
         return parse_block(_utf8(raw.decode(fmt.encoding), fmt, fmt.encoding), fmt, part.first_row)
-    evidence = _EncodingEvidence.of(fmt)
+    evidence = EncodingEvidence.of(fmt)
     encoding = evidence.settle(raw, part.first_row)
     if part.stop >= fmt.size and _quote_count(raw) % 2:
         complete = raw[: _last_record_end(raw, fmt.newline)]
         before = len(parse_block(_utf8(complete, fmt, encoding), fmt, part.first_row))
         raise _quote_error(fmt, part.first_row + before)
     return parse_block(_utf8(raw, fmt, encoding), fmt, part.first_row)
-
-
-# -- workbooks ------------------------------------------------------------------------------
-
-
-def _check_zip(data: bytes, filename: str, name: str = "the cohort") -> None:
-    """Refuse workbooks that unpack to something huge (zip bombs) or carry macros."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        members = archive.infolist()
-    except zipfile.BadZipFile as exc:
-        raise TermDepositError(
-            f"'{filename}' looks like an Excel workbook but is damaged.",
-            hint="Open it in Excel and save it again as .xlsx (or CSV UTF-8).",
-        ) from exc
-    names = {m.filename.lower() for m in members}
-    if not any(n.startswith("xl/") for n in names):
-        raise TermDepositError(
-            f"'{filename}' is a zip archive, not an Excel workbook.",
-            hint=f"Upload {name} as a CSV file or an .xlsx workbook.",
-        )
-    if any(n.endswith("vbaproject.bin") for n in names):
-        raise TermDepositError(
-            f"'{filename}' is a workbook with macros (.xlsm); macros are not accepted.",
-            hint="In Excel use 'Save as > Excel Workbook (.xlsx)' and upload that file.",
-        )
-    unpacked = sum(m.file_size for m in members)
-    packed = max(sum(m.compress_size for m in members), 1)
-    if unpacked > MAX_UNPACKED_BYTES or unpacked / packed > MAX_ZIP_RATIO:
-        raise TermDepositError(
-            f"'{filename}' would unpack to {unpacked / 2**20:,.0f} MB: too large to open safely.",
-            hint=f"Save {name} as CSV UTF-8 and upload that file.",
-        )
-
-
-def _read_xlsx(data: bytes, filename: str, name: str = "the cohort") -> pd.DataFrame:
-    """The first sheet: its first row names the columns (as written, duplicates kept)."""
-    _check_zip(data, filename, name)
-    try:
-        sheet = pd.read_excel(io.BytesIO(data), dtype=str, engine="openpyxl", header=None)
-    except Exception as exc:  # openpyxl raises many types for broken workbooks
-        raise TermDepositError(
-            f"'{filename}' looks like an Excel workbook but could not be opened.",
-            hint="Open it in Excel and save it again as .xlsx (or CSV UTF-8).",
-        ) from exc
-    sheet = sheet.fillna("")
-    if sheet.empty:
-        return pd.DataFrame()
-    columns = [str(c).strip() for c in sheet.iloc[0]]
-    return sheet.iloc[1:].reset_index(drop=True).set_axis(columns, axis=1)
