@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,70 @@ def outcomes_refusal(case: dict[str, Any], ops_store: Any) -> str:
     except TermDepositError as exc:
         return exc.message
     raise AssertionError(f"{case['file']} was recorded, but the corpus says it is refused")
+
+
+#: The chunk setting (``TERMDEPOSIT_CHUNK_MB``) the tests of the other paths use: small, so a
+#: large variant of a corpus file (:func:`large_variant`) streams in several chunks and Dask
+#: partitions while the tests stay fast. One test also reads a real file over the default 64 MiB.
+TEST_CHUNK_MB = "0.03"
+#: Size of the large variants: several times the test chunk setting.
+LARGE_BYTES = 160_000
+_WORKBOOKS = (".xlsx", ".xlsm", ".xls")
+_ID_NAMES = ("customer_id", "id")
+_ID_LIMIT = 128
+
+
+def _prefixed(line: str, copy: int, separator: str) -> str:
+    """The line with ``copy-`` put in front of its first cell's value (inside quotes, after
+    leading blanks); a blank first cell stays blank. Ids at the length limit keep their length."""
+    match = re.match(r'[ \t]*"?', line)
+    start = match.end() if match else 0
+    end = line.find('"' if line[start - 1 : start] == '"' else separator, start)
+    value = line[start : end if end >= 0 else len(line)]
+    if not value.strip():
+        return line
+    prefix = f"{copy}-"
+    new = prefix + value
+    if len(value) >= _ID_LIMIT:
+        new = prefix + value[len(prefix) :]
+    return line[:start] + new + line[start + len(value) :]
+
+
+def large_variant(name: str, target: int = LARGE_BYTES) -> bytes | None:
+    """The corpus file ``name`` grown past ``target`` bytes by repeating its rows.
+
+    Built here, not by the product's reader: text is handled as Latin-1 (byte for byte) or
+    UTF-16, the header kept, the rows repeated with ``k-`` put in front of their customer ids
+    (so repeated customers stay distinct) in the file's own separator, quoting and line ends. A
+    file whose quotes do not pair up keeps its broken rows once, at the end. Binary files are
+    repeated as they are. Returns None for workbooks (read whole at any size) and the empty file.
+    """
+    data = (CORPUS / name).read_bytes()
+    if name.endswith(_WORKBOOKS) or not data:
+        return None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or name == "utf16_without_bom.csv":
+        codec = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-16-le"
+    elif b"\x00" in data:
+        return data * (target // len(data) + 1)
+    else:
+        codec = "latin-1"
+    text = data.decode(codec)
+    newline = "\r" if "\r" in text and "\n" not in text else "\n"
+    header, _, body = text.partition(newline)
+    if not body.strip():
+        body = newline
+    if not body.endswith(newline):
+        body += newline
+    separator = max(",;\t", key=header.count)
+    first = header.split(separator)[0].strip().strip('"').lstrip("\ufeffï»¿").lower()
+    lines = body.split(newline)[:-1]
+    unpaired = body.count('"') % 2 == 1
+    copies = max(2, target // max(len(body.encode(codec)), 1) + 1)
+    out = [header]
+    for copy in range(1, copies + 1):
+        last = copy == copies
+        for line in lines:
+            if unpaired and not last:
+                line = line.replace('"', "")
+            out.append(_prefixed(line, copy, separator) if first in _ID_NAMES else line)
+    return (newline.join(out) + newline).encode(codec)

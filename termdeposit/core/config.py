@@ -30,6 +30,8 @@ PRODUCTION_POINTER = "PRODUCTION"
 
 #: Largest cohort file accepted from the dashboard and the API, in megabytes.
 MAX_UPLOAD_MB = 200
+#: Default of :func:`chunk_bytes`, in megabytes.
+CHUNK_MB = 64
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -98,6 +100,18 @@ def db_url() -> str:
     """SQLAlchemy URL of the store (``TERMDEPOSIT_DB_URL``, default a SQLite file in data/)."""
     default = f"sqlite:///{PROJECT_ROOT / 'data' / 'termdeposit.db'}"
     return os.environ.get("TERMDEPOSIT_DB_URL", default)
+
+
+def chunk_bytes() -> int:
+    """Files larger than this are scored in chunks (``TERMDEPOSIT_CHUNK_MB``, default 64).
+
+    The one setting of how large files stream: the command line scores a CSV file above it in
+    pieces of half this size (memory stays bounded), and the Dask engine splits one file into
+    blocks of this size. It changes how rows stream, never what is read or scored.
+    """
+    value = os.environ.get("TERMDEPOSIT_CHUNK_MB")
+    megabytes = float(value) if value else float(CHUNK_MB)
+    return max(int(megabytes * 2**20), 1024)
 
 
 @dataclass(frozen=True)

@@ -104,3 +104,15 @@ UNKNOWN_ALLOWED = tuple(c for c, v in CATEGORICAL_INPUTS.items() if "unknown" in
 
 #: Names (compared without case, spaces or punctuation) accepted for the customer id column.
 ID_ALIASES = ("customerid", "id", "clientid", "customer", "client", "customerno")
+#: Longest customer id, in characters: the one limit of the CLI, the API, the dashboard and the
+#: store (whose id columns hold this many characters, on PostgreSQL as on SQLite).
+ID_MAX_LENGTH = 128
+#: Characters a customer id may not hold (a regular expression): control characters such as
+#: NUL, tab and line breaks (C0 and C1), and the Unicode line and paragraph separators. Spaces
+#: around an id are removed before it is checked.
+ID_FORBIDDEN_CHARACTERS = "[\x00-\x1f\x7f-\x9f\u2028\u2029]"
+#: The id rule in words, for messages and API documentation.
+ID_RULE = (
+    f"1 to {ID_MAX_LENGTH} characters: letters, digits, punctuation and spaces, "
+    "no tabs, line breaks or other control characters"
+)

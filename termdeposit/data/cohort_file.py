@@ -1,57 +1,56 @@
-"""Read any reasonable cohort file (CSV or Excel) and validate it against the column contract.
+"""Validate a cohort table against the column contract; read and validate a cohort file.
 
-The contract itself (names, kinds, ranges, categories) is :mod:`termdeposit.core.schema`.
+Reading any reasonable file (CSV in any encoding and separator, or xlsx), whatever its size, is
+:mod:`termdeposit.data.reader`; the contract itself is :mod:`termdeposit.core.schema` (as data)
+and :mod:`termdeposit.data.contract` (as pandera schemas). Here the text cells are matched to
+the contract's columns and typed, and every problem is collected at once, as column / rows /
+what was expected, in a :class:`~termdeposit.core.errors.CohortValidationError`. Rows are
+numbered as a spreadsheet shows them (the header is row 1, the first customer row 2).
 
-Validation is lazy: it collects every problem at once, as column / rows / what was expected,
-and raises :class:`~termdeposit.core.errors.CohortValidationError`. Rows are numbered as a
-spreadsheet shows them (the header is row 1, the first customer row 2).
+Hand-written (pandera cannot see these; see :mod:`termdeposit.data.contract`): column names
+matched loosely, so ``Age`` and ``age`` or ``id`` and ``customer_id`` are one column named twice
+(refused); text read as numbers the way people write them (``4,5``) with the text quoted when it
+is not one; blank cells that mean the data set's ``unknown``; rows that landed whole in the first
+column; yes/no outcomes.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 
-from termdeposit.data import fast_csv
-from termdeposit.core.config import MAX_UPLOAD_MB
-from termdeposit.core.errors import CohortValidationError, Problem, TermDepositError
+from termdeposit.core.errors import CohortValidationError, Problem
 from termdeposit.core.schema import (
     CATEGORICAL_COLUMNS,
-    CATEGORICAL_INPUTS,
     ID_ALIASES,
     ID_COLUMN,
     INPUT_COLUMNS,
     NUMERIC_COLUMNS,
-    NUMERIC_INPUTS,
     POST_CALL_COLUMNS,
     TARGET,
     UNKNOWN_ALLOWED,
 )
+from termdeposit.data import contract, fast_csv
+from termdeposit.data.reader import MAX_FILE_BYTES, open_table, read_table
+from termdeposit.data.sniffing import FILE_KINDS, MAX_HEADER_CHARS
 
+__all__ = [
+    "FILE_KINDS",
+    "MAX_FILE_BYTES",
+    "MAX_HEADER_CHARS",
+    "Cohort",
+    "load_cohort",
+    "read_cohort_file",
+    "read_table",
+    "validate_cohort",
+]
 
-#: Largest file accepted by :func:`read_table` (the dashboard and the API use it).
-MAX_FILE_BYTES = MAX_UPLOAD_MB * 2**20
-#: A header line longer than this cannot be a cohort header.
-MAX_HEADER_CHARS = 20_000
-#: Limits for xlsx workbooks (zip archives): total unpacked size and compression ratio.
-MAX_UNPACKED_BYTES = 500 * 2**20
-MAX_ZIP_RATIO = 200
-#: How messages name the file :func:`read_table` reads, by kind: (short name, what to upload).
-FILE_KINDS = {
-    "cohort": ("the cohort", "the weekly cohort file with its customers"),
-    "outcomes": (
-        "the outcomes",
-        "the week's outcomes file: one row per customer with customer_id, called and subscribed",
-    ),
-}
-
-_MAX_LISTED_ROWS = 5
+_BLANKS = ["nan", "na", "null", "none"]
 
 
 @dataclass
@@ -86,212 +85,44 @@ def _canonical_key(name: str) -> str:
 
 _CANONICAL = {_canonical_key(c): c for c in (*INPUT_COLUMNS, *POST_CALL_COLUMNS)}
 _CANONICAL.update({alias: ID_COLUMN for alias in ID_ALIASES})
-
-
-def _row_list(index: pd.Index | np.ndarray) -> str:
-    rows = [str(int(i) + 2) for i in list(index)[:_MAX_LISTED_ROWS]]
-    more = len(index) - len(rows)
-    return ", ".join(rows) + (f" (and {more} more)" if more > 0 else "")
-
-
-def _decode(data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        text = data.decode("cp1252")
-    except UnicodeDecodeError as exc:
-        raise TermDepositError(
-            "The file is not readable text (it is neither UTF-8 nor Windows-1252 encoded).",
-            hint="In Excel use 'Save as > CSV UTF-8' and upload that file.",
-        ) from exc
-    return text
-
-
-def _sniff_separator(text: str) -> str:
-    first = text.split("\n", 1)[0]
-    outside = re.sub(r'"[^"]*"', "", first)
-    counts = {sep: outside.count(sep) for sep in (";", ",", "\t", "|")}
-    best = max(counts, key=lambda s: counts[s])
-    if counts[best] == 0:
-        raise TermDepositError(
-            "The first line of the file has a single column: the separator could not be found.",
-            hint="Save the file as CSV separated by ';' or ',' with the column names "
-            "on the first line.",
-        )
-    return best
-
-
-def _looks_binary(data: bytes) -> bool:
-    head = data[:4096]
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return False
-    return b"\x00" in head
-
-
-def read_table(data: bytes, filename: str = "upload", kind: str = "cohort") -> pd.DataFrame:
-    """Read a CSV (``;``/``,``/tab separated, any quoting, UTF-8 with or without BOM) or xlsx.
-
-    All cells are read as text, so ids with leading zeros survive; typing happens in
-    :func:`validate_cohort`. The file type is taken from the content, not the name.
-
-    Args:
-        kind: what the file should hold (a key of :data:`FILE_KINDS`), for the hints.
-
-    Raises:
-        TermDepositError: empty, binary or unreadable file, with what to do.
-    """
-    name, upload = FILE_KINDS[kind]
-    if not data or not data.strip():
-        raise TermDepositError(f"'{filename}' is empty.", hint=f"Upload {upload}.")
-    if len(data) > MAX_FILE_BYTES:
-        raise TermDepositError(
-            f"'{filename}' is {len(data) / 2**20:,.0f} MB, over the {MAX_FILE_BYTES // 2**20} MB "
-            "limit for one upload.",
-            hint="Split the cohort into smaller files, or score it with 'termdeposit score', "
-            "which reads large files in chunks."
-            if kind == "cohort"
-            else f"Split {name} into smaller files and upload them one after the other.",
-        )
-    if data.startswith(b"PK\x03\x04"):
-        return _read_xlsx(data, filename, name)
-    if data.startswith(b"\xd0\xcf\x11\xe0"):
-        raise TermDepositError(
-            f"'{filename}' is an old-style (.xls) or password-protected Excel file.",
-            hint="Open it in Excel, remove any password and save it as .xlsx or CSV UTF-8.",
-        )
-    if data.startswith(b"%PDF"):
-        raise TermDepositError(
-            f"'{filename}' is a PDF document, not a CSV or Excel file.",
-            hint=f"Export {name} from the source system as CSV or .xlsx and upload that file.",
-        )
-    if _looks_binary(data):
-        raise TermDepositError(
-            f"'{filename}' is not a CSV or Excel file (it holds binary data).",
-            hint=f"Upload {name} as a CSV file or an .xlsx workbook.",
-        )
-    text = _decode(data)
-    header_line = text.split("\n", 1)[0]
-    if len(header_line) > MAX_HEADER_CHARS:
-        raise TermDepositError(
-            f"The first line of '{filename}' is {len(header_line):,} characters long: that is "
-            f"not the header of {name} (it has far too many columns).",
-            hint="Upload a file whose first line holds the column names.",
-        )
-    separator = _sniff_separator(text)
-    frame = fast_csv.read_csv_text(data, separator)  # None unless it reads as pandas would
-    try:
-        if frame is None:
-            frame = pd.read_csv(
-                io.StringIO(text),
-                sep=separator,
-                dtype=str,
-                keep_default_na=False,
-                skipinitialspace=True,
-                quotechar='"',
-            )
-    except (pd.errors.ParserError, csv.Error) as exc:
-        raise TermDepositError(
-            f"'{filename}' could not be read as CSV: {_short(str(exc).splitlines()[0], 200)}",
-            hint="Check that every line has the same number of columns and quotes are closed.",
-        ) from exc
-    header = next(csv.reader([header_line.lstrip("\ufeff")], delimiter=separator), [])
-    if len(header) == len(frame.columns):
-        frame.columns = [h.strip() for h in header]
-    return frame
-
-
-def _short(text: str, limit: int = 40) -> str:
-    """Shorten a cell or message for display (hostile cells can be megabytes long)."""
-    text = str(text).replace("\n", " ").replace("\r", " ")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _check_zip(data: bytes, filename: str, name: str = "the cohort") -> None:
-    """Refuse workbooks that unpack to something huge (zip bombs) or carry macros."""
-    import zipfile
-
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        members = archive.infolist()
-    except zipfile.BadZipFile as exc:
-        raise TermDepositError(
-            f"'{filename}' looks like an Excel workbook but is damaged.",
-            hint="Open it in Excel and save it again as .xlsx (or CSV UTF-8).",
-        ) from exc
-    names = {m.filename.lower() for m in members}
-    if not any(n.startswith("xl/") for n in names):
-        raise TermDepositError(
-            f"'{filename}' is a zip archive, not an Excel workbook.",
-            hint=f"Upload {name} as a CSV file or an .xlsx workbook.",
-        )
-    if any(n.endswith("vbaproject.bin") for n in names):
-        raise TermDepositError(
-            f"'{filename}' is a workbook with macros (.xlsm); macros are not accepted.",
-            hint="In Excel use 'Save as > Excel Workbook (.xlsx)' and upload that file.",
-        )
-    unpacked = sum(m.file_size for m in members)
-    packed = max(sum(m.compress_size for m in members), 1)
-    if unpacked > MAX_UNPACKED_BYTES or unpacked / packed > MAX_ZIP_RATIO:
-        raise TermDepositError(
-            f"'{filename}' would unpack to {unpacked / 2**20:,.0f} MB: too large to open safely.",
-            hint=f"Save {name} as CSV UTF-8 and upload that file.",
-        )
-
-
-def _read_xlsx(data: bytes, filename: str, name: str = "the cohort") -> pd.DataFrame:
-    _check_zip(data, filename, name)
-    try:
-        frame = pd.read_excel(io.BytesIO(data), dtype=str, engine="openpyxl")
-    except Exception as exc:  # openpyxl raises many types for broken workbooks
-        raise TermDepositError(
-            f"'{filename}' looks like an Excel workbook but could not be opened.",
-            hint="Open it in Excel and save it again as .xlsx (or CSV UTF-8).",
-        ) from exc
-    return frame.fillna("")
+_row_list = contract.row_list
+_short = contract.short
 
 
 def read_cohort_file(path: str | Path) -> pd.DataFrame:
-    """Read a cohort file from disk (see :func:`read_table`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise TermDepositError(f"There is no file at '{path}'.", hint="Check the path.")
-    return read_table(path.read_bytes(), path.name)
+    """Read a whole cohort file from disk, any size (see :mod:`termdeposit.data.reader`)."""
+    return open_table(path).read()
 
 
 def _rename_columns(raw: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame:
-    mapping: dict[str, str] = {}
+    """The contract's names for the file's columns; a column named twice is kept once."""
+    names: list[str] = []
     seen: dict[str, str] = {}
-    for column in raw.columns:
+    keep: list[int] = []
+    for position, column in enumerate(raw.columns):
         original = _short(str(column).replace("\ufeff", "").strip(), 60)
         target = _CANONICAL.get(_canonical_key(original), original)
         if target in seen:
             problems.append(
                 Problem(target, "", f"appears twice (as '{seen[target]}' and '{original}')")
             )
+            continue
         seen[target] = original
-        mapping[column] = target
-    if len(set(raw.columns)) != len(raw.columns):
-        raw = raw.loc[:, ~pd.Index(raw.columns).duplicated()]
-    return raw.rename(columns=mapping)
+        names.append(target)
+        keep.append(position)
+    return raw.iloc[:, keep].set_axis(names, axis=1)
 
 
 def _parse_numeric(frame: pd.DataFrame, problems: list[Problem]) -> dict[str, pd.Series]:
+    """Numbers as people write them (``4,5`` is 4.5); blank or unreadable cells are NaN."""
     parsed: dict[str, pd.Series] = {}
-    for column, (low, high, whole) in NUMERIC_INPUTS.items():
+    for column in NUMERIC_COLUMNS:
         if column not in frame:
             continue
         text = frame[column].astype(str).str.strip()
         values = fast_csv.to_number(text.str.replace(",", ".", regex=False))
-        blank = text.eq("") | text.str.lower().isin(["nan", "na", "null", "none"])
+        blank = text.eq("") | text.str.lower().isin(_BLANKS)
         bad = values.isna() & ~blank
-        if blank.any():
-            problems.append(
-                Problem(column, _row_list(frame.index[blank]), "blank: a number is needed")
-            )
         if bad.any():
             examples = ", ".join(repr(_short(v)) for v in text[bad].unique()[:3])
             problems.append(
@@ -299,51 +130,20 @@ def _parse_numeric(frame: pd.DataFrame, problems: list[Problem]) -> dict[str, pd
                     column, _row_list(frame.index[bad]), f"expected a number, found {examples}"
                 )
             )
-        ok = values.notna()
-        out_of_range = ok & ((values < low) | (values > high) | ~np.isfinite(values))
-        if out_of_range.any():
-            examples = ", ".join(f"{v:g}" for v in values[out_of_range].unique()[:3])
-            problems.append(
-                Problem(
-                    column,
-                    _row_list(frame.index[out_of_range]),
-                    f"out of range: expected {low:g} to {high:g}, found {examples}",
-                )
-            )
-        if whole:
-            fractional = ok & ~out_of_range & (values != np.floor(values))
-            if fractional.any():
-                problems.append(
-                    Problem(column, _row_list(frame.index[fractional]), "expected a whole number")
-                )
         parsed[column] = values.astype("float64")
     return parsed
 
 
 def _parse_categorical(frame: pd.DataFrame, problems: list[Problem]) -> dict[str, pd.Series]:
+    """Categories in the data set's spelling (lower case); blank is ``unknown`` where the data
+    set has it, else NaN."""
     parsed: dict[str, pd.Series] = {}
-    for column, allowed in CATEGORICAL_INPUTS.items():
+    for column in CATEGORICAL_COLUMNS:
         if column not in frame:
             continue
         values = frame[column].astype(str).str.strip().str.lower()
-        blank = values.eq("") | values.isin(["nan", "na", "null", "none"])
-        if column in UNKNOWN_ALLOWED:
-            values = values.mask(blank, "unknown")
-        elif blank.any():
-            problems.append(
-                Problem(column, _row_list(frame.index[blank]), "blank: a value is needed")
-            )
-        unseen = ~values.isin(allowed) & ~blank
-        if unseen.any():
-            examples = ", ".join(repr(_short(v)) for v in values[unseen].unique()[:3])
-            problems.append(
-                Problem(
-                    column,
-                    _row_list(frame.index[unseen]),
-                    f"value never seen in training: {examples}; expected one of "
-                    + ", ".join(allowed),
-                )
-            )
+        blank = values.eq("") | values.isin(_BLANKS)
+        values = values.mask(blank, "unknown" if column in UNKNOWN_ALLOWED else np.nan)
         parsed[column] = fast_csv.as_object(values)
     return parsed
 
@@ -362,26 +162,13 @@ def _parse_target(frame: pd.DataFrame, problems: list[Problem]) -> pd.Series | N
     return values.astype("float64")
 
 
-def _parse_ids(frame: pd.DataFrame, problems: list[Problem]) -> tuple[pd.Series, bool]:
+def _parse_ids(frame: pd.DataFrame) -> tuple[pd.Series, bool]:
+    """The customer ids (stripped text), or ids made from row numbers when there are none."""
     if ID_COLUMN not in frame:
         width = max(5, len(str(len(frame))))
         ids = pd.Series([f"row-{i + 1:0{width}d}" for i in range(len(frame))], index=frame.index)
         return ids, True
-    ids = frame[ID_COLUMN].astype(str).str.strip()
-    blank = ids.eq("")
-    if blank.any():
-        problems.append(Problem(ID_COLUMN, _row_list(frame.index[blank]), "blank customer id"))
-    duplicated = ids.duplicated(keep=False) & ~blank
-    if duplicated.any():
-        examples = ", ".join(repr(_short(v)) for v in ids[duplicated].unique()[:3])
-        problems.append(
-            Problem(
-                ID_COLUMN,
-                _row_list(frame.index[duplicated]),
-                f"the same customer id appears more than once: {examples}",
-            )
-        )
-    return ids, False
+    return frame[ID_COLUMN].astype(str).str.strip(), False
 
 
 def _check_broken_rows(frame: pd.DataFrame) -> None:
@@ -404,17 +191,49 @@ def _check_broken_rows(frame: pd.DataFrame) -> None:
         )
 
 
+def _typed_inputs(
+    frame: pd.DataFrame, problems: list[Problem]
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The inputs present, typed (text that is not a number reported and left NaN), and their
+    distinct typed values (None when some text was not a number).
+
+    Each parser judges a cell on its own: it runs on the distinct values, then on every row
+    only if some value has a problem (for the row numbers).
+    """
+    distinct: dict[str, pd.Series] | None = {}
+    numeric = fast_csv.parse_by_distinct_values(_parse_numeric, frame, NUMERIC_COLUMNS, distinct)
+    if numeric is None:
+        numeric, distinct = _parse_numeric(frame, problems), None
+    categorical = fast_csv.parse_by_distinct_values(
+        _parse_categorical, frame, CATEGORICAL_COLUMNS, distinct
+    )
+    if categorical is None:
+        categorical, distinct = _parse_categorical(frame, problems), None
+    typed = {**numeric, **categorical}
+    columns = [c for c in INPUT_COLUMNS if c in typed]
+    values = pd.DataFrame({c: typed[c] for c in columns}, index=frame.index)
+    return values, contract.distinct_frame(distinct) if distinct is not None else None
+
+
+def _in_contract_order(problems: list[Problem], header: int) -> list[Problem]:
+    """Header problems first, then by column in contract order (the id first)."""
+    order = {c: i for i, c in enumerate((ID_COLUMN, *INPUT_COLUMNS, TARGET))}
+    rest = sorted(problems[header:], key=lambda p: order.get(p.column, len(order)))
+    return problems[:header] + rest
+
+
 def validate_cohort(raw: pd.DataFrame, row_offset: int = 0) -> Cohort:
     """Check a table read by :func:`read_table` against the contract; type its columns.
 
     Args:
-        raw: the table, every cell as text.
+        raw: the table, every cell as text, columns named as in the file's header.
         row_offset: customers before this table in the file (for chunks of a large file), so
             reported row numbers are the file's.
 
     Raises:
-        CohortValidationError: every problem found (missing columns, wrong types, values
-            out of range, categories never seen in training, duplicate ids, no rows).
+        CohortValidationError: every problem found (columns named twice, missing columns,
+            wrong types, values out of range, categories never seen in training, blank,
+            duplicate or malformed ids, no rows).
     """
     problems: list[Problem] = []
     frame = _rename_columns(raw, problems)
@@ -425,9 +244,8 @@ def validate_cohort(raw: pd.DataFrame, row_offset: int = 0) -> Cohort:
             summary="The file has no customers.",
         )
     _check_broken_rows(frame)
-    missing = [c for c in INPUT_COLUMNS if c not in frame]
-    for column in missing:
-        problems.append(Problem(column, "", "missing column"))
+    missing = contract.missing_columns(frame.columns)
+    problems += [Problem(column, "", "missing column") for column in missing]
     if len(missing) == len(INPUT_COLUMNS):
         raise CohortValidationError(
             problems[:3]
@@ -441,22 +259,22 @@ def validate_cohort(raw: pd.DataFrame, row_offset: int = 0) -> Cohort:
             ],
             summary="This does not look like a cohort file.",
         )
-    ids, generated = _parse_ids(frame, problems)
-    # Each parser judges a cell on its own: run it on the distinct values, then on every row
-    # only if some value has a problem (for the row numbers).
-    numeric = fast_csv.parse_by_distinct_values(_parse_numeric, frame, NUMERIC_COLUMNS)
-    if numeric is None:
-        numeric = _parse_numeric(frame, problems)
-    categorical = fast_csv.parse_by_distinct_values(_parse_categorical, frame, CATEGORICAL_COLUMNS)
-    if categorical is None:
-        categorical = _parse_categorical(frame, problems)
+    header_problems = len(problems)
+    ids, generated = _parse_ids(frame)
+    if not generated:
+        problems += contract.id_problems(ids)
+    typed, distinct = _typed_inputs(frame, problems)
+    unreadable = {
+        p.column: typed.index[typed[p.column].isna()] for p in problems if p.column in typed
+    }
+    problems += contract.input_problems(typed, unreadable, distinct)
     target = _parse_target(frame, problems)
     if problems:
-        raise CohortValidationError(problems)
+        raise CohortValidationError(_in_contract_order(problems, header_problems))
 
-    typed = pd.DataFrame({ID_COLUMN: ids.astype(object)})
+    out = pd.DataFrame({ID_COLUMN: ids.astype(object)})
     for column in INPUT_COLUMNS:
-        typed[column] = numeric[column] if column in numeric else categorical[column]
+        out[column] = typed[column]
     notices: list[str] = []
     if generated:
         notices.append(
@@ -464,7 +282,7 @@ def validate_cohort(raw: pd.DataFrame, row_offset: int = 0) -> Cohort:
             "(row-00001 is the first customer)."
         )
     if target is not None:
-        typed[TARGET] = target
+        out[TARGET] = target
         notices.append(
             "Column 'y' (the outcome, known only after a call) is ignored for scoring; "
             "it is used only to show realised results."
@@ -481,12 +299,12 @@ def validate_cohort(raw: pd.DataFrame, row_offset: int = 0) -> Cohort:
             + ", ".join(extra[:10])
             + (" ..." if len(extra) > 10 else "")
         )
-    typed = typed.reset_index(drop=True)
-    return Cohort(frame=typed, ids_generated=generated, notices=notices, extra_columns=extra)
+    out = out.reset_index(drop=True)
+    return Cohort(frame=out, ids_generated=generated, notices=notices, extra_columns=extra)
 
 
-def load_cohort(data: bytes, filename: str = "upload") -> Cohort:
-    """Read and validate a cohort from the bytes of an uploaded file."""
+def load_cohort(data: bytes | BinaryIO, filename: str = "upload") -> Cohort:
+    """Read and validate a cohort from an uploaded file (its bytes, or a binary file object)."""
     return validate_cohort(read_table(data, filename))
 
 

@@ -1,6 +1,7 @@
 """Fast CSV reading and writing for large cohorts, each giving exactly the plain pandas result.
 
-Reading a CSV with Arrow (multi-threaded, every cell as text), turning text into numbers and
+Reading CSV records with Arrow (multi-threaded, every cell as text; the blocks come from
+:mod:`termdeposit.data.reader`), turning text into numbers and
 shared category strings without per-cell Python work, and writing the scored CSV from Arrow
 strings. Each function either returns what the
 plain pandas code returns, byte for byte, or declines (returns None or raises
@@ -9,12 +10,9 @@ plain pandas code returns, byte for byte, or declines (returns None or raises
 
 from __future__ import annotations
 
-import csv
-import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +20,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
-from joblib import parallel_config
 from pandas.api.types import is_float_dtype, is_integer_dtype, is_string_dtype
 
 from termdeposit.data.exports import FORMULA_PREFIXES, neutralise_frame
@@ -54,18 +51,14 @@ class FastPathDeclinedError(Exception):
     """The fast path cannot vouch for a result identical to the plain path's."""
 
 
-def _options(
-    header_line: str, separator: str
-) -> tuple[pcsv.ReadOptions, pcsv.ParseOptions, pcsv.ConvertOptions] | None:
-    """Arrow options reading every column as text, or None when the header is unusual."""
-    if header_line.count('"') % 2:
-        return None
-    names = next(
-        csv.reader([header_line], delimiter=separator, quotechar='"', skipinitialspace=True), []
-    )
-    if len(names) < 2 or len(set(names)) != len(names) or any(not n.strip() for n in names):
-        return None
-    read = pcsv.ReadOptions(column_names=names, skip_rows=1, use_threads=True)
+def read_block(data: bytes, separator: str, width: int) -> pd.DataFrame | None:
+    """Read whole CSV records (UTF-8, no header) as pandas would with ``header=None,
+    dtype=str, keep_default_na=False, skipinitialspace=True``: ``width`` text columns named
+    0, 1, ...; or return None when the result might differ (a row of another width, a cell
+    starting with a space, text that is not UTF-8), for the caller to read it with pandas.
+    """
+    names = [str(i) for i in range(width)]
+    read = pcsv.ReadOptions(column_names=names, use_threads=True)
     parse = pcsv.ParseOptions(
         delimiter=separator,
         quote_char='"',
@@ -80,7 +73,14 @@ def _options(
         quoted_strings_can_be_null=False,
         check_utf8=True,
     )
-    return read, parse, convert
+    try:
+        table = pcsv.read_csv(
+            pa.BufferReader(data), read_options=read, parse_options=parse, convert_options=convert
+        )
+        frame = _as_text_frame(table)
+    except (pa.ArrowInvalid, FastPathDeclinedError):
+        return None
+    return frame.set_axis(list(range(width)), axis=1)
 
 
 def _as_text_frame(table: pa.Table) -> pd.DataFrame:
@@ -89,101 +89,6 @@ def _as_text_frame(table: pa.Table) -> pd.DataFrame:
         if column.null_count or pc.any(pc.starts_with(column, " ")).as_py():
             raise FastPathDeclinedError("a cell starts with a space (pandas skips initial spaces)")
     return table.to_pandas()
-
-
-def _header_line(data: bytes) -> str | None:
-    try:
-        return data[:65536].split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-def read_csv_text(data: bytes, separator: str) -> pd.DataFrame | None:
-    """Read CSV bytes as pandas would with ``dtype=str, keep_default_na=False,
-    skipinitialspace=True``, or return None when the result might differ.
-    """
-    data = data[len(_UTF8_BOM) :] if data.startswith(_UTF8_BOM) else data
-    header = _header_line(data)
-    options = _options(header, separator) if header is not None else None
-    if options is None:
-        return None
-    read, parse, convert = options
-    try:
-        table = pcsv.read_csv(
-            pa.BufferReader(data), read_options=read, parse_options=parse, convert_options=convert
-        )
-        return _as_text_frame(table)
-    except (pa.ArrowInvalid, FastPathDeclinedError):
-        return None
-
-
-def iter_csv_text(path: Path, separator: str, block_bytes: int) -> Iterator[pd.DataFrame]:
-    """Stream a CSV file as text frames of about ``block_bytes`` each.
-
-    The file is read here block by block, each block cut after the last line end that is not
-    inside quotes, and parsed by Arrow: memory holds one block (Arrow's own streaming reader
-    reads the whole file ahead).
-
-    Raises:
-        FastPathDeclinedError: at any point where the pandas reader might read differently; the
-            caller starts again with the pandas reader.
-    """
-    with open(path, "rb") as handle:
-        head = handle.read(65536)
-        head = head[len(_UTF8_BOM) :] if head.startswith(_UTF8_BOM) else head
-        header = _header_line(head)
-        options = _options(header, separator) if header is not None else None
-        if options is None:
-            raise FastPathDeclinedError("unusual header line")
-        handle.seek(0)
-        data = handle.read(block_bytes)
-        data = data[len(_UTF8_BOM) :] if data.startswith(_UTF8_BOM) else data
-        data = data[data.find(b"\n") + 1 :] if b"\n" in data else b""
-        while True:
-            more = handle.read(block_bytes)
-            cut = len(data) if not more else _record_end(data)
-            if cut > 0:
-                block = _parse_block(data[:cut], options)
-                if block is not None:
-                    yield block
-                data = data[cut:]
-            elif len(data) > 4 * block_bytes:
-                raise FastPathDeclinedError("no line end outside quotes in a long stretch")
-            if not more:
-                return
-            data += more
-
-
-def _record_end(data: bytes, attempts: int = 64) -> int:
-    """Index just after the last line end of ``data`` that is outside quotes (0: none)."""
-    end = len(data)
-    for _ in range(attempts):
-        index = data.rfind(b"\n", 0, end)
-        if index < 0:
-            return 0
-        if data.count(b'"', 0, index) % 2 == 0:
-            return index + 1
-        end = index
-    return 0
-
-
-def _parse_block(
-    data: bytes, options: tuple[pcsv.ReadOptions, pcsv.ParseOptions, pcsv.ConvertOptions]
-) -> pd.DataFrame | None:
-    read, parse, convert = options
-    if not data.strip():
-        return None
-    block_read = pcsv.ReadOptions(column_names=read.column_names, use_threads=True)
-    try:
-        table = pcsv.read_csv(
-            pa.BufferReader(data),
-            read_options=block_read,
-            parse_options=parse,
-            convert_options=convert,
-        )
-    except pa.ArrowInvalid as exc:
-        raise FastPathDeclinedError(str(exc)) from exc
-    return _as_text_frame(table) if table.num_rows else None
 
 
 def to_number(text: pd.Series) -> pd.Series:
@@ -216,6 +121,7 @@ def parse_by_distinct_values(
     parser: Callable[[pd.DataFrame, list[Any]], dict[str, pd.Series]],
     frame: pd.DataFrame,
     columns: tuple[str, ...],
+    distinct: dict[str, pd.Series] | None = None,
 ) -> dict[str, pd.Series] | None:
     """Run a per-cell parser of the contract on each column's distinct values, then spread the
     parsed values back to every row.
@@ -223,6 +129,9 @@ def parse_by_distinct_values(
     A column of a million rows holds a few hundred distinct values at most (ids aside), so the
     parser's string work runs on those only. Returns None when the parser reports a problem
     for any value: the caller then parses the whole frame, for the problem's row numbers.
+
+    Args:
+        distinct: filled with each column's parsed distinct values, when given.
     """
     parsed: dict[str, pd.Series] = {}
     for column in columns:
@@ -233,6 +142,8 @@ def parse_by_distinct_values(
         values = parser(pd.DataFrame({column: uniques}), problems).get(column)
         if problems or values is None:
             return None
+        if distinct is not None:
+            distinct[column] = values
         spread = values.to_numpy()[codes]
         parsed[column] = pd.Series(spread, index=frame.index, dtype=values.dtype)
     return parsed

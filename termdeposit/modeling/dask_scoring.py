@@ -1,9 +1,12 @@
 """Score very large cohorts with Dask: a folder of partitions or one large file split into many.
 
-The input is a folder of CSV or parquet files (one partition per file, in name order) or one
-large CSV/parquet file that Dask splits into blocks. Every partition goes through the same
-contract and the same saved pipeline as the pandas engine, with
-``dask.dataframe.map_partitions``, in two passes like the chunked pandas path:
+The input is a folder of CSV (or xlsx) or parquet files (one partition per file, in name order)
+or one large CSV/parquet file split into blocks. CSV partitions are read by the product's one
+reader (:mod:`termdeposit.data.reader`): one file is cut into byte ranges at record ends (quotes
+respected, the encoding settled for the whole file) that each worker reads and parses as the
+pandas engine would, so the engine changes only how rows stream, never what is read or refused.
+Every partition goes through the same contract and the same saved pipeline as the pandas
+engine, with ``dask.dataframe.map_partitions``, in two passes like the chunked pandas path:
 
 1. each worker validates and scores its partitions and returns probabilities and id hashes;
 2. the client decides whom to call and ranks everyone over the whole cohort;
@@ -20,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +31,15 @@ import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+from dask.utils import parse_bytes
 from distributed import Client, Future, LocalCluster
 
+from termdeposit.core import config
 from termdeposit.core.errors import CohortValidationError, Problem, TermDepositError
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS
-from termdeposit.data.cohort_file import _sniff_separator, validate_cohort
+from termdeposit.data.cohort_file import validate_cohort
 from termdeposit.data.fast_csv import csv_bytes
+from termdeposit.data.reader import Part, Table, open_table, plan_parts, read_part
 from termdeposit.modeling.base_rate import COMPOSITION, composition_sums
 from termdeposit.modeling.inference import predict_proba
 from termdeposit.modeling.predict import (
@@ -49,22 +55,31 @@ from termdeposit.modeling.predict import (
 )
 from termdeposit.modeling.registry import LoadedModel
 
-#: Size of the blocks one large CSV file is split into.
-DEFAULT_BLOCKSIZE = "64MiB"
-CSV_SUFFIXES = (".csv", ".txt")
+CSV_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+_PASS1_META = pd.DataFrame(
+    {"probability": pd.Series(dtype="float64"), "id_hash": pd.Series(dtype="uint64")}
+)
 
 ProgressFn = Callable[[float], None]
 
 
 @dataclass(frozen=True)
 class Partitions:
-    """The input as a Dask frame of text cells, and what each partition is called."""
+    """The input as a Dask frame of text cells, and what each partition is called.
+
+    Attributes:
+        columns: the header's names (CSV and xlsx): partitions hold positional columns
+            ("0", "1", ...), since a header may name a column twice; None for parquet.
+        parts: what each CSV partition reads (None for parquet).
+    """
 
     frame: dd.DataFrame
     names: list[str]
     one_per_file: bool
     head: pd.DataFrame
+    columns: tuple[str, ...] | None = None
+    parts: list[Part] | None = None
 
 
 @contextmanager
@@ -110,17 +125,6 @@ def dask_client(
         yield client
 
 
-def _csv_separator(path: Path) -> str:
-    with open(path, "rb") as handle:
-        head = handle.read(65536).decode("utf-8-sig", errors="replace")
-    return _sniff_separator(head)
-
-
-def _header(path: Path) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.readline().removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")
-
-
 def _input_files(source: Path) -> tuple[list[Path], str]:
     """The files to score, in name order, and their kind (csv or parquet)."""
     if source.is_dir():
@@ -146,70 +150,100 @@ def _input_files(source: Path) -> tuple[list[Path], str]:
             f"The folder '{source}' mixes CSV and parquet files.",
             hint="Keep one kind of file per folder.",
         )
-    kind = kinds.pop()
-    if kind == "csv":
-        with open(files[0], "rb") as handle:
-            if handle.read(4) == b"PK\x03\x04":
-                raise TermDepositError(
-                    f"'{files[0].name}' is an Excel workbook: the Dask engine reads CSV or "
-                    "parquet files.",
-                    hint="Score it with the pandas engine, or save it as CSV.",
-                )
-        first = _header(files[0])
-        for path in files[1:]:
-            if _header(path) != first:
-                raise TermDepositError(
-                    f"'{path.name}' does not have the same header line as '{files[0].name}'.",
-                    hint="Every partition must have the same columns in the same order.",
-                )
-    return files, kind
+    return files, kinds.pop()
 
 
-def read_partitions(source: Path, blocksize: str | int = DEFAULT_BLOCKSIZE) -> Partitions:
-    """Open a folder of partitions (one per file) or one file (split in blocks) as text cells."""
+_UNREADABLE = "__unreadable__"
+
+
+def _read_positional(part: Part, width: int) -> pd.DataFrame:
+    """A CSV/xlsx partition with positional columns; a part that cannot be read becomes one
+    marker row (the client reads it again itself, for the message)."""
+    try:
+        frame = read_part(part)
+    except TermDepositError:
+        return pd.DataFrame({_UNREADABLE: ["x"]})
+    if frame.shape[1] != width:  # a workbook partition with another header
+        return pd.DataFrame({_UNREADABLE: ["x"]})
+    return frame.set_axis([str(i) for i in range(width)], axis=1)
+
+
+def _text_partitions(source: Path, files: list[Path], blocksize: int) -> Partitions:
+    tables = [open_table(p) for p in files]
+    columns = tables[0].text.columns if tables[0].text else tuple(tables[0].read().columns)
+    for table in tables[1:]:
+        other = table.text.columns if table.text else tuple(table.read().columns)
+        if other != columns:
+            raise TermDepositError(
+                f"'{table.filename}' does not have the same header line as "
+                f"'{tables[0].filename}'.",
+                hint="Every partition must have the same columns in the same order.",
+            )
+    one_per_file = source.is_dir()
+    parts = [
+        part for table in tables for part in plan_parts(table, None if one_per_file else blocksize)
+    ]
+    if not parts:
+        validate_cohort(tables[0].header_frame())  # refuses it: "the file has no customers"
+    width = len(columns)
+    meta = pd.DataFrame({str(i): pd.Series(dtype=str) for i in range(width)})
+    frame = dd.from_map(_read_positional, parts, width=width, meta=meta, enforce_metadata=False)
+    names = (
+        [p.filename for p in parts]
+        if one_per_file
+        else [f"{source.name} (part {i + 1})" for i in range(len(parts))]
+    )
+    head = _first_rows(tables[0])
+    return Partitions(frame, names, one_per_file, head, columns, parts)
+
+
+def _first_rows(table: Table, rows: int = 5) -> pd.DataFrame:
+    """The first rows of the first file, read here (for the contract's notes)."""
+    try:
+        first = next(table.frames(65536), None)
+    except TermDepositError:
+        first = None
+    return first.head(rows) if first is not None else table.header_frame()
+
+
+def read_partitions(source: Path, blocksize: str | int | None = None) -> Partitions:
+    """Open a folder of partitions (one per file) or one file (split in blocks) as text cells.
+
+    Args:
+        blocksize: bytes per block of one large file (default: the chunk setting,
+            ``TERMDEPOSIT_CHUNK_MB``).
+    """
     source = Path(source)
     files, kind = _input_files(source)
+    size = parse_bytes(blocksize) if blocksize is not None else config.chunk_bytes()
+    if kind == "csv":
+        return _text_partitions(source, files, size)
     one_per_file = source.is_dir()
-    if kind == "parquet":
-        frame = dd.read_parquet(
-            [str(p) for p in files], split_row_groups=False if one_per_file else "adaptive"
-        )
-    else:
-        frame = dd.read_csv(
-            [str(p) for p in files],
-            sep=_csv_separator(files[0]),
-            dtype=str,
-            keep_default_na=False,
-            skipinitialspace=True,
-            quotechar='"',
-            encoding="utf-8-sig",
-            blocksize=None if one_per_file else blocksize,
-        )
+    frame = dd.read_parquet(
+        [str(p) for p in files], split_row_groups=False if one_per_file else "adaptive"
+    )
     one_per_file = one_per_file and frame.npartitions == len(files)
     names = (
         [p.name for p in files]
         if one_per_file
         else [f"{source.name} (part {i + 1})" for i in range(frame.npartitions)]
     )
-    return Partitions(frame, names, one_per_file, _head(files[0], kind))
+    return Partitions(frame, names, one_per_file, _parquet_head(files[0]))
 
 
-def _head(path: Path, kind: str, rows: int = 5) -> pd.DataFrame:
+def _parquet_head(path: Path, rows: int = 5) -> pd.DataFrame:
     """The first rows of the first file, read here (for the contract's notes)."""
-    if kind == "parquet":
-        import pyarrow.parquet as pq
+    import pyarrow.parquet as pq
 
-        batch = next(pq.ParquetFile(path).iter_batches(batch_size=rows), None)
-        return batch.to_pandas() if batch is not None else pd.DataFrame()
-    return pd.read_csv(
-        path,
-        sep=_csv_separator(path),
-        dtype=str,
-        keep_default_na=False,
-        skipinitialspace=True,
-        encoding="utf-8-sig",
-        nrows=rows,
-    )
+    batch = next(pq.ParquetFile(path).iter_batches(batch_size=rows), None)
+    return batch.to_pandas() if batch is not None else pd.DataFrame()
+
+
+def _named(part: pd.DataFrame, columns: tuple[str, ...] | None) -> pd.DataFrame:
+    """A partition with the header's names (CSV: already text cells), or parquet as text."""
+    if columns is not None:
+        return part.set_axis(list(columns), axis=1)
+    return as_text(part)
 
 
 def as_text(part: pd.DataFrame) -> pd.DataFrame:
@@ -219,14 +253,14 @@ def as_text(part: pd.DataFrame) -> pd.DataFrame:
     exactly what it sees in a CSV file.
     """
     out = {}
-    for column in part.columns:
-        values = part[column]
+    for position in range(part.shape[1]):
+        values = part.iloc[:, position]
         missing = values.isna()
         text = values.astype(str)
         if is_whole_float(values):
             text = values.astype("Int64").astype(str)
-        out[column] = text.mask(missing, "")
-    return pd.DataFrame(out, index=part.index)
+        out[position] = text.mask(missing, "")
+    return pd.DataFrame(out, index=part.index).set_axis(list(part.columns), axis=1)
 
 
 def is_whole_float(values: pd.Series) -> bool:
@@ -238,19 +272,30 @@ def is_whole_float(values: pd.Series) -> bool:
     return bool(len(finite)) and bool(whole)
 
 
-def _score_partition(part: pd.DataFrame, model: LoadedModel) -> tuple[pd.DataFrame, np.ndarray]:
-    """Pass 1 in a worker: probabilities and id hashes (NaN rows if validation fails), and the
-    partition's make-up (sums that add up to the cohort's, for its week's forecast rate)."""
+def _failed_rows(count: int) -> tuple[pd.DataFrame, np.ndarray]:
+    failed = pd.DataFrame(
+        {
+            "probability": np.full(max(count, 1), np.nan),
+            "id_hash": np.zeros(max(count, 1), "uint64"),
+        }
+    )
+    return failed, np.zeros(1 + len(COMPOSITION))
+
+
+def _score_partition(
+    part: pd.DataFrame, model: LoadedModel, columns: tuple[str, ...] | None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Pass 1 in a worker: probabilities and id hashes, or NaN rows if the partition cannot
+    be read or breaks the contract (the client then says why), and the partition's make-up
+    (sums that add up to the cohort's, for its week's forecast rate)."""
+    if _UNREADABLE in part.columns:
+        return _failed_rows(1)
+    if len(part) == 0:  # a range of blank lines: no customers, nothing wrong
+        return _PASS1_META.copy(), np.zeros(1 + len(COMPOSITION))
     try:
-        cohort = validate_cohort(as_text(part))
+        cohort = validate_cohort(_named(part, columns))
     except CohortValidationError:
-        failed = pd.DataFrame(
-            {
-                "probability": np.full(len(part), np.nan),
-                "id_hash": np.zeros(len(part), dtype="uint64"),
-            }
-        )
-        return failed, np.zeros(1 + len(COMPOSITION))
+        return _failed_rows(len(part))
     scored = pd.DataFrame(
         {
             "probability": predict_proba(
@@ -268,13 +313,14 @@ def _render_partition(
     offsets: list[int],
     total_rows: int,
     header_partition: int,
+    columns: tuple[str, ...] | None,
     partition_info: dict[str, Any] | None = None,
 ) -> pd.Series:
     """Pass 2 in a worker: this partition's lines of the output CSV (header in the first)."""
     number = partition_info["number"] if partition_info else 0
     if len(part) == 0:
         return pd.Series([b""], dtype=object)
-    cohort = validate_cohort(as_text(part), row_offset=offsets[number])
+    cohort = validate_cohort(_named(part, columns), row_offset=offsets[number])
     if cohort.ids_generated:
         cohort.frame[ID_COLUMN] = generated_ids(offsets[number], len(cohort.frame), total_rows)
     out = assemble_scored(
@@ -288,25 +334,28 @@ def _render_partition(
 
 def _validation_error(
     partitions: Partitions, failed: list[int], offsets: list[int]
-) -> CohortValidationError:
-    """Validate the failed partitions again here, with their file's row numbers."""
+) -> TermDepositError:
+    """Read and validate the failed partitions again here, with their file's row numbers.
+
+    One file answers as the pandas engine's chunked path does: the first failing partition's
+    problems (a partition that cannot be read at all: the reader's own message). A folder lists
+    the problems of its first five failing files, each named.
+    """
     problems: list[Problem] = []
     for number in failed[:5]:
-        part = partitions.frame.get_partition(number).compute()
         offset = 0 if partitions.one_per_file else offsets[number]
+        if partitions.parts is not None:
+            part = read_part(replace(partitions.parts[number], first_row=offset + 2))
+        else:
+            part = partitions.frame.get_partition(number).compute()
         try:
-            validate_cohort(as_text(part), row_offset=offset)
+            validate_cohort(_named(part, None), row_offset=offset)
         except CohortValidationError as exc:
-            where = partitions.names[number] if partitions.one_per_file else ""
-            problems += [
-                Problem(f"{where}: {p.column}" if where else p.column, p.rows, p.problem)
-                for p in exc.problems
-            ]
-    summary = (
-        f"{len(failed)} of {len(offsets)} partitions cannot be scored."
-        if partitions.one_per_file
-        else "The file cannot be scored."
-    )
+            if not partitions.one_per_file:
+                return exc
+            where = partitions.names[number]
+            problems += [Problem(f"{where}: {p.column}", p.rows, p.problem) for p in exc.problems]
+    summary = f"{len(failed)} of {len(offsets)} partitions cannot be scored."
     return CohortValidationError(problems, summary=summary)
 
 
@@ -327,7 +376,7 @@ def score_partitioned(
     threshold: float | None = None,
     top_n: int | None = None,
     client: Client | None = None,
-    blocksize: str | int = DEFAULT_BLOCKSIZE,
+    blocksize: str | int | None = None,
     progress: ProgressFn | None = None,
     window: int = 4,
 ) -> FileScoreSummary:
@@ -335,7 +384,8 @@ def score_partitioned(
 
     Args:
         client: a Dask client (see :func:`dask_client`); a local cluster is started if None.
-        blocksize: size of the blocks one large CSV file is split into.
+        blocksize: size of the blocks one large file is split into (default: the chunk
+            setting, ``TERMDEPOSIT_CHUNK_MB``).
         window: partitions rendered ahead of the one being written (bounds client memory).
 
     Raises:
@@ -356,7 +406,7 @@ def score_partitioned(
     shared_model = client.scatter(model, broadcast=True)
 
     tasks = [
-        dask.delayed(_score_partition)(part, shared_model)
+        dask.delayed(_score_partition)(part, shared_model, partitions.columns)
         for part in partitions.frame.to_delayed()
     ]
     results = _gather_in_order(client, tasks, report, 0.0, 0.5)
@@ -368,7 +418,7 @@ def score_partitioned(
         raise _validation_error(partitions, failed, offsets[:-1])
     total = offsets[-1]
     if total == 0:
-        raise TermDepositError(f"'{source}' has no customers.", hint="Check the input.")
+        validate_cohort(partitions.head.iloc[:0])  # refuses it: "the file has no customers"
     if not generated:
         _check_unique_ids([p["id_hash"].to_numpy() for p in parts])
     probabilities = follow_week(
@@ -395,6 +445,7 @@ def score_partitioned(
         offsets[:-1],
         total,
         next(i for i, p in enumerate(parts) if len(p)),
+        partitions.columns,
         align_dataframes=False,
         meta=pd.Series(dtype=object),
     )

@@ -18,10 +18,12 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from termdeposit.core import config
 from termdeposit.core.errors import CohortValidationError, Problem, TermDepositError
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, NUMERIC_INPUTS, TARGET
 from termdeposit.data import fast_csv
-from termdeposit.data.cohort_file import Cohort, read_cohort_file, validate_cohort
+from termdeposit.data.cohort_file import Cohort, validate_cohort
+from termdeposit.data.reader import Table, open_table
 from termdeposit.modeling import base_rate, inference
 from termdeposit.modeling.metrics import classification_metrics
 from termdeposit.modeling.registry import LoadedModel
@@ -29,9 +31,6 @@ from termdeposit.modeling.registry import LoadedModel
 DECISION_YES = "call"
 DECISION_NO = "do not call"
 SCORE_COLUMNS = (ID_COLUMN, "probability", "decision", "rank")
-#: Files larger than this are scored in chunks (two passes: score, then write with ranks).
-CHUNK_THRESHOLD_BYTES = 64 * 1024 * 1024
-CHUNK_ROWS = 250_000
 #: Validated chunks kept from the first pass for the second (the last ones, up to this size),
 #: so a file of a few million rows is read and validated once.
 CHUNK_CACHE_BYTES = 512 * 1024 * 1024
@@ -165,33 +164,9 @@ class FileScoreSummary:
     week: base_rate.WeekForecast | None = None
 
 
-def _iter_csv_chunks(path: Path, chunk_rows: int, fast: bool = True) -> Iterator[pd.DataFrame]:
-    """Text chunks of a CSV file; the Arrow reader (``fast``) may raise FastPathDeclinedError."""
-    with open(path, "rb") as handle:
-        head = handle.read(65536)
-    text = head.decode("utf-8-sig", errors="replace")
-    first = text.split("\n", 1)[0]
-    separator = ";" if first.count(";") > first.count(",") else ","
-    if fast:
-        lines = max(text.count("\n"), 1)
-        block_bytes = max(len(head) // lines, 16) * chunk_rows
-        yield from fast_csv.iter_csv_text(path, separator, min(block_bytes, 1 << 30))
-        return
-    yield from pd.read_csv(
-        path,
-        sep=separator,
-        dtype=str,
-        keep_default_na=False,
-        skipinitialspace=True,
-        encoding="utf-8-sig",
-        chunksize=chunk_rows,
-    )
-
-
 def _validated_chunks(
-    path: Path,
-    chunk_rows: int,
-    fast: bool = True,
+    table: Table,
+    block_bytes: int,
     total_rows: int | None = None,
     stop_row: int | None = None,
 ) -> Iterator[tuple[int, Cohort]]:
@@ -199,7 +174,7 @@ def _validated_chunks(
     start = 0
     if stop_row is not None and stop_row <= 0:
         return
-    for raw in _iter_csv_chunks(path, chunk_rows, fast):
+    for raw in table.frames(block_bytes):
         cohort = validate_cohort(raw, row_offset=start)
         if cohort.ids_generated:
             cohort.frame[ID_COLUMN] = generated_ids(start, len(raw), total_rows)
@@ -207,6 +182,16 @@ def _validated_chunks(
         start += len(raw)
         if stop_row is not None and start >= stop_row:
             return
+
+
+def _block_bytes(path: Path, chunk_rows: int | None) -> int:
+    """Bytes read at a time: half the chunk setting, or about ``chunk_rows`` rows."""
+    if chunk_rows is None:
+        return max(config.chunk_bytes() // 2, 1024)
+    with open(path, "rb") as handle:
+        head = handle.read(65536)
+    lines = max(head.count(b"\n"), 1)
+    return min(max(len(head) // lines, 16) * chunk_rows, 1 << 30)
 
 
 def generated_ids(start: int, count: int, total_rows: int | None = None) -> list[str]:
@@ -242,36 +227,40 @@ def score_file(
     destination: Path,
     threshold: float | None = None,
     top_n: int | None = None,
-    chunk_rows: int = CHUNK_ROWS,
+    chunk_rows: int | None = None,
     progress: ProgressFn | None = None,
     force_chunked: bool = False,
     on_scored: Callable[[pd.DataFrame], None] | None = None,
+    name: str | None = None,
 ) -> FileScoreSummary:
     """Score a cohort file into a CSV: every row with id, probability, decision, rank, inputs.
 
-    Small files are read whole (CSV or xlsx); large CSV files are read and written in chunks
-    in two passes (score, then write with ranks), so memory stays bounded. The output is
-    written to a temporary file and renamed: a failure leaves no partial output.
+    Every file goes through the one reader and the one validator. Small files (and
+    workbooks) are read whole; CSV files over :func:`~termdeposit.core.config.chunk_bytes` (or
+    any with ``force_chunked``) in chunks, in two passes (score, then write with ranks), so
+    memory stays bounded: the same rows, scores and refusals. The output is written to a
+    temporary file and renamed: a failure leaves no partial output.
 
     Args:
+        chunk_rows: rows per chunk, roughly (default: half the chunk setting's bytes).
         on_scored: called with the scored rows (the frame :func:`score_frame` returns) in file
             order, a chunk at a time, as they are written — how the prediction log is written
             while the rest is scored. If it raises, nothing is written to ``destination``.
+        name: the file's name in messages (default: its name on disk).
     """
     source, destination = Path(source), Path(destination)
     report = progress or (lambda fraction: None)
     if threshold is None and top_n is None:
         threshold = model.threshold
+    table = open_table(source, name)
     chunked = force_chunked or (
-        source.is_file()
-        and source.stat().st_size > CHUNK_THRESHOLD_BYTES
-        and not _starts_with(source, b"PK")
+        not table.workbook and source.stat().st_size > config.chunk_bytes()
     )
     tmp = destination.with_name(f".{destination.name}.part")
     destination.parent.mkdir(parents=True, exist_ok=True)
     try:
         if not chunked:
-            cohort = validate_cohort(read_cohort_file(source))
+            cohort = validate_cohort(table.read())
             report(0.3)
             scored = score_cohort(model, cohort, threshold, top_n)
             report(0.8)
@@ -290,18 +279,10 @@ def score_file(
                 probabilities,
                 week_forecast(model, base_rate.composition_sums(cohort.frame)),
             )
-        fast = True
-        try:
-            parts, hashes, notices, cache, sums = _first_pass(
-                model, source, chunk_rows, fast, report
-            )
-        except fast_csv.FastPathDeclinedError:
-            fast = False
-            parts, hashes, notices, cache, sums = _first_pass(
-                model, source, chunk_rows, fast, report
-            )
+        block_bytes = _block_bytes(source, chunk_rows)
+        parts, hashes, notices, cache, sums = _first_pass(model, table, block_bytes, report)
         if not parts:
-            raise TermDepositError(f"'{source.name}' has no customers.", hint="Check the file.")
+            validate_cohort(table.header_frame())  # refuses it: "the file has no customers"
         _check_unique_ids(hashes)
         probabilities = follow_week(model, parts[0], sums)
         del parts, hashes  # 16 bytes per customer, not needed in the second pass
@@ -320,7 +301,7 @@ def score_file(
             return stop, fast_csv.csv_bytes(out, header=start == 0), out
 
         with open(tmp, "wb") as handle:
-            reread = _validated_chunks(source, chunk_rows, fast, total, min(cache, default=total))
+            reread = _validated_chunks(table, block_bytes, total, min(cache, default=total))
             for stop, data, out in _in_order(render, itertools.chain(reread, cache.items())):
                 handle.write(data)
                 if on_scored is not None:
@@ -358,15 +339,16 @@ def _in_order(
 
 
 def _first_pass(
-    model: LoadedModel, source: Path, chunk_rows: int, fast: bool, report: ProgressFn
+    model: LoadedModel, table: Table, block_bytes: int, report: ProgressFn
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[str], dict[int, Cohort], np.ndarray]:
     """Validate and score every chunk: probabilities, id hashes, the first notices, the
     validated chunks by first row when all of them fit in :data:`CHUNK_CACHE_BYTES` (a larger
     file keeps none: its second pass reads it again, and memory stays bounded), and the
     cohort's make-up (for its week's forecast rate).
     """
+    source = table.path
     size = max(source.stat().st_size, 1)
-    rows = _estimated_rows(source)
+    rows = _estimated_rows(table)
     # Two growing arrays rather than a list of small ones: few, large allocations, so the
     # memory freed by each chunk is not pinned between long-lived pieces.
     probabilities = _GrowingArray(np.float64, int(rows * 1.05))
@@ -378,7 +360,7 @@ def _first_pass(
     # Each chunk is predicted in the background while the next one is read and validated.
     pending: Future[np.ndarray] | None = None
     with ThreadPoolExecutor(1, thread_name_prefix="first-pass") as runner:
-        for start, cohort in _validated_chunks(source, chunk_rows, fast):
+        for start, cohort in _validated_chunks(table, block_bytes):
             inputs = cohort.frame.loc[:, list(INPUT_COLUMNS)]
             predicted = runner.submit(inference.predict_proba, model, inputs)
             hashes.extend(_id_hashes(cohort.frame[ID_COLUMN]))
@@ -418,21 +400,17 @@ class _GrowingArray:
         return self.data[: self.size]
 
 
-def _estimated_rows(path: Path) -> float:
-    """Customers in a CSV file, estimated from the length of its first lines."""
-    with open(path, "rb") as handle:
+def _estimated_rows(table: Table) -> float:
+    """Customers in a file, estimated from the length of its first lines."""
+    newline = table.text.newline.encode() if table.text else b"\n"
+    with open(table.path, "rb") as handle:
         head = handle.read(1 << 20)
-    return path.stat().st_size * max(head.count(b"\n"), 1) / max(len(head), 1)
+    return table.path.stat().st_size * max(head.count(newline), 1) / max(len(head), 1)
 
 
 def _frame_bytes(frame: pd.DataFrame) -> int:
     """Rough size of a validated frame: its arrays plus about 64 bytes per id string."""
     return int(frame.memory_usage(index=False).sum()) + 64 * len(frame)
-
-
-def _starts_with(path: Path, prefix: bytes) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(len(prefix)) == prefix
 
 
 def evaluate(model: LoadedModel, frame: pd.DataFrame) -> dict[str, Any]:

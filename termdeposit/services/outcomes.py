@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from termdeposit.core.errors import CohortValidationError, Problem, TermDepositError
-from termdeposit.core.schema import ID_ALIASES, ID_COLUMN
+from termdeposit.core.schema import ID_ALIASES, ID_COLUMN, ID_MAX_LENGTH
+from termdeposit.data import contract
 from termdeposit.data.cohort_file import read_table
 from termdeposit.modeling.predict import file_sha256
 from termdeposit.storage.store import Store, open_store
@@ -150,6 +151,23 @@ def read_outcomes(data: bytes, filename: str = "outcomes") -> pd.DataFrame:
         details.extend(
             {"row": int(i) + 2, ID_COLUMN: "", "problem": "blank customer id"}
             for i in ids.index[blank_id]
+        )
+    rule = contract.id_problems(ids[~blank_id], each_once=False)
+    if rule:
+        problems += rule
+        broken = ids[~blank_id][contract.breaks_id_rule(ids[~blank_id])]
+        details.extend(
+            {
+                "row": int(i) + 2,
+                ID_COLUMN: v,
+                "problem": "customer id "
+                + (
+                    f"longer than {ID_MAX_LENGTH} characters"
+                    if len(v) > ID_MAX_LENGTH
+                    else "holding a control character"
+                ),
+            }
+            for i, v in broken.items()
         )
     called, blank_called = _flags(raw[mapping[CALLED]], CALLED, problems, details)
     subscribed, blank_subscribed = _flags(raw[mapping[SUBSCRIBED]], SUBSCRIBED, problems, details)

@@ -248,7 +248,7 @@ def test_bearer_token(production_model, week_cohort):
 
 
 def test_promotion_is_picked_up_without_restart(models_copy, production_model, monkeypatch):
-    monkeypatch.setattr(api, "POINTER_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr("termdeposit.apps.api.models.POINTER_CHECK_SECONDS", 0.0)
     with TestClient(api.create_app(token="")) as test_client:
         assert test_client.get("/health").json()["model_version"] == production_model.version
         card = {k: v for k, v in production_model.card.items() if k != "version"}

@@ -18,8 +18,10 @@ from corpus_support import (
     OUTCOME_CASES,
     OUTCOMES,
     SMALL_COHORT,
+    TEST_CHUNK_MB,
     case_id,
     cohort_refusal,
+    large_variant,
     models_digest,
     outcomes_refusal,
     store_counts,
@@ -60,6 +62,35 @@ def test_score_answers_every_bad_input(case, client, ops_db):
         assert body["error"] == cohort_refusal(case["file"]), "the CLI's message"
         assert body["hint"], "the answer says what to do"
         assert "Traceback" not in answer.text
+        assert store_counts(ops_db) == before
+    assert models_digest() == models
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if large_variant(c["file"]) is not None], ids=case_id
+)
+def test_score_answers_every_bad_input_above_the_chunk_size(case, client, ops_db, monkeypatch):
+    """The same corpus grown past the chunk size: /score then scores it in chunks."""
+    monkeypatch.setenv("TERMDEPOSIT_CHUNK_MB", TEST_CHUNK_MB)
+    before, models = store_counts(ops_db), models_digest()
+    data = large_variant(case["file"])
+    answer = client.post("/score", files=_upload(case["file"], data))
+    if case["accept"]:
+        assert answer.status_code == 200, answer.text
+        small = client.post(
+            "/score?log=false", files=_upload(case["file"], (CORPUS / case["file"]).read_bytes())
+        )
+        scored = pd.read_csv(io.BytesIO(answer.content), keep_default_na=False)
+        alone = pd.read_csv(io.BytesIO(small.content), keep_default_na=False)
+        copies = len(scored) // len(alone)
+        assert copies > 1 and len(scored) == copies * len(alone)
+        assert scored["probability"].tolist() == alone["probability"].tolist() * copies
+        assert store_counts(ops_db)["predictions"] == before["predictions"] + len(scored)
+    else:
+        assert 400 <= answer.status_code < 500, answer.text
+        body = answer.json()
+        assert case["expect"].lower() in body["error"].lower(), body
+        assert body["hint"] and "Traceback" not in answer.text
         assert store_counts(ops_db) == before
     assert models_digest() == models
 

@@ -8,7 +8,13 @@ which AppTest cannot follow: the test records the call instead.
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
 import tomllib
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -93,6 +99,57 @@ def test_production_settings_in_config_toml(monkeypatch):
     assert st_config.get_option("server.maxUploadSize") == config.MAX_UPLOAD_MB
     assert st_config.get_option("server.enableXsrfProtection") is True
     assert st_config.get_option("client.showErrorDetails") == "none"
+    # This machine only by default (Docker passes 0.0.0.0 inside its container); no watcher.
+    assert st_config.get_option("server.address") == "127.0.0.1"
+    assert st_config.get_option("server.fileWatcherType") == "none"
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """The local addresses of the sockets listening on ``port`` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                if len(address) == 8:
+                    found.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+                else:
+                    found.add("::" if set(address) == {"0"} else address)
+    return found
+
+
+@pytest.mark.slow
+def test_the_dashboard_listens_on_this_machine_only(trained_version, tmp_path):
+    """``streamlit run streamlit_app.py``, as ``make dashboard`` runs it, listens on 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port"]
+    log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115 (closed below)
+    server = subprocess.Popen(
+        [*command, str(port)], cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None, (tmp_path / "streamlit.log").read_text()
+            try:
+                url = f"http://127.0.0.1:{port}/_stcore/health"
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    assert answer.status == 200
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline, "the dashboard did not start within 90 s"
+                time.sleep(0.5)
+        assert _listening_addresses(port) == {"127.0.0.1"}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
 
 
 def test_without_secrets_the_dashboard_is_open_and_says_nothing_about_them(

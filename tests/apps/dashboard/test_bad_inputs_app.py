@@ -21,6 +21,7 @@ from corpus_support import (
     SCORED_WEEK,
     case_id,
     cohort_refusal,
+    large_variant,
     models_digest,
     outcomes_refusal,
     store_counts,
@@ -60,6 +61,37 @@ def test_score_page_answers_every_bad_input(case, ops_db):
         assert len(errors) == 1, errors
         assert case["expect"].lower() in errors[0].lower(), errors[0]
         assert errors[0].split("\n\n")[0] == cohort_refusal(case["file"]), "the CLI's message"
+        assert at.session_state["scored"] is None
+        assert store_counts(ops_db) == before
+    assert models_digest() == models
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if large_variant(c["file"]) is not None], ids=case_id
+)
+def test_score_page_answers_every_bad_input_above_the_chunk_size(case, ops_db):
+    """The corpus grown past the chunk size (rows repeated): the same answers, the same scores."""
+    small_scores = None
+    if case["accept"]:
+        at = _open(SCORE)
+        data = (CORPUS / case["file"]).read_bytes()
+        at.file_uploader(key="cohort_upload").upload(case["file"], data, "text/csv")
+        small_scores = _run(at).session_state["scored"]["probability"].tolist()
+    at = _open(SCORE)
+    before, models = store_counts(ops_db), models_digest()
+    data = large_variant(case["file"])
+    at.file_uploader(key="cohort_upload").upload(f"large-{case['file']}", data, "text/csv")
+    _run(at)
+    errors = [e.value for e in at.error]
+    if case["accept"]:
+        assert errors == []
+        scored = at.session_state["scored"]
+        copies = len(scored) // len(small_scores)
+        assert copies > 1 and scored["probability"].tolist() == small_scores * copies
+        assert store_counts(ops_db)["predictions"] == before["predictions"] + len(scored)
+    else:
+        assert len(errors) == 1, errors
+        assert case["expect"].lower() in errors[0].lower(), errors[0]
         assert at.session_state["scored"] is None
         assert store_counts(ops_db) == before
     assert models_digest() == models
