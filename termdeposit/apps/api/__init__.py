@@ -10,7 +10,7 @@ one ``stat`` call). Every scoring is written to the prediction log unless the ca
 ``POST /score`` streams the uploaded file to disk and scores it as ``termdeposit score`` does
 (in chunks when large); ``POST /outcomes`` records the week's call outcomes (a CSV or xlsx file
 with customer_id, called, subscribed; optional ``cohort`` as a form or query field) through
-:func:`termdeposit.services.outcomes.record_feedback`: all or nothing, and idempotent (the same file
+:func:`~termdeposit.services.outcomes.record_feedback`: all or nothing, idempotent (the same file
 again changes nothing). It answers a JSON summary (``rows``, ``added``, ``unchanged``,
 ``cohorts``, ``notices``, ``message``).
 

@@ -27,6 +27,7 @@ from termdeposit.core.schema import INPUT_COLUMNS
 from termdeposit.data.cohort_file import validate_cohort
 from termdeposit.decisions import economics
 from termdeposit.decisions.economics import format_count, format_money
+from termdeposit.modeling.predict import cohort_probabilities
 
 SCORE = "pages/1_Score_cohort.py"
 THRESHOLD = "pages/2_Threshold_and_profit.py"
@@ -50,8 +51,9 @@ def demo(trained_version, ops_db) -> AppTest:
 
 @pytest.fixture(scope="module")
 def week_curve(production_model, week_cohort) -> economics.ThresholdCurve:
+    """The week's curve from the probabilities the product shows (the week's rate followed)."""
     cohort = validate_cohort(week_cohort.astype(str))
-    p = production_model.predict_proba(cohort.frame.loc[:, list(INPUT_COLUMNS)])
+    p = cohort_probabilities(production_model, cohort.frame)
     return economics.build_curve(p, cohort.frame["y"])
 
 
