@@ -90,13 +90,29 @@ def _money(text: str) -> int:
     return int(re.sub(r"[^0-9-]", "", text))
 
 
-def test_economics_move_the_choice_and_a_losing_pin_is_warned(page):
+def _recommended_percent(model, week_cohort) -> str:
+    """The demo week's most profitable threshold at the default economics, as the exact
+    threshold field shows it (computed without the dashboard)."""
+    from termdeposit.core.config import default_settings
+    from termdeposit.data.cohort_file import validate_cohort
+    from termdeposit.decisions import economics
+    from termdeposit.modeling.predict import cohort_probabilities
+
+    cohort = validate_cohort(week_cohort.astype(str))
+    curve = economics.build_curve(cohort_probabilities(model, cohort.frame))
+    return f"{100 * economics.recommended_threshold(curve, default_settings()):.2f}"
+
+
+def test_economics_move_the_choice_and_a_losing_pin_is_warned(
+    page, production_model, week_cohort
+):
     from playwright.sync_api import expect
 
     _score_demo_week(page)
     _open(page, "Threshold and profit")
     threshold = page.locator('input[aria-label="Exact threshold (%)"]').first
-    expect(threshold).to_have_value("5.00")
+    recommended = _recommended_percent(production_model, week_cohort)
+    expect(threshold).to_have_value(recommended)
     calls_before = _metric(page, "Calls")
 
     _set_number(page, "Cost per call (€)", "10")
@@ -104,7 +120,7 @@ def test_economics_move_the_choice_and_a_losing_pin_is_warned(page):
     expect(
         page.get_by_text("Subscription value changed: the most profitable choice").first
     ).to_be_visible()
-    expect(threshold).not_to_have_value("5.00")
+    expect(threshold).not_to_have_value(recommended)
     assert float(threshold.input_value()) >= 15.0  # break-even is 20%
     assert _metric(page, "Calls") != calls_before
     assert _money(_metric(page, "Expected profit")) >= 0
