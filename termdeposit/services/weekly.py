@@ -26,6 +26,8 @@ commits before it is recorded check first that it is not already there (the call
 cohort, a model decision made since the step started). Two runs are kept apart by a lock: a
 file lock on the machine and a lock in the database (see :class:`~termdeposit.storage.jobs.
 RunLock`); the second one stops at once and says who holds the lock.
+
+Size: One use case, its steps in the order a run takes them, each step's bookkeeping beside it.
 """
 
 from __future__ import annotations
