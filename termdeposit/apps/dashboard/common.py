@@ -20,16 +20,17 @@ draws a widget with the same key.)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 from streamlit.errors import StreamlitAPIException
 
 from termdeposit.apps.dashboard.alerts import alert_banner
-from termdeposit.apps.dashboard.state import CHOICE_MODES, RECOMMENDED, ChoiceMode, session
+from termdeposit.apps.dashboard.state import CHOICE_MODES, RECOMMENDED, session
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.logs import get_logger
@@ -84,7 +85,7 @@ def restore_from_url(params: Mapping[str, str]) -> None:
     if mode == RECOMMENDED:
         session.pin(RECOMMENDED, None)
     elif mode in CHOICE_MODES and _number(amount) is not None:
-        session.pin(cast(ChoiceMode, mode), _number(amount))
+        session.pin(mode, _number(amount))
     cohort = _number(params.get("cohort"), int)
     if cohort is not None and cohort > 0:
         session.request_reopen(cohort)
@@ -145,8 +146,8 @@ def bind(key: str) -> dict[str, Any]:
 
 
 def _set_setting(field: str) -> None:
-    value = session.widget(f"_w_{field}")
-    session.settings = replace(session.settings, **{field: float(value)})
+    changes: dict[str, Any] = {field: float(session.widget(f"_w_{field}"))}
+    session.settings = replace(session.settings, **changes)
 
 
 def _bind_setting(field: str) -> dict[str, Any]:
@@ -157,6 +158,15 @@ def _bind_setting(field: str) -> dict[str, Any]:
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
 def _load_model_cached(version: str, artifact_sha256: str) -> LoadedModel:
     return registry.load_model(version)
+
+
+def progress_reporter(bar: DeltaGenerator, text: str) -> Callable[[float], None]:
+    """A progress callback for ``bar``: ``text`` followed by the share done (e.g. "... 40%")."""
+
+    def report(fraction: float) -> None:
+        bar.progress(fraction, text=f"{text} {fraction:.0%}")
+
+    return report
 
 
 def show_error(exc: TermDepositError) -> None:
@@ -204,11 +214,11 @@ def _sidebar_model() -> None:
         if version is None:
             st.sidebar.warning("No production model yet: train one from the home page.")
             return
-        card = registry.read_card(version)
+        raw_card = registry.read_card(version)
     except TermDepositError as exc:
         st.sidebar.error(exc.message)
         return
-    card = ModelCard.from_dict(card)
+    card = ModelCard.from_dict(raw_card)
     created = card.created_day
     st.sidebar.markdown(
         f"**Production model** `{version}`  \n{card.family_label} · trained {created}"

@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from termdeposit.apps.dashboard import scoring
-from termdeposit.apps.dashboard.common import show_error, show_unexpected
+from termdeposit.apps.dashboard.common import progress_reporter, show_error, show_unexpected
 from termdeposit.apps.dashboard.state import session
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
@@ -189,9 +189,7 @@ def reasons_provider(
                 explainer=explainer,
                 baseline=baseline,
                 phrasing="caller",
-                progress=lambda f: bar.progress(
-                    f, text=f"Finding the reasons for {len(todo):,} calls... {f:.0%}"
-                ),
+                progress=progress_reporter(bar, f"Finding the reasons for {len(todo):,} calls..."),
             )
             bar.empty()
             with store.lock:
@@ -201,6 +199,8 @@ def reasons_provider(
                 while len(store.tables) > 16:
                     store.tables.pop(next(iter(store.tables)))
                 known = store.tables[key]
+        if known is None:  # no rows asked for (the call list never asks for none)
+            return rows.loc[:, [ID_COLUMN]]
         return known.loc[known[ID_COLUMN].isin(wanted)]
 
     return reasons, None

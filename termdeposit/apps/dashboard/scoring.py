@@ -18,7 +18,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from termdeposit.apps.dashboard.common import log, show_error, show_unexpected, write_url
+from termdeposit.apps.dashboard.common import (
+    log,
+    progress_reporter,
+    show_error,
+    show_unexpected,
+    write_url,
+)
 from termdeposit.apps.dashboard.state import RECOMMENDED, session
 from termdeposit.core import config
 from termdeposit.core.config import BusinessSettings
@@ -105,7 +111,7 @@ def _scored_for(model: LoadedModel, cohort: Cohort, sha: str) -> pd.DataFrame:
         scored = score_with_progress(
             model,
             cohort.frame,
-            lambda f: bar.progress(f, text=f"Scoring {len(cohort):,} customers... {f:.0%}"),
+            progress_reporter(bar, f"Scoring {len(cohort):,} customers..."),
         )
         bar.empty()
         _store().put(key, scored)
