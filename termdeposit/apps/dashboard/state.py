@@ -21,8 +21,11 @@ key                           type                  meaning
 ``scored``                    ``DataFrame | None``  the scored cohort, rows in input order (its
                                                     ``decision`` column is at the model's default
                                                     threshold: ``threshold`` is the choice)
-``model_version``             ``str | None``        the production version that scored it
-``threshold``                 ``float | None``      the resolved probability threshold
+``model_version``             ``str | None``        the version that scored it (always the
+                                                    production one: a page that finds another
+                                                    production version re-scores, from cache)
+``threshold``                 ``float | None``      the resolved probability threshold (set by
+                                                    ``scoring.resolve_choice`` for the choice)
 ``limit_to_capacity``         ``bool``              cut the calls to the capacity (default True)
 ``capacity_on``               ``bool``              the sidebar's capacity form is on
 ``capacity_agents``           ``int``               ... agents (capacity = agents x calls x days)
