@@ -22,7 +22,7 @@ import json
 import math
 import os
 import random
-import select
+import selectors
 import shutil
 import signal
 import subprocess
@@ -170,7 +170,9 @@ def children():
 
 def wait_until_paused(child: subprocess.Popen) -> None:
     """Wait for the child to reach its pause point in the middle of the write."""
-    ready, _, _ = select.select([child.stdout], [], [], CHILD_TIMEOUT)
+    with selectors.DefaultSelector() as waiting:  # epoll: any descriptor number
+        waiting.register(child.stdout, selectors.EVENT_READ)
+        ready = waiting.select(CHILD_TIMEOUT)
     line = child.stdout.readline().strip() if ready else ""
     if line != PAUSED:
         child.kill()
