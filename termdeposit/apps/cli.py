@@ -2,6 +2,9 @@
 
 Every error a user can meet is printed as a plain message with what to do, and the command
 exits with code 2 (no traceback).
+
+Size: One Typer application of about thirty commands; each command is presentation only
+(arguments, printing) over the services, so splitting it would only scatter the command list.
 """
 
 from __future__ import annotations
@@ -847,7 +850,6 @@ def issue_cmd(
     from termdeposit.core.config import default_settings
     from termdeposit.data import exports
     from termdeposit.decisions.calllist import read_do_not_call
-    from termdeposit.insight import explain
     from termdeposit.services import call_lists
 
     if threshold is not None and top is not None:
@@ -869,24 +871,7 @@ def issue_cmd(
         seed=seed,
         group_policy=(group_policy, group_by) if group_policy else None,
     )
-    reasons, note, card = None, None, None
-    try:
-        model = registry.load_model(logged.model_version)
-        card = model.card
-        reasons = call_lists.model_reasons(explain.build_explainer(model), logged.scored)
-    except TermDepositError as exc:
-        note = f"Reasons: not available (model {logged.model_version}: {exc.message})"
-    prepared = call_lists.prepare_call_list(
-        logged.scored,
-        default_settings(),
-        request,
-        cohort_name=logged.cohort_name,
-        model_version=logged.model_version,
-        reasons=reasons,
-        reasons_note=note,
-        model_card=card,
-    )
-    issued = call_lists.record_call_list(prepared, file_sha256=logged.file_sha256)
+    issued = call_lists.issue_logged(logged, default_settings(), request)
     exports.write_atomic(out, issued.file_bytes(fmt))
     typer.echo(f"Issued call list {issued.list_id}: {issued.count_words()}. Wrote {out}.")
     if issued.forecast is not None:
@@ -895,8 +880,8 @@ def issue_cmd(
     power = issued.holdout_check()
     if power is not None and not power.enough:
         typer.secho(f"Warning: the hold-out is too small to tell. {power.describe()}", err=True)
-    if note:
-        typer.echo(note, err=True)
+    if issued.reasons_note:
+        typer.echo(issued.reasons_note, err=True)
 
 
 @app.command("ab-report")

@@ -8,6 +8,9 @@ customers (ties broken by input order, as in :func:`termdeposit.modeling.predict
 
 Expected figures use the model's probabilities (a calibrated model's probabilities are
 expected conversion rates); realised figures use the outcomes ``y`` when a cohort carries them.
+
+Size: Small pure functions over one ThresholdCurve (every money figure at every threshold);
+they share its cumulative sums and split only by what they answer.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ One-hot columns are summed back to the input they came from (one ``job``, not tw
 ``job_*``; ``never_contacted`` belongs to ``pdays``), so every explanation speaks of the 19
 inputs a user knows, with readable labels and values in words ("3-month Euribor rate = 1.3
 (low)"), where low and high are judged against the model's own training customers.
+
+Size: One explainer per model family, the reason codes and their words share the one-hot
+folding and the value words; the fast forest algorithm is already its own module (treeshap.py).
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ one ``MetricFrame`` with the resample number as a control feature.
 The price of fairness compares the chosen threshold with per-group thresholds that call the
 same share of every group (demographic parity), and the production model with the same model
 retrained without the protected inputs (``age``, ``marital``).
+
+Size: Group figures, bootstrap intervals, per-group policies and the price of fairness share
+the group definitions (age bands, small groups) and one MetricFrame set-up.
 """
 
 from __future__ import annotations

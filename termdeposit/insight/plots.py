@@ -3,6 +3,9 @@
 Money axes show euros with thousands separators, shares show percentages, and every chart
 has a title and axis labels. Vertical marks (break-even, profit-optimal, capacity, current
 threshold) are drawn as lines with a legend entry each, so coinciding marks stay readable.
+
+Size: About thirty small chart functions, independent of each other, sharing one style (money
+and share axes, threshold marks, legends); kept in one module so every chart looks alike.
 """
 
 from __future__ import annotations

@@ -31,6 +31,9 @@ fell in their own out-of-time forecast distributions says which percentiles held
 The error's two parts and the recalibration were chosen on weeks 13-60 among a single error,
 a Student-t error, the error's own estimation uncertainty and a fixed widening (README,
 "Weekly backtest").
+
+Size: One model (fit, out-of-time error, forecast, probability adjustment, recalibrated
+ranges); a third of it is documentation of the method.
 """
 
 from __future__ import annotations

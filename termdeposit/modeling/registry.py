@@ -39,6 +39,10 @@ Rollback walks back through that history: promotions push a version, rollbacks p
 promote A, B, C then rollback, rollback gives B, then A; a rollback never goes forward. A
 damaged pointer (empty, garbage, not a version name) is reported in words by
 :func:`pointer_status` and repaired by promoting a version by name.
+
+Size: The registry's promises (checksums, signature, audit entry ahead of the pointer, rollback
+through history) are one protocol under one lock; how files are written (model_storage.py) and
+signed (signing.py) are already modules of their own.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ The average of the searched logistic regression and random forest (``blend``, se
 Calibration is applied only when it measurably lowers the calibration error of out-of-fold
 probabilities. The two hold-outs (random 20%, last 20% in time) are never looked at before the
 final evaluation.
+
+Size: The training procedure, read top to bottom: splits, search spaces, search, choice,
+calibration, evaluation; every step uses the same splits and search settings.
 """
 
 from __future__ import annotations

@@ -13,6 +13,10 @@
   recent weeks with outcomes (Platt, intercept shift or isotonic map) and records the result
   as a new model version: between retrainings the base rate moves (5% in 2008, 50% in 2010)
   and a calibration fitted once on the past cannot follow it.
+
+Size: Ingesting drops, retraining and recalibrating share the rolling-origin judging, the
+training rows (reference, drops and outcomes joined) and the promotion record; split apart they
+would pass those private helpers across modules.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, NUMERIC_INPUTS
 from termdeposit.decisions import abtest, calllist
 from termdeposit.decisions.calllist import GROUP_HOLDOUT, GROUP_MODEL, CallList
 from termdeposit.insight import explain, fairness
+from termdeposit.modeling import registry
 from termdeposit.modeling.predict import ranks_of
 from termdeposit.services.forecasts import CohortOutlook, cohort_outlook
 from termdeposit.storage.store import Store, open_store
@@ -438,3 +439,38 @@ def logged_scoring(cohort: str | int, store: Store | None = None) -> LoggedScori
 def do_not_call_ids(ids: Iterable[str]) -> frozenset[str]:
     """Customer ids never to call, cleaned (blank ids dropped)."""
     return frozenset(str(i).strip() for i in ids) - {""}
+
+
+def issue_logged(
+    logged: LoggedScoring,
+    settings: BusinessSettings,
+    request: CallListRequest,
+    *,
+    store: Store | None = None,
+    user: str | None = None,
+) -> PreparedCallList:
+    """Issue a logged scoring's call list with the reasons of the model that scored it.
+
+    What the command line's ``issue`` and the weekly job do: load that model, explain the
+    listed customers, prepare the list (with the model card's forecast) and record it once.
+    A model that can no longer be loaded still gives the list, with a note saying why the
+    reasons are missing.
+    """
+    reasons, note, card = None, None, None
+    try:
+        model = registry.load_model(logged.model_version)
+        card = model.card
+        reasons = model_reasons(explain.build_explainer(model), logged.scored)
+    except TermDepositError as exc:
+        note = f"Reasons: not available (model {logged.model_version}: {exc.message})"
+    prepared = prepare_call_list(
+        logged.scored,
+        settings,
+        request,
+        cohort_name=logged.cohort_name,
+        model_version=logged.model_version,
+        reasons=reasons,
+        reasons_note=note,
+        model_card=card,
+    )
+    return record_call_list(prepared, file_sha256=logged.file_sha256, store=store, user=user)

@@ -26,6 +26,8 @@ commits before it is recorded check first that it is not already there (the call
 cohort, a model decision made since the step started). Two runs are kept apart by a lock: a
 file lock on the machine and a lock in the database (see :class:`~termdeposit.storage.jobs.
 RunLock`); the second one stops at once and says who holds the lock.
+
+Size: One use case, its steps in the order a run takes them, each step's bookkeeping beside it.
 """
 
 from __future__ import annotations
@@ -48,7 +50,6 @@ from termdeposit.core.schema import INPUT_COLUMNS
 from termdeposit.data import drops as drops_store
 from termdeposit.data import exports
 from termdeposit.data.cohort_file import load_cohort, read_table
-from termdeposit.insight import explain
 from termdeposit.modeling import registry
 from termdeposit.modeling.predict import decisions, score_frame
 from termdeposit.ops import alerting, monitoring
@@ -481,23 +482,8 @@ def issue_call_list(
         holdout_share=holdout,
         seed=int(file_sha256[:8], 16) % (2**31 - 1) if holdout else None,
     )
-    reasons, note = None, None
-    try:
-        model = registry.load_model(logged.model_version)
-        reasons = call_lists.model_reasons(explain.build_explainer(model), logged.scored)
-    except TermDepositError as exc:
-        note = f"Reasons: not available (model {logged.model_version}: {exc.message})"
-    prepared = call_lists.prepare_call_list(
-        logged.scored,
-        default_settings(),
-        request,
-        cohort_name=logged.cohort_name,
-        model_version=logged.model_version,
-        reasons=reasons,
-        reasons_note=note,
-    )
-    issued = call_lists.record_call_list(
-        prepared, file_sha256=logged.file_sha256, store=store, user=WEEKLY_USER
+    issued = call_lists.issue_logged(
+        logged, default_settings(), request, store=store, user=WEEKLY_USER
     )
     exports.write_atomic(path, issued.file_bytes("csv"))
     exports.write_atomic(path.with_suffix(".xlsx"), issued.file_bytes("xlsx"))
