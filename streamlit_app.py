@@ -9,6 +9,7 @@ from termdeposit.apps.dashboard.common import (
     show_unexpected,
 )
 from termdeposit.apps.dashboard.report import report_downloads
+from termdeposit.apps.dashboard.state import session
 from termdeposit.core import config
 from termdeposit.core.errors import TermDepositError
 from termdeposit.decisions.economics import format_count, format_percent
@@ -133,9 +134,9 @@ if model is not None:
     st.subheader("For stakeholders: the report")
     report_downloads(model, settings)
 
-if st.session_state.get("cohort") is not None:
+if session.cohort is not None:
     st.info(
-        f"Working on cohort **{st.session_state['cohort_name']}** "
-        f"({format_count(len(st.session_state['cohort']))} customers).",
+        f"Working on cohort **{session.cohort_name}** "
+        f"({format_count(len(session.cohort))} customers).",
         icon=":material/info:",
     )

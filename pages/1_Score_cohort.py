@@ -4,6 +4,7 @@ import streamlit as st
 
 from termdeposit.apps.dashboard import scoring
 from termdeposit.apps.dashboard.common import production_model, setup_page
+from termdeposit.apps.dashboard.state import session
 from termdeposit.apps.dashboard.widgets import applied_capacity, choice_status, threshold_marks
 from termdeposit.core.config import MAX_UPLOAD_MB
 from termdeposit.decisions import economics
@@ -83,10 +84,10 @@ if scored is None:
     st.info("No cohort yet: upload a file or score a demo week.", icon=":material/info:")
     st.stop()
 
-cohort = st.session_state["cohort"]
+cohort = session.cohort
 curve = scoring.cohort_curve()
-threshold = float(st.session_state["threshold"])
-st.subheader(f"Cohort: {st.session_state['cohort_name']}")
+threshold = session.chosen_threshold
+st.subheader(f"Cohort: {session.cohort_name}")
 for notice in cohort.notices:
     st.info(notice, icon=":material/info:")
 choice_status(curve, settings)
@@ -118,7 +119,7 @@ if everyone.realised_subscriptions is not None:
         f"{format_count(known)} customers with a known outcome subscribed "
         f"({format_percent(everyone.realised_subscriptions / known)})."
     )
-st.caption(f"Scored by model `{st.session_state['model_version']}`.")
+st.caption(f"Scored by model `{session.model_version}`.")
 
 st.plotly_chart(
     plots.probability_histogram(

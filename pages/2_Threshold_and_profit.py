@@ -4,6 +4,7 @@ import streamlit as st
 
 from termdeposit.apps.dashboard import scenarios, scoring
 from termdeposit.apps.dashboard.common import production_model, setup_page
+from termdeposit.apps.dashboard.state import session
 from termdeposit.apps.dashboard.widgets import capacity_limit, choice_controls, threshold_marks
 from termdeposit.decisions import economics
 from termdeposit.decisions.economics import (
@@ -27,8 +28,8 @@ if scored is None:
 
 curve = scoring.cohort_curve()
 st.caption(
-    f"Cohort **{st.session_state['cohort_name']}** · {format_count(curve.size)} customers · "
-    f"model `{st.session_state['model_version']}` · call cost "
+    f"Cohort **{session.cohort_name}** · {format_count(curve.size)} customers · "
+    f"model `{session.model_version}` · call cost "
     f"{format_money(settings.call_cost, 2)}, subscription value "
     f"{format_money(settings.subscription_value, 2)} (change them in the sidebar)."
 )

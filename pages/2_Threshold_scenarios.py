@@ -4,6 +4,7 @@ import streamlit as st
 
 from termdeposit.apps.dashboard import scenarios, scoring
 from termdeposit.apps.dashboard.common import production_model, setup_page
+from termdeposit.apps.dashboard.state import session
 from termdeposit.decisions import economics
 from termdeposit.decisions.economics import describe_difference, format_count
 
@@ -20,7 +21,7 @@ forecaster = scoring.cohort_forecaster(model)
 st.markdown(
     "Save settings on the **Threshold & profit** page (cost per call, value of a "
     "subscription, capacity and your choice), then compare any two here, on this cohort: "
-    f"**{st.session_state['cohort_name']}** ({format_count(curve.size)} customers)."
+    f"**{session.cohort_name}** ({format_count(curve.size)} customers)."
 )
 saved = scenarios.load()
 now = scenarios.current("Current settings", settings)

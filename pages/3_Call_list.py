@@ -13,6 +13,7 @@ from termdeposit.apps.dashboard.common import (
     show_unexpected,
 )
 from termdeposit.apps.dashboard.insight_cache import reasons_provider
+from termdeposit.apps.dashboard.state import IssuedCallList, session
 from termdeposit.apps.dashboard.widgets import TABLE_ROWS, capacity_limit, threshold_controls
 from termdeposit.core.errors import TermDepositError
 from termdeposit.decisions import abtest, calllist
@@ -28,7 +29,7 @@ if scored is None:
     st.stop()
 
 curve = scoring.cohort_curve()
-threshold = float(st.session_state["threshold"])
+threshold = session.chosen_threshold
 with st.expander(f"Threshold: {format_percent(threshold, 2)} (change it here)"):
     threshold = threshold_controls(curve, settings, key_prefix="list")
 cap = capacity_limit(curve, settings, threshold)
@@ -48,9 +49,8 @@ if dnc_file is not None:
 
 share, seed = ops.holdout_controls("ab")
 if share and seed is None:  # one draw per session and cohort: what is shown is what is issued
-    drawn = st.session_state.setdefault("ab_seed_drawn", {})
-    seed = drawn.setdefault(st.session_state.get("cohort_sha256"), abtest.new_seed())
-policy = st.session_state.get("fairness_policy")  # chosen on the Fairness page
+    seed = session.ab_seeds.setdefault(session.cohort_sha256, abtest.new_seed())
+policy = session.fairness_policy  # chosen on the Fairness page
 request = call_lists.CallListRequest(
     threshold=threshold,
     capacity=cap,
@@ -59,8 +59,8 @@ request = call_lists.CallListRequest(
     seed=seed,
     group_policy=(policy["policy"], policy["attribute"]) if policy else None,
 )
-version = st.session_state["model_version"]
-cohort_name = st.session_state["cohort_name"]
+version = session.model_version
+cohort_name = session.cohort_name
 reasons, reasons_note = reasons_provider(model, scored)
 try:
     prepared = call_lists.prepare_call_list(
@@ -108,8 +108,7 @@ if prepared.policy_note:
 if reasons_note:
     st.caption(reasons_note)
 
-issued_key = "issued_call_list"
-sha = st.session_state.get("cohort_sha256")
+sha = session.cohort_sha256
 if st.button(
     "Issue this call list (record it for monitoring"
     + (" with its A/B hold-out group)" if share else ")"),
@@ -118,10 +117,10 @@ if st.button(
 ):
     try:
         recorded = call_lists.record_call_list(prepared, file_sha256=scoring.hex_sha(str(sha)))
-        st.session_state[issued_key] = (request, sha, version, recorded.list_id)
+        session.issued_call_list = IssuedCallList(request, sha, version, recorded.list_id)
     except TermDepositError as exc:
         show_error(exc)
-issued = st.session_state.get(issued_key)
+issued = session.issued_call_list
 if issued is not None and issued[:3] == (request, sha, version):
     prepared = replace(prepared, list_id=issued[3])
     st.success(

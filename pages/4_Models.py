@@ -11,6 +11,7 @@ from termdeposit.apps.dashboard.common import (
     show_unexpected,
     signed_in_user,
 )
+from termdeposit.apps.dashboard.state import session
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.labels import column_label, feature_label
 from termdeposit.decisions import economics
@@ -33,7 +34,7 @@ METRIC_ROWS = [
 ]
 
 settings = setup_page("Models", icon=":material/model_training:")
-message = st.session_state.pop("_models_message", None)
+message = session.take_flash("models")
 if message:
     st.success(message, icon=":material/check_circle:")
 
@@ -198,7 +199,7 @@ if promote or rollback:
             else:
                 entry = registry.rollback(reason=reason.strip(), user=who.strip())
                 done = f"Rolled back: {entry['version']} is in production again."
-            st.session_state["_models_message"] = done
+            session.flash("models", done)
             st.rerun()
         except TermDepositError as exc:
             show_error(exc)

@@ -5,6 +5,7 @@ import streamlit as st
 
 from termdeposit.apps.dashboard import insight_cache, scoring
 from termdeposit.apps.dashboard.common import production_model, setup_page, show_error
+from termdeposit.apps.dashboard.state import session
 from termdeposit.core import labels
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import (
@@ -30,9 +31,9 @@ explainer = insight_cache.explainer_for(model)
 if explainer is None:
     st.stop()
 
-threshold = float(st.session_state["threshold"])
+threshold = session.chosen_threshold
 st.caption(
-    f"Cohort **{st.session_state['cohort_name']}** · {format_count(len(scored))} customers · "
+    f"Cohort **{session.cohort_name}** · {format_count(len(scored))} customers · "
     + insight_cache.model_note(explainer, model)
 )
 overall_tab, customer_tab = st.tabs(

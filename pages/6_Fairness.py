@@ -5,6 +5,7 @@ import streamlit as st
 
 from termdeposit.apps.dashboard import insight_cache, scoring
 from termdeposit.apps.dashboard.common import production_model, setup_page
+from termdeposit.apps.dashboard.state import session
 from termdeposit.core import labels
 from termdeposit.decisions.economics import (
     describe_difference,
@@ -26,7 +27,7 @@ if scored is None:
 called, threshold, cap = insight_cache.current_calls(scored, settings)
 outcomes = insight_cache.outcomes_of(scored)
 st.caption(
-    f"Cohort **{st.session_state['cohort_name']}** · {format_count(len(scored))} customers · "
+    f"Cohort **{session.cohort_name}** · {format_count(len(scored))} customers · "
     f"**{format_count(called.sum())} called** at threshold {format_percent(threshold, 2)}"
     + (f", capacity {format_count(cap)}" if cap is not None else "")
     + " (change it on the Threshold & profit page) · model "
@@ -242,7 +243,7 @@ policy = st.radio(
     "recorded with the list when it is issued.",
 )
 applied = fairness.apply_policy(scored, scored["probability"], called, policy, attribute, settings)
-st.session_state["fairness_policy"] = (
+session.fairness_policy = (
     None if policy == "single" else {"policy": policy, "attribute": attribute}
 )
 if policy == "single":

@@ -5,6 +5,7 @@ import streamlit as st
 
 from termdeposit.apps.dashboard import alerts, ops
 from termdeposit.apps.dashboard.common import setup_page, show_error, show_unexpected
+from termdeposit.apps.dashboard.state import session
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.labels import readable_columns
 from termdeposit.decisions import abtest
@@ -16,7 +17,7 @@ settings = setup_page("Outcomes", icon=":material/fact_check:")
 store = ops.open_ops_store()
 if store is None:
     st.stop()
-message = st.session_state.pop("_outcomes_message", None)
+message = session.take_flash("outcomes")
 if message:
     st.success(message, icon=":material/check_circle:")
 
@@ -50,7 +51,7 @@ if upload is not None and st.button(
     try:
         result = outcomes.record_feedback(upload.getvalue(), upload.name, choice, store)
         alerts.refresh_alerts()
-        st.session_state["_outcomes_message"] = " ".join([result.summary(), *result.notices])
+        session.flash("outcomes", " ".join([result.summary(), *result.notices]))
         st.rerun()
     except outcomes.OutcomesError as exc:
         show_error(exc)
@@ -80,12 +81,12 @@ with st.expander("Demo: outcomes of a cohort cut from the reference data"):
         try:
             if frame is not None and plan is not None:
                 called = plan.members.loc[plan.members["call"], "customer_id"]
-                st.session_state["_outcomes_demo_file"] = outcomes.outcomes_file(
+                session.outcomes_demo_file = outcomes.outcomes_file(
                     outcomes.simulated_outcomes(called, frame)
                 )
         except TermDepositError as exc:
             show_error(exc)
-    demo_file = st.session_state.get("_outcomes_demo_file")
+    demo_file = session.outcomes_demo_file
     if demo_file is not None:
         st.download_button(
             "Download the demo outcomes (CSV)",

@@ -6,6 +6,7 @@ import streamlit as st
 
 from termdeposit.apps.dashboard import alerts, ops
 from termdeposit.apps.dashboard.common import setup_page, show_error
+from termdeposit.apps.dashboard.state import session
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.labels import feature_label, readable_columns, rule_words
 from termdeposit.decisions.economics import format_count, format_money, format_percent
@@ -16,7 +17,7 @@ settings = setup_page("Monitoring", icon=":material/monitor_heart:")
 store = ops.open_ops_store()
 if store is None:
     st.stop()
-message = st.session_state.pop("_monitoring_message", None)
+message = session.take_flash("monitoring")
 if message:
     st.success(message, icon=":material/check_circle:")
 
@@ -46,7 +47,7 @@ for alert in stored.itertuples(index=False):
     if st.button("Acknowledge (handled)", key=f"ack_{alert.id}"):
         store.acknowledge_alert(int(alert.id))
         alerts.refresh_alerts()
-        st.session_state["_monitoring_message"] = f"Alert {alert.id} acknowledged."
+        session.flash("monitoring", f"Alert {alert.id} acknowledged.")
         st.rerun()
 st.caption(
     f"{format_count(len(active))} alerts in force, not acknowledged. An alert stands for a "
@@ -277,7 +278,7 @@ with st.form("limits"):
                 ),
                 store,
             )
-            st.session_state["_monitoring_message"] = "Alert limits saved (app and cron use them)."
+            session.flash("monitoring", "Alert limits saved (app and cron use them).")
             st.rerun()
         except TermDepositError as exc:
             show_error(exc)
@@ -295,9 +296,10 @@ if st.button("Recalibrate on recent outcomes", key="recalibrate"):
         with st.spinner("Recalibrating..."):
             done = recalibrate("platt", store=store)
         alerts.refresh_alerts()
-        st.session_state["_monitoring_message"] = done.message + (
+        said = done.message + (
             f" — {done.version} is now in production." if done.promoted else " — not promoted."
         )
+        session.flash("monitoring", said)
         st.rerun()
     except TermDepositError as exc:
         show_error(exc)

@@ -6,6 +6,7 @@ import streamlit as st
 
 from termdeposit.apps.dashboard import ops
 from termdeposit.apps.dashboard.common import setup_page
+from termdeposit.apps.dashboard.state import session
 from termdeposit.core.labels import readable_columns
 from termdeposit.data.exports import to_csv_bytes
 from termdeposit.decisions.economics import (
@@ -79,8 +80,8 @@ else:
         macro=macro,
     )
 if run:
-    st.session_state["backtest_config"] = config
-config = st.session_state.get("backtest_config")
+    session.backtest_config = config
+config = session.backtest_config
 if config is None:
     st.info(
         "Choose the settings and run the backtest (about a minute for all 106 weeks).",

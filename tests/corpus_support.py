@@ -15,7 +15,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import func, select
+
+from termdeposit.data.cohort_file import validate_cohort
+from termdeposit.data.reader import open_table
+from termdeposit.modeling.predict import cohort_probabilities
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CORPUS = FIXTURES / "bad_inputs"
@@ -171,3 +176,18 @@ def large_variant(name: str, target: int = LARGE_BYTES) -> bytes | None:
                 line = line.replace('"', "")
             out.append(_prefixed(line, copy, separator) if first in _ID_NAMES else line)
     return (newline.join(out) + newline).encode(codec)
+
+
+def grown_scores(model: Any, name: str | Path, copies: int) -> np.ndarray:
+    """The probabilities of a cohort file grown to ``copies`` copies of its rows, scored as
+    one whole cohort by the product's own function (the week's rate followed over all of its
+    rows, as every path must give them), computed without the path under test.
+
+    A grown cohort is a larger week than the small file: its forecast rate and the error of
+    that rate depend on its size and make-up, so its scores are not the small file's repeated.
+    """
+    path = name if isinstance(name, Path) else CORPUS / name
+    cohort = validate_cohort(open_table(path).read())
+    rows = np.tile(np.arange(len(cohort.frame)), copies)
+    frame = cohort.frame.iloc[rows].reset_index(drop=True)
+    return cohort_probabilities(model, frame)

@@ -103,9 +103,7 @@ def _recommended_percent(model, week_cohort) -> str:
     return f"{100 * economics.recommended_threshold(curve, default_settings()):.2f}"
 
 
-def test_economics_move_the_choice_and_a_losing_pin_is_warned(
-    page, production_model, week_cohort
-):
+def test_economics_move_the_choice_and_a_losing_pin_is_warned(page, production_model, week_cohort):
     from playwright.sync_api import expect
 
     _score_demo_week(page)

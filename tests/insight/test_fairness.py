@@ -12,6 +12,7 @@ from fairlearn.metrics import false_positive_rate, selection_rate, true_positive
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.schema import INPUT_COLUMNS, TARGET
 from termdeposit.insight import fairness
+from termdeposit.modeling.card import ModelCard
 from termdeposit.modeling.train import build_pipeline
 
 
@@ -213,8 +214,9 @@ def test_model_without_protected_inputs_never_sees_them(small_history):
 
 
 def test_compare_without_protected_reports_both_models(small_history):
-    class Model:
+    class Model:  # the parts of a LoadedModel the comparison reads
         card = {"random_state": 0}
+        info = ModelCard.from_dict(card)
         pipeline = build_pipeline("logreg").fit(
             small_history.iloc[:1600].loc[:, list(INPUT_COLUMNS)],
             small_history[TARGET].iloc[:1600],

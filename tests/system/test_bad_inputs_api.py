@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pandas as pd
 import pytest
 from corpus_support import (
@@ -21,6 +22,7 @@ from corpus_support import (
     TEST_CHUNK_MB,
     case_id,
     cohort_refusal,
+    grown_scores,
     large_variant,
     models_digest,
     outcomes_refusal,
@@ -84,7 +86,9 @@ def test_score_answers_every_bad_input_above_the_chunk_size(case, client, ops_db
         alone = pd.read_csv(io.BytesIO(small.content), keep_default_na=False)
         copies = len(scored) // len(alone)
         assert copies > 1 and len(scored) == copies * len(alone)
-        assert scored["probability"].tolist() == alone["probability"].tolist() * copies
+        assert scored["age"].tolist() == alone["age"].tolist() * copies
+        expected = grown_scores(client.app.state.models.get(), case["file"], copies)
+        np.testing.assert_allclose(scored["probability"].to_numpy(float), expected, rtol=1e-14)
         assert store_counts(ops_db)["predictions"] == before["predictions"] + len(scored)
     else:
         assert 400 <= answer.status_code < 500, answer.text

@@ -30,6 +30,7 @@ from corpus_support import (
     TEST_CHUNK_MB,
     case_id,
     cohort_refusal,
+    grown_scores,
     large_variant,
     models_digest,
     store_counts,
@@ -38,7 +39,7 @@ from typer.testing import CliRunner
 
 from termdeposit.apps.cli import app
 from termdeposit.modeling.dask_scoring import dask_client
-from termdeposit.modeling.predict import score_file
+from termdeposit.modeling.predict import DECISION_NO, DECISION_YES, decisions, score_file
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 runner = CliRunner()
@@ -96,18 +97,23 @@ def _check_refused(result, case, out, ops_db, before, models, message=None) -> N
     assert models_digest() == models
 
 
-def _check_same_scores(large: pd.DataFrame, small: pd.DataFrame) -> None:
-    """Each row of the grown file scores as its row in the small file (the k-th copy)."""
+def _check_same_scores(large: pd.DataFrame, small: pd.DataFrame, model, name) -> None:  # noqa: ANN001
+    """The grown file reads as the small file's rows repeated, and scores as the product
+    scores the grown cohort whole (its week's rate followed over all its rows)."""
     assert len(large) % len(small) == 0 and len(large) > len(small)
     copies = len(large) // len(small)
-    for column in ("probability", "decision", "age", "job", "euribor3m"):
+    for column in ("age", "job", "euribor3m"):
         expected = np.tile(small[column].to_numpy(), copies)
         assert np.array_equal(large[column].to_numpy(), expected), column
+    probabilities = grown_scores(model, name, copies)
+    np.testing.assert_allclose(large["probability"].to_numpy(float), probabilities, rtol=1e-14)
+    call = decisions(probabilities, model.threshold)
+    assert large["decision"].tolist() == np.where(call, DECISION_YES, DECISION_NO).tolist()
 
 
 @pytest.mark.parametrize("case", LARGE_CASES, ids=case_id)
 def test_large_files_are_read_in_chunks_under_the_same_contract(
-    case, ops_db, tmp_path, pandas_output
+    case, ops_db, tmp_path, pandas_output, production_model
 ):
     source = tmp_path / case["file"]
     source.write_bytes(large_variant(case["file"]))
@@ -118,7 +124,8 @@ def test_large_files_are_read_in_chunks_under_the_same_contract(
         return
     assert result.exit_code == 0, result.output
     scored = _scores(out.read_bytes())
-    _check_same_scores(scored, _scores(pandas_output(CORPUS / case["file"])))
+    small = _scores(pandas_output(CORPUS / case["file"]))
+    _check_same_scores(scored, small, production_model, case["file"])
     assert store_counts(ops_db)["predictions"] == before["predictions"] + len(scored)
     assert models_digest() == models
 
@@ -162,7 +169,7 @@ def test_the_dask_engine_answers_as_the_pandas_engine(
 
 
 @pytest.mark.slow
-def test_real_files_over_64_mib(ops_db, tmp_path, monkeypatch, pandas_output):
+def test_real_files_over_64_mib(ops_db, tmp_path, monkeypatch, production_model):
     """The default setting: files over 64 MiB are chunked, and keep the contract.
 
     One file puts together what the issue found broken above 64 MiB: Latin-1 text, tab
@@ -170,7 +177,6 @@ def test_real_files_over_64_mib(ops_db, tmp_path, monkeypatch, pandas_output):
     Error). Another repeats a column (before: scored with the second ``age`` set aside).
     """
     monkeypatch.delenv("TERMDEPOSIT_CHUNK_MB")
-    small = _scores(pandas_output(SMALL_COHORT))
     header, *rows = SMALL_COHORT.read_text().strip("\n").split("\n")
     target = 65 * 2**20
     copies = target // len("\r".join(rows)) + 1
@@ -191,9 +197,8 @@ def test_real_files_over_64_mib(ops_db, tmp_path, monkeypatch, pandas_output):
     assert result.exit_code == 0, result.output
     scored = pd.read_csv(out, dtype={"customer_id": str}, nrows=5 * 1000)
     assert scored["customer_id"].iloc[0].startswith("Ç0-C37096")
-    assert np.array_equal(
-        scored["probability"].to_numpy(), np.tile(small["probability"].to_numpy(), 1000)
-    )
+    whole = grown_scores(production_model, SMALL_COHORT, copies)[: len(scored)]
+    np.testing.assert_allclose(scored["probability"].to_numpy(float), whole, rtol=1e-14)
     assert f"Scored {copies * len(rows)} customers" in result.output
 
     twice = grown(header.replace(",age,", ",age,age,"), "{row}", ",", "\n", "utf-8")

@@ -4,47 +4,34 @@ Every page starts with ``settings = setup_page("Title")``. With Streamlit's auto
 discovery a deep link runs a page without the home page, so this call restores everything a
 page needs.
 
-Session state (persistent keys, survive page switches):
-    ``settings``          the business settings (``BusinessSettings``);
-                          changed in the sidebar, they apply to every page at once
-    ``cohort``            the validated :class:`~.cohort_file.Cohort` being worked on
-    ``cohort_name``       a label for it (file name or demo week label), used in export names
-    ``cohort_sha256``     sha256 of the uploaded bytes (same file = same cohort)
-    ``scored``            the scored cohort (:func:`termdeposit.modeling.predict.score_frame`,
-                          rows in input order; its ``decision`` column is at the model's default
-                          threshold: use ``threshold`` for the current choice)
-    ``model_version``     the version that scored it (always the production one: a page that
-                          finds another production version re-scores, from cache if it can)
-    ``threshold``         the chosen probability threshold (default: the model card's
-                          ``default_threshold``)
-    ``limit_to_capacity`` True to call only the best ``settings.capacity`` customers when the
-                          threshold selects more
-    ``capacity_on``, ``capacity_agents``, ``capacity_calls_per_agent``, ``capacity_days``
-                          the sidebar's capacity form (capacity = agents x calls x days)
+Session state: read and written through :data:`termdeposit.apps.dashboard.state.session`
+(typed; the module lists every key with its type and meaning).
 
 Sign-in (optional): when ``.streamlit/secrets.toml`` has an ``[auth]`` section (Streamlit's
 OpenID Connect sign-in, see README "Sign-in (optional)"), every page asks the user to sign in
 before it shows anything, and the sidebar shows who is signed in with a "Sign out" button.
 Without an ``[auth]`` section the dashboard is open, as on a laptop.
 
-Widgets never own these values: each widget has a private key (``_w_<key>``) that is set from
-the persistent key before it is drawn and copied back when the user changes it. (Streamlit
-forgets a widget's state when the page that drew it is left, even if the next page draws a
-widget with the same key.)
+Widgets never own the session's values: each widget has a private key (``_w_<key>``) that is
+set from the persistent key before it is drawn and copied back when the user changes it.
+(Streamlit forgets a widget's state when the page that drew it is left, even if the next page
+draws a widget with the same key.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 from streamlit.errors import StreamlitAPIException
 
 from termdeposit.apps.dashboard.alerts import alert_banner
-from termdeposit.core.config import BusinessSettings, default_settings
+from termdeposit.apps.dashboard.state import CHOICE_MODES, RECOMMENDED, session
+from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.logs import get_logger
 from termdeposit.modeling import registry
@@ -52,23 +39,6 @@ from termdeposit.modeling.card import ModelCard
 from termdeposit.modeling.registry import LoadedModel
 
 log = get_logger("ui")
-
-PERSISTENT_DEFAULTS: dict[str, Any] = {
-    "cohort": None,
-    "cohort_name": None,
-    "cohort_sha256": None,
-    "scored": None,
-    "model_version": None,
-    "threshold": None,
-    "limit_to_capacity": True,
-    "capacity_on": False,
-    "capacity_agents": 10,
-    "capacity_calls_per_agent": 40,
-    "capacity_days": 5,
-    "choice_mode": "recommended",
-    "choice_value": None,
-    "choice_note": None,
-}
 
 #: What the page's address keeps, so a reload (or a shared link) restores the work:
 #: ``cost``, ``value``, ``cap`` (agents x calls x days, when the capacity is on), ``full``
@@ -79,11 +49,7 @@ URL_KEYS = ("cost", "value", "cap", "full", "pick", "cohort")
 
 def init_state() -> None:
     """Create the persistent session keys (once per session), restored from the address."""
-    first = "settings" not in st.session_state
-    for key, value in PERSISTENT_DEFAULTS.items():
-        st.session_state.setdefault(key, value)
-    st.session_state.setdefault("settings", default_settings())
-    if first:
+    if session.init_defaults():
         restore_from_url(dict(st.query_params))
 
 
@@ -101,49 +67,42 @@ def restore_from_url(params: Mapping[str, str]) -> None:
     Values that do not parse are ignored (the defaults stay): an old or hand-edited link never
     breaks the page.
     """
-    settings = st.session_state["settings"]
+    settings = session.settings
     cost, value = _number(params.get("cost")), _number(params.get("value"))
     if cost is not None and 0 <= cost <= 10_000:
         settings = replace(settings, call_cost=cost)
     if value is not None and 0.01 <= value <= 1_000_000:
         settings = replace(settings, subscription_value=value)
-    st.session_state["settings"] = settings
+    session.settings = settings
     parts = str(params.get("cap", "")).split("x")
     sizes = [_number(p, int) for p in parts] if len(parts) == 3 else []
     if sizes and all(n is not None and n >= 1 for n in sizes):
-        st.session_state.update(
-            capacity_on=True,
-            capacity_agents=min(sizes[0], 10_000),
-            capacity_calls_per_agent=min(sizes[1], 1_000),
-            capacity_days=min(sizes[2], 31),
-        )
+        session.capacity_on = True
+        session.capacity_form = (min(sizes[0], 10_000), min(sizes[1], 1_000), min(sizes[2], 31))
     if params.get("full") == "0":
-        st.session_state["limit_to_capacity"] = False
+        session.limit_to_capacity = False
     mode, _, amount = str(params.get("pick", "")).partition(":")
-    if mode == "recommended":
-        st.session_state.update(choice_mode=mode, choice_value=None)
-    elif mode in ("threshold", "calls", "budget") and _number(amount) is not None:
-        st.session_state.update(choice_mode=mode, choice_value=_number(amount))
+    if mode == RECOMMENDED:
+        session.pin(RECOMMENDED, None)
+    elif mode in CHOICE_MODES and _number(amount) is not None:
+        session.pin(mode, _number(amount))
     cohort = _number(params.get("cohort"), int)
     if cohort is not None and cohort > 0:
-        st.session_state["_reopen_cohort"] = cohort
+        session.request_reopen(cohort)
 
 
 def url_state() -> dict[str, str]:
     """The session's settings, choice and cohort as address parameters (see URL_KEYS)."""
-    settings = st.session_state["settings"]
+    settings = session.settings
     params = {"cost": f"{settings.call_cost:g}", "value": f"{settings.subscription_value:g}"}
-    if st.session_state["capacity_on"]:
-        params["cap"] = "x".join(
-            str(int(st.session_state[k]))
-            for k in ("capacity_agents", "capacity_calls_per_agent", "capacity_days")
-        )
-    if not st.session_state["limit_to_capacity"]:
+    if session.capacity_on:
+        params["cap"] = "x".join(str(n) for n in session.capacity_form)
+    if not session.limit_to_capacity:
         params["full"] = "0"
-    mode, amount = st.session_state["choice_mode"], st.session_state["choice_value"]
-    params["pick"] = mode if mode == "recommended" or amount is None else f"{mode}:{amount:g}"
-    cohort = st.session_state.get("ops_cohort_id")
-    if cohort is not None and st.session_state.get("cohort") is not None:
+    mode, amount = session.choice_mode, session.choice_value
+    params["pick"] = mode if mode == RECOMMENDED or amount is None else f"{mode}:{amount:g}"
+    cohort = session.cohort_id
+    if cohort is not None and session.cohort is not None:
         params["cohort"] = str(int(cohort))
     return params
 
@@ -160,7 +119,7 @@ def write_url() -> None:
 
 
 def _copy_back(key: str) -> None:
-    st.session_state[key] = st.session_state[f"_w_{key}"]
+    session.set(key, session.widget(f"_w_{key}"))
 
 
 def sync_widget(widget_key: str, value: Any, force: bool = False) -> None:
@@ -172,12 +131,8 @@ def sync_widget(widget_key: str, value: Any, force: bool = False) -> None:
     held 5 and 100). Otherwise it is left alone: setting it forces the browser's value, which
     would swallow a slider move made during the rerun.
     """
-    if (
-        force
-        or st.session_state.get("_page_changed", True)
-        or st.session_state.get(widget_key) != value
-    ):
-        st.session_state[widget_key] = value
+    if force or session.page_changed or session.widget(widget_key) != value:
+        session.set_widget(widget_key, value)
 
 
 def bind(key: str) -> dict[str, Any]:
@@ -186,23 +141,32 @@ def bind(key: str) -> dict[str, Any]:
     Usage: ``st.checkbox("Label", **bind("limit_to_capacity"))``. The widget shows the
     persistent value and writes the user's changes back to it.
     """
-    sync_widget(f"_w_{key}", st.session_state[key])
+    sync_widget(f"_w_{key}", session.get(key))
     return {"key": f"_w_{key}", "on_change": _copy_back, "args": (key,)}
 
 
 def _set_setting(field: str) -> None:
-    value = st.session_state[f"_w_{field}"]
-    st.session_state["settings"] = replace(st.session_state["settings"], **{field: float(value)})
+    changes: dict[str, Any] = {field: float(session.widget(f"_w_{field}"))}
+    session.settings = replace(session.settings, **changes)
 
 
 def _bind_setting(field: str) -> dict[str, Any]:
-    sync_widget(f"_w_{field}", float(getattr(st.session_state["settings"], field)), force=True)
+    sync_widget(f"_w_{field}", float(getattr(session.settings, field)), force=True)
     return {"key": f"_w_{field}", "on_change": _set_setting, "args": (field,)}
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
 def _load_model_cached(version: str, artifact_sha256: str) -> LoadedModel:
     return registry.load_model(version)
+
+
+def progress_reporter(bar: DeltaGenerator, text: str) -> Callable[[float], None]:
+    """A progress callback for ``bar``: ``text`` followed by the share done (e.g. "... 40%")."""
+
+    def report(fraction: float) -> None:
+        bar.progress(fraction, text=f"{text} {fraction:.0%}")
+
+    return report
 
 
 def show_error(exc: TermDepositError) -> None:
@@ -244,27 +208,17 @@ def production_model(quiet: bool = False) -> LoadedModel | None:
         return None
 
 
-def _capacity_from_form() -> int | None:
-    if not st.session_state["capacity_on"]:
-        return None
-    return int(
-        st.session_state["capacity_agents"]
-        * st.session_state["capacity_calls_per_agent"]
-        * st.session_state["capacity_days"]
-    )
-
-
 def _sidebar_model() -> None:
     try:
         version = registry.production_version()
         if version is None:
             st.sidebar.warning("No production model yet: train one from the home page.")
             return
-        card = registry.read_card(version)
+        raw_card = registry.read_card(version)
     except TermDepositError as exc:
         st.sidebar.error(exc.message)
         return
-    card = ModelCard.from_dict(card)
+    card = ModelCard.from_dict(raw_card)
     created = card.created_day
     st.sidebar.markdown(
         f"**Production model** `{version}`  \n{card.family_label} · trained {created}"
@@ -297,7 +251,7 @@ def _sidebar_settings() -> BusinessSettings:
         help="Enter the capacity as agents × calls per agent per day × days.",
         **bind("capacity_on"),
     )
-    if st.session_state["capacity_on"]:
+    if session.capacity_on:
         sidebar.number_input("Agents", min_value=1, max_value=10_000, **bind("capacity_agents"))
         sidebar.number_input(
             "Calls per agent per day",
@@ -306,8 +260,8 @@ def _sidebar_settings() -> BusinessSettings:
             **bind("capacity_calls_per_agent"),
         )
         sidebar.number_input("Days", min_value=1, max_value=31, **bind("capacity_days"))
-    settings = replace(st.session_state["settings"], capacity=_capacity_from_form())
-    st.session_state["settings"] = settings
+    settings = replace(session.settings, capacity=session.form_capacity())
+    session.settings = settings
     if settings.capacity is not None:
         sidebar.caption(f"Capacity: **{settings.capacity:,} calls**")
     sidebar.caption(
@@ -373,7 +327,7 @@ def _login(provider: str | None) -> None:
         st.login(provider)
     except StreamlitAPIException as exc:  # e.g. Authlib not installed, incomplete settings
         log.error("sign-in could not start: %s", exc)
-        st.session_state["_sign_in_error"] = (
+        session.sign_in_error = (
             "Sign-in could not start: the server's sign-in set-up is incomplete (the details "
             "are in the server log). Tell the team that runs this dashboard."
         )
@@ -393,7 +347,7 @@ def require_sign_in() -> None:
             "This dashboard holds customer data: sign in with your company account to use it.",
             icon=":material/lock:",
         )
-        problem = st.session_state.pop("_sign_in_error", None)
+        problem = session.take_sign_in_error()
         if problem:
             st.error(problem, icon=":material/error:")
         providers = _providers(section)
@@ -437,8 +391,7 @@ def setup_page(title: str, icon: str = ":material/call:") -> BusinessSettings:
     st.html(_HOME_LABEL_CSS)
     require_sign_in()
     init_state()
-    st.session_state["_page_changed"] = st.session_state.get("_page") != title
-    st.session_state["_page"] = title
+    session.enter_page(title)
     _sidebar_model()
     settings = _sidebar_settings()
     write_url()

@@ -17,7 +17,8 @@ import pandas as pd
 import streamlit as st
 
 from termdeposit.apps.dashboard import scoring
-from termdeposit.apps.dashboard.common import show_error, show_unexpected
+from termdeposit.apps.dashboard.common import progress_reporter, show_error, show_unexpected
+from termdeposit.apps.dashboard.state import session
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, TARGET
@@ -113,7 +114,7 @@ def no_cohort_yet(model: LoadedModel, purpose: str, key: str) -> None:
 
 
 def _cohort_key(model: LoadedModel) -> tuple[str, str, str]:
-    return (*_key(model), str(st.session_state.get("cohort_sha256")))
+    return (*_key(model), str(session.cohort_sha256))
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -188,9 +189,7 @@ def reasons_provider(
                 explainer=explainer,
                 baseline=baseline,
                 phrasing="caller",
-                progress=lambda f: bar.progress(
-                    f, text=f"Finding the reasons for {len(todo):,} calls... {f:.0%}"
-                ),
+                progress=progress_reporter(bar, f"Finding the reasons for {len(todo):,} calls..."),
             )
             bar.empty()
             with store.lock:
@@ -200,6 +199,8 @@ def reasons_provider(
                 while len(store.tables) > 16:
                     store.tables.pop(next(iter(store.tables)))
                 known = store.tables[key]
+        if known is None:  # no rows asked for (the call list never asks for none)
+            return rows.loc[:, [ID_COLUMN]]
         return known.loc[known[ID_COLUMN].isin(wanted)]
 
     return reasons, None
@@ -209,8 +210,8 @@ def current_calls(
     scored: pd.DataFrame, settings: BusinessSettings
 ) -> tuple[np.ndarray, float, int | None]:
     """Who is called at the session's threshold and capacity: (mask, threshold, capacity)."""
-    threshold = float(st.session_state["threshold"])
-    cap = settings.capacity if st.session_state.get("limit_to_capacity", True) else None
+    threshold = session.chosen_threshold
+    cap = settings.capacity if session.limit_to_capacity else None
     return fast_called_mask(scored, threshold, cap), threshold, cap
 
 
@@ -326,7 +327,7 @@ def blind_comparison_cached(
 ) -> fairness.BlindComparison | None:
     """The comparison if it was already computed for these settings, else None."""
     key = (*_key(model), settings.call_cost, settings.subscription_value)
-    return st.session_state.get("_blind_results", {}).get(key)
+    return session.blind_results.get(key)
 
 
 def blind_comparison(
@@ -346,7 +347,7 @@ def blind_comparison(
     except Exception as exc:  # training can fail in many ways; say so plainly
         show_unexpected(exc, "training the model without the protected inputs")
         return None
-    st.session_state.setdefault("_blind_results", {})[key] = result
+    session.blind_results[key] = result
     return result
 
 

@@ -16,7 +16,7 @@ import streamlit as st
 
 from termdeposit.apps.dashboard import scoring
 from termdeposit.apps.dashboard.alerts import refresh_alerts
-from termdeposit.apps.dashboard.common import show_error
+from termdeposit.apps.dashboard.common import progress_reporter, show_error
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.labels import readable_columns
 from termdeposit.decisions import abtest
@@ -61,7 +61,7 @@ def _backtest(config: dict[str, Any], data_sha: str) -> dict[str, Any]:
     result = run_backtest(
         frame,
         BacktestConfig(**config),
-        progress=lambda f: bar.progress(f, text=f"Replaying the weeks... {f:.0%}"),
+        progress=progress_reporter(bar, "Replaying the weeks..."),
     )
     bar.empty()
     return {"summary": result.as_dict(), "weeks": result.weeks}

@@ -10,6 +10,7 @@ import streamlit as st
 
 from termdeposit.apps.dashboard import insight_cache, scenarios, scoring
 from termdeposit.apps.dashboard.common import log
+from termdeposit.apps.dashboard.state import session
 from termdeposit.core.config import BusinessSettings
 from termdeposit.decisions import economics
 from termdeposit.insight import explain
@@ -22,17 +23,17 @@ def _decision(model: LoadedModel, settings: BusinessSettings) -> report.WeekDeci
     if curve is None:
         return None
     capacity = scoring.applied_capacity(settings)
-    threshold = float(st.session_state["threshold"])
+    threshold = session.chosen_threshold
     summary = economics.summary_at(curve, settings, threshold, capacity)
     return report.WeekDecision(
-        cohort_name=str(st.session_state["cohort_name"]),
+        cohort_name=str(session.cohort_name),
         settings=BusinessSettings(settings.call_cost, settings.subscription_value, capacity),
         summary=summary,
         profit_range=scenarios.profit_range(
             scoring.cohort_forecaster(model), settings, summary.calls
         ),
         recommendation=report.recommendation_sentence(curve, settings, capacity),
-        pinned=st.session_state.get("choice_mode") != scoring.RECOMMENDED,
+        pinned=session.pinned,
     )
 
 
@@ -59,7 +60,7 @@ def _pdf(model: LoadedModel, decision: report.WeekDecision | None, scored) -> by
 def report_downloads(model: LoadedModel, settings: BusinessSettings) -> None:
     """Two buttons: the report as HTML (self-contained) and as PDF, made when clicked."""
     decision = _decision(model, settings)
-    scored = st.session_state.get("scored")
+    scored = session.scored
     stamp = dt.date.today().isoformat()
     what = (
         f"this week's decision on **{decision.cohort_name}**"

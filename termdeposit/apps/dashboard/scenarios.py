@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from termdeposit.apps.dashboard.common import show_error
+from termdeposit.apps.dashboard.state import session
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.decisions import economics
@@ -84,9 +85,9 @@ def delete(name: str) -> None:
 
 def current(name: str, settings: BusinessSettings) -> economics.Scenario:
     """The session's settings and choice as a scenario called ``name``."""
-    mode = st.session_state.get("choice_mode", "recommended")
-    value = st.session_state.get("choice_value")
-    capacity = settings.capacity if st.session_state.get("limit_to_capacity", True) else None
+    mode = session.choice_mode
+    value = session.choice_value
+    capacity = settings.capacity if session.limit_to_capacity else None
     return economics.Scenario(
         name=name,
         call_cost=float(settings.call_cost),

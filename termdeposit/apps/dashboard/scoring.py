@@ -18,7 +18,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from termdeposit.apps.dashboard.common import log, show_error, show_unexpected, write_url
+from termdeposit.apps.dashboard.common import (
+    log,
+    progress_reporter,
+    show_error,
+    show_unexpected,
+    write_url,
+)
+from termdeposit.apps.dashboard.state import RECOMMENDED, session
 from termdeposit.core import config
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import CohortValidationError, TermDepositError
@@ -41,10 +48,8 @@ from termdeposit.storage import store
 #: Rows scored per step of the progress bar.
 SCORE_CHUNK_ROWS = 50_000
 
-#: Session key: the user chose to score without writing the prediction log.
+#: Checkbox key (a session key): the user chose to score without writing the prediction log.
 NO_LOG_KEY = "ops_score_without_log"
-#: Session key: the cohort id of the session's cohort in the prediction log.
-COHORT_ID_KEY = "ops_cohort_id"
 
 
 class _Store:
@@ -106,7 +111,7 @@ def _scored_for(model: LoadedModel, cohort: Cohort, sha: str) -> pd.DataFrame:
         scored = score_with_progress(
             model,
             cohort.frame,
-            lambda f: bar.progress(f, text=f"Scoring {len(cohort):,} customers... {f:.0%}"),
+            progress_reporter(bar, f"Scoring {len(cohort):,} customers..."),
         )
         bar.empty()
         _store().put(key, scored)
@@ -129,7 +134,7 @@ def log_app_scoring(
     When the database cannot be reached, the page stops with the reason and a checkbox: the
     user may choose to go on without logging for this session (then a warning stays visible).
     """
-    if st.session_state.get(NO_LOG_KEY):
+    if session.score_without_log:
         st.warning(
             "The prediction log is off for this session (you chose to score without it): "
             "these scores are not recorded for monitoring.",
@@ -147,7 +152,7 @@ def log_app_scoring(
                 week_label=name if name.startswith("20") else None,
                 source="app",
             )
-        st.session_state[COHORT_ID_KEY] = result.cohort_id
+        session.cohort_id = result.cohort_id
     except store.StoreUnavailableError as exc:
         show_error(exc)
         st.checkbox(
@@ -166,17 +171,9 @@ def set_cohort(model: LoadedModel, cohort: Cohort, name: str, sha: str) -> None:
     """
     scored = _scored_for(model, cohort, sha)
     log_app_scoring(scored, sha, name, model.version, model.threshold)
-    if st.session_state.get("cohort_sha256") != sha and not st.session_state.pop(
-        "_keep_choice", False
-    ):
-        st.session_state["choice_mode"] = RECOMMENDED
-    st.session_state.update(
-        cohort=cohort,
-        cohort_name=name,
-        cohort_sha256=sha,
-        scored=scored,
-        model_version=model.version,
-    )
+    if session.cohort_sha256 != sha and not session.take_keep_choice():
+        session.choice_mode = RECOMMENDED
+    session.set_cohort(cohort, name, sha, scored, model.version)
     resolve_choice()
 
 
@@ -188,37 +185,28 @@ def ensure_scored(model: LoadedModel | None) -> pd.DataFrame | None:
     """
     if model is None:
         return None
-    pending = st.session_state.pop("_reopen_cohort", None)
-    if st.session_state.get("cohort") is None and pending is not None:
-        st.session_state["_keep_choice"] = True
-        st.session_state["_reopened"] = True
-        reopen_cohort(model, int(pending))
-    if st.session_state.get("cohort") is None:
+    pending = session.take_reopen_request()
+    if session.cohort is None and pending is not None:
+        session.mark_reopening()
+        reopen_cohort(model, pending)
+    cohort = session.cohort
+    if cohort is None:
         return None
-    if st.session_state.get("model_version") != model.version:
-        set_cohort(
-            model,
-            st.session_state["cohort"],
-            st.session_state["cohort_name"],
-            st.session_state["cohort_sha256"],
-        )
+    if session.model_version != model.version:
+        set_cohort(model, cohort, str(session.cohort_name), str(session.cohort_sha256))
     resolve_choice()
-    return st.session_state["scored"]
-
-
-#: ``choice_mode`` when the dashboard follows the money (nothing pinned).
-RECOMMENDED = "recommended"
+    return session.scored
 
 
 def applied_capacity(settings: BusinessSettings) -> int | None:
     """The capacity the calls are cut to: the sidebar's, unless the user chose not to."""
-    return settings.capacity if st.session_state.get("limit_to_capacity", True) else None
+    return settings.capacity if session.limit_to_capacity else None
 
 
 def _money_signature(settings: BusinessSettings) -> tuple[Any, ...]:
     return (
-        st.session_state.get("cohort_sha256"),
-        st.session_state.get("model_version"),
+        session.cohort_sha256,
+        session.model_version,
         float(settings.call_cost),
         float(settings.subscription_value),
         applied_capacity(settings),
@@ -251,36 +239,34 @@ def resolve_choice() -> economics.Choice | None:
     curve = cohort_curve()
     if curve is None:
         return None
-    settings = st.session_state["settings"]
+    settings = session.settings
     capacity = applied_capacity(settings)
-    mode = st.session_state.get("choice_mode", RECOMMENDED)
+    mode = session.choice_mode
     if mode == RECOMMENDED:
         target = economics.recommended_threshold(curve, settings, capacity)
         choice = economics.resolve_choice(curve, settings, "threshold", target, capacity)
     else:
-        value = st.session_state.get("choice_value")
+        value = session.choice_value
         if value is None:
-            value = st.session_state.get("threshold") or 0.0
+            value = session.threshold or 0.0
         choice = economics.resolve_choice(curve, settings, mode, float(value), capacity)
-    st.session_state["threshold"] = choice.threshold
+    session.threshold = choice.threshold
     signature = _money_signature(settings)
-    before = st.session_state.get("_choice_signature")
+    before = session.choice_signature
     if before != signature:
-        st.session_state["_choice_event"] = (
+        session.choice_event = (
             "Reopened with the settings in the page's address"
-            if st.session_state.pop("_reopened", False)
+            if session.take_reopened()
             else _what_changed(before, signature)
         )
-    elif st.session_state.get("_choice_mode_seen") != mode:
-        st.session_state["_choice_event"] = (
-            "Following the money again" if mode == RECOMMENDED else "You chose"
-        )
-    st.session_state["_choice_signature"] = signature
-    st.session_state["_choice_mode_seen"] = mode
-    st.session_state["choice_note"] = choice_sentence(
-        st.session_state.get("_choice_event", "Settings changed"), mode, choice, capacity
+    elif session.choice_mode_seen != mode:
+        session.choice_event = "Following the money again" if mode == RECOMMENDED else "You chose"
+    session.choice_signature = signature
+    session.choice_mode_seen = mode
+    session.choice_note = choice_sentence(
+        session.choice_event or "Settings changed", mode, choice, capacity
     )
-    st.session_state["_choice"] = choice
+    session.last_choice = choice
     write_url()
     return choice
 
@@ -350,10 +336,10 @@ def reopen_cohort(model: LoadedModel, cohort_id: int) -> bool:
 
 def cohort_curve() -> economics.ThresholdCurve | None:
     """Sorted probabilities and cumulative sums of the session's scored cohort (cached)."""
-    scored = st.session_state.get("scored")
+    scored = session.scored
     if scored is None:
         return None
-    key = ("curve", st.session_state["cohort_sha256"], st.session_state["model_version"])
+    key = ("curve", session.cohort_sha256, session.model_version)
     curve = _store().get(key)
     if curve is None:
         outcomes = scored.get(TARGET)
@@ -366,7 +352,7 @@ def cohort_forecaster(model: LoadedModel) -> ProfitForecaster | None:
     curve = cohort_curve()
     if curve is None:
         return None
-    key = ("forecaster", st.session_state["cohort_sha256"], st.session_state["model_version"])
+    key = ("forecaster", session.cohort_sha256, session.model_version)
     forecaster = _store().get(key)
     if forecaster is None:
         forecaster = _store().put(key, forecasts.cohort_forecaster(model.card, curve))
@@ -375,10 +361,10 @@ def cohort_forecaster(model: LoadedModel) -> ProfitForecaster | None:
 
 def cohort_week_forecast(model: LoadedModel) -> WeekForecast | None:
     """The session's cohort's forecast subscription rate and its range (cached)."""
-    scored = st.session_state.get("scored")
+    scored = session.scored
     if scored is None:
         return None
-    key = ("week", st.session_state["cohort_sha256"], st.session_state["model_version"])
+    key = ("week", session.cohort_sha256, session.model_version)
     week = _store().get(key)
     if week is None:
         week = _store().put(key, forecasts.week_forecast(model.card, scored))
@@ -393,8 +379,8 @@ def cohort_curve_table(settings: BusinessSettings) -> pd.DataFrame | None:
     capacity = applied_capacity(settings)
     key = (
         "table",
-        st.session_state["cohort_sha256"],
-        st.session_state["model_version"],
+        session.cohort_sha256,
+        session.model_version,
         settings.call_cost,
         settings.subscription_value,
         capacity,
@@ -456,7 +442,7 @@ def load_upload(model: LoadedModel, upload: Any) -> bool:
     by their sha256).
     """
     upload_id = getattr(upload, "file_id", None) or (upload.name, upload.size)
-    if st.session_state.get("_loaded_upload") == upload_id:
+    if session.loaded_upload == upload_id:
         return True
     try:
         _check_upload(upload.name, upload.size)
@@ -464,7 +450,7 @@ def load_upload(model: LoadedModel, upload: Any) -> bool:
         sha = hashlib.sha256(data).hexdigest()
         cohort = _validated(data, upload.name, sha)
         set_cohort(model, cohort, upload.name, sha)
-        st.session_state["_loaded_upload"] = upload_id
+        session.loaded_upload = upload_id
         return True
     except CohortValidationError as exc:
         show_problems(exc)

@@ -2,7 +2,8 @@
 
 The choice lives in the persistent session keys ``choice_mode`` (``recommended`` while the
 dashboard follows the money, else ``threshold``, ``calls`` or ``budget``: what the user
-pinned), ``choice_value`` and the resolved ``threshold`` (see
+pinned), ``choice_value`` and the resolved ``threshold`` (read through
+:data:`termdeposit.apps.dashboard.state.session`; see
 :func:`termdeposit.apps.dashboard.scoring.resolve_choice`), so a choice made on one page holds
 on every page. The arithmetic is :func:`termdeposit.decisions.economics.resolve_choice`.
 """
@@ -13,6 +14,7 @@ import streamlit as st
 
 from termdeposit.apps.dashboard import scoring
 from termdeposit.apps.dashboard.common import bind, sync_widget
+from termdeposit.apps.dashboard.state import RECOMMENDED, ChoiceMode, session
 from termdeposit.core.config import BusinessSettings
 from termdeposit.decisions import economics
 from termdeposit.decisions.economics import format_count, format_money, format_percent
@@ -27,18 +29,16 @@ THRESHOLD_STEP = 0.1
 TABLE_ROWS = 2_000
 
 
-def _pin(mode: str, value: float) -> None:
-    st.session_state["choice_mode"] = mode
-    st.session_state["choice_value"] = float(value)
+def _pin(mode: ChoiceMode, value: float) -> None:
+    session.pin(mode, float(value))
 
 
 def _follow() -> None:
-    st.session_state["choice_mode"] = scoring.RECOMMENDED
-    st.session_state["choice_value"] = None
+    session.pin(RECOMMENDED, None)
 
 
-def _from_widget(widget_key: str, mode: str, scale: float = 1.0) -> None:
-    _pin(mode, float(st.session_state[widget_key]) * scale)
+def _from_widget(widget_key: str, mode: ChoiceMode, scale: float = 1.0) -> None:
+    _pin(mode, float(session.widget(widget_key)) * scale)
 
 
 def applied_capacity(settings: BusinessSettings) -> int | None:
@@ -48,13 +48,13 @@ def applied_capacity(settings: BusinessSettings) -> int | None:
 
 def choice_status(curve: economics.ThresholdCurve, settings: BusinessSettings) -> None:
     """One line on what is applied and why; a warning when a pinned choice loses money."""
-    note = st.session_state.get("choice_note")
-    pinned = st.session_state.get("choice_mode", scoring.RECOMMENDED) != scoring.RECOMMENDED
+    note = session.choice_note
+    pinned = session.pinned
     if note:
         st.info(note, icon=":material/push_pin:" if pinned else ":material/trending_up:")
     if not pinned:
         return
-    threshold = float(st.session_state["threshold"])
+    threshold = session.chosen_threshold
     capacity = applied_capacity(settings)
     summary = economics.summary_at(curve, settings, threshold, capacity)
     gap = economics.shortfall(
@@ -82,12 +82,12 @@ def choice_controls(
 
     Changing any of them pins the choice in that form (a budget stays a budget when the cost
     changes); "Follow the money" un-pins it. Returns the resolved threshold (also in
-    ``st.session_state["threshold"]``).
+    ``session.threshold``).
     """
     choice = scoring.resolve_choice() or economics.resolve_choice(
-        curve, settings, "threshold", float(st.session_state.get("threshold") or 0.0)
+        curve, settings, "threshold", session.threshold or 0.0
     )
-    pinned = st.session_state.get("choice_mode", scoring.RECOMMENDED) != scoring.RECOMMENDED
+    pinned = session.pinned
     choice_status(curve, settings)
     buttons = st.container(horizontal=True)
     buttons.button(
@@ -157,7 +157,7 @@ def choice_controls(
         on_change=_from_widget,
         args=("_w_budget", "budget"),
     )
-    return float(st.session_state["threshold"])
+    return session.chosen_threshold
 
 
 #: The page-level name kept for pages that draw the choice (Threshold & profit, Call list).

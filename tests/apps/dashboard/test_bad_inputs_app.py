@@ -21,6 +21,7 @@ from corpus_support import (
     SCORED_WEEK,
     case_id,
     cohort_refusal,
+    grown_scores,
     large_variant,
     models_digest,
     outcomes_refusal,
@@ -69,8 +70,9 @@ def test_score_page_answers_every_bad_input(case, ops_db):
 @pytest.mark.parametrize(
     "case", [c for c in CASES if large_variant(c["file"]) is not None], ids=case_id
 )
-def test_score_page_answers_every_bad_input_above_the_chunk_size(case, ops_db):
-    """The corpus grown past the chunk size (rows repeated): the same answers, the same scores."""
+def test_score_page_answers_every_bad_input_above_the_chunk_size(case, ops_db, production_model):
+    """The corpus grown past the chunk size (rows repeated): the same answers, and the scores
+    of the grown cohort as the product scores it whole."""
     small_scores = None
     if case["accept"]:
         at = _open(SCORE)
@@ -87,7 +89,9 @@ def test_score_page_answers_every_bad_input_above_the_chunk_size(case, ops_db):
         assert errors == []
         scored = at.session_state["scored"]
         copies = len(scored) // len(small_scores)
-        assert copies > 1 and scored["probability"].tolist() == small_scores * copies
+        assert copies > 1 and len(scored) == copies * len(small_scores)
+        expected = grown_scores(production_model, case["file"], copies)
+        assert scored["probability"].tolist() == expected.tolist()
         assert store_counts(ops_db)["predictions"] == before["predictions"] + len(scored)
     else:
         assert len(errors) == 1, errors

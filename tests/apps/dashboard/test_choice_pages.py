@@ -23,7 +23,6 @@ from streamlit.testing.v1 import AppTest
 
 from termdeposit.apps.dashboard.alerts import alerts_sentence
 from termdeposit.core.config import default_settings
-from termdeposit.core.schema import INPUT_COLUMNS
 from termdeposit.data.cohort_file import validate_cohort
 from termdeposit.decisions import economics
 from termdeposit.decisions.economics import format_count, format_money
