@@ -42,10 +42,11 @@ test: setup ## Run the whole test suite (browser and PostgreSQL tests included)
 test-fast: setup ## Run the tests without the browser and PostgreSQL ones
 	TERMDEPOSIT_DATA=$(TEST_DATA) $(BIN)/pytest -m "not browser and not postgres"
 
-lint: setup ## Lint: ruff, formatting, architecture contracts (import-linter), hadolint
+lint: setup ## Lint: ruff, formatting, architecture contracts (import-linter), mypy, hadolint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 	$(BIN)/hadolint --failure-threshold warning Dockerfile
 
 format: setup ## Format the code
@@ -84,5 +85,5 @@ bench: setup ## Run every benchmark (prints figures and ratios)
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; TERMDEPOSIT_DATA=$(TEST_DATA) $(BIN)/python $$script || exit 1; done
 
 clean: ## Remove caches (keeps data/ and models/)
-	rm -rf .pytest_cache .ruff_cache artifacts
+	rm -rf .pytest_cache .ruff_cache .mypy_cache artifacts
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

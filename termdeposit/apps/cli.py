@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import click
 import typer
+from typer._click import Context as ClickContext  # typer's own click; no public alias
 from typer.core import TyperGroup
 
 from termdeposit.core import config
@@ -31,7 +32,7 @@ EXIT_USER_ERROR = 2
 class FriendlyErrors(TyperGroup):
     """Turn project errors into a message and exit code 2 instead of a traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         """Run the command; print project errors in plain words."""
         try:
             return super().invoke(ctx)

@@ -141,7 +141,8 @@ def _parse_categorical(frame: pd.DataFrame, problems: list[Problem]) -> dict[str
     for column in CATEGORICAL_COLUMNS:
         if column not in frame:
             continue
-        values = frame[column].astype(str).str.strip().str.lower()
+        # Text, then NaN where blank in a column without ``unknown``.
+        values: pd.Series = frame[column].astype(str).str.strip().str.lower()
         blank = values.eq("") | values.isin(_BLANKS)
         values = values.mask(blank, "unknown" if column in UNKNOWN_ALLOWED else np.nan)
         parsed[column] = fast_csv.as_object(values)
@@ -177,7 +178,7 @@ def _check_broken_rows(frame: pd.DataFrame) -> None:
         return
     rest = frame.iloc[:, 1:].astype(str)
     first = frame.iloc[:, 0].astype(str)
-    broken = rest.eq("").all(axis=1) & first.str.contains(r"[;,\t|]", regex=True)
+    broken = (rest == "").all(axis=1) & first.str.contains(r"[;,\t|]", regex=True)
     if broken.any():
         raise CohortValidationError(
             [

@@ -35,10 +35,17 @@ FILE_KINDS = {
 }
 SEPARATORS = (";", ",", "\t", "|")
 _LATIN1_FALLBACK = "termdeposit-latin1"
+
+
+def _latin1_fallback(error: UnicodeError) -> tuple[str, int]:
+    """Read the bytes Windows-1252 leaves undefined as Latin-1 (control characters)."""
+    if not isinstance(error, UnicodeDecodeError):  # registered for decoding only
+        raise error
+    return error.object[error.start : error.end].decode("latin-1"), error.end
+
+
 # Windows-1252 leaves five bytes undefined; Latin-1 reads them (as control characters).
-codecs.register_error(
-    _LATIN1_FALLBACK, lambda e: (e.object[e.start : e.end].decode("latin-1"), e.end)
-)
+codecs.register_error(_LATIN1_FALLBACK, _latin1_fallback)
 # A UTF-8 sequence of two to four bytes (evidence that a file is UTF-8 where it is valid).
 _UTF8_SEQUENCE = re.compile(
     rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"

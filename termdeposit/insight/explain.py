@@ -393,7 +393,7 @@ def boosted_work_per_row(model: Any) -> int:
     return int(BOOSTED_WORK_PER_TREE * len(dumps) + BOOSTED_WORK_PER_SQUARED_DEPTH * squared)
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
+def _sigmoid(z: np.ndarray | np.float64) -> np.ndarray | np.float64:
     return 1.0 / (1.0 + np.exp(-z))
 
 

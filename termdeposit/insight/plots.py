@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from termdeposit.core.labels import feature_label
+from termdeposit.insight.dependence import Dependence
 
 #: One colour per meaning, the same in every chart.
 COLOURS = {
@@ -960,7 +961,7 @@ def ab_groups_chart(
     return fig
 
 
-def ice_plot(data: object, label: str, value_words: Sequence[str] | None = None) -> go.Figure:
+def ice_plot(data: Dependence, label: str, value_words: Sequence[str] | None = None) -> go.Figure:
     """Partial dependence (thick) over individual curves (thin) and the chosen customer's curve.
 
     Args:

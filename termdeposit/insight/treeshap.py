@@ -553,9 +553,10 @@ class ForestShap:
         table_bytes: int = TABLE_BYTES,
         n_threads: int | None = None,
     ) -> None:
-        trees = [getattr(e, "tree_", None) for e in getattr(forest, "estimators_", [])]
-        if not trees or any(t is None for t in trees) or not hasattr(forest, "classes_"):
+        found = [getattr(e, "tree_", None) for e in getattr(forest, "estimators_", [])]
+        if not found or any(t is None for t in found) or not hasattr(forest, "classes_"):
             raise TypeError("ForestShap needs a fitted scikit-learn forest classifier.")
+        trees = [t for t in found if t is not None]
         if getattr(forest, "n_outputs_", 1) != 1:
             raise TypeError("ForestShap explains single-output forests only.")
         if not 0 <= class_index < len(forest.classes_):

@@ -137,7 +137,7 @@ class BlendClassifier(ClassifierMixin, BaseEstimator):
             "linear": LogisticRegression(max_iter=2000),
             "forest": RandomForestClassifier(),
         }
-        classes = None
+        classes: np.ndarray | None = None
         for name, drop, _ in MEMBERS:
             if name not in self.members:
                 setattr(self, f"{name}_", None)
@@ -152,7 +152,8 @@ class BlendClassifier(ClassifierMixin, BaseEstimator):
             classes = model.classes_
             setattr(self, f"{name}_", model)
             setattr(self, f"{name}_columns_", columns)
-        self.classes_ = classes
+        assert classes is not None  # the regression is always a member
+        self.classes_: np.ndarray = classes
         return self
 
     def member_probabilities(self, X: Any) -> tuple[np.ndarray, ...]:

@@ -409,7 +409,9 @@ def score_partitioned(
         dask.delayed(_score_partition)(part, shared_model, partitions.columns)
         for part in partitions.frame.to_delayed()
     ]
-    results = _gather_in_order(client, tasks, report, 0.0, 0.5)
+    results: list[tuple[pd.DataFrame, np.ndarray]] = _gather_in_order(
+        client, tasks, report, 0.0, 0.5
+    )
     parts = [scored for scored, _ in results]
     sums = np.sum([partial for _, partial in results], axis=0)
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(int).tolist()
@@ -475,7 +477,7 @@ def score_partitioned(
 
 def _gather_in_order(
     client: Client, tasks: list[Any], report: ProgressFn, start: float, span: float
-) -> list[pd.DataFrame]:
+) -> list[Any]:
     """Compute every task, reporting progress as they finish; results in task order."""
     from distributed import as_completed
 

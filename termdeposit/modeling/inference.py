@@ -143,7 +143,7 @@ class CompiledScorer:
 
         if not isinstance(prep, ColumnTransformer):
             raise NotCompilableError("the encoding step is not a ColumnTransformer")
-        encoders = []
+        encoders: list[tuple[str, list[str], int, Any]] = []
         for name, step, columns in prep.transformers_:
             if step == "drop" or (name == "remainder" and len(columns) == 0):
                 continue
@@ -186,7 +186,7 @@ class CompiledScorer:
             return None
         raise NotCompilableError(f"classifier {type(classifier).__name__} is not compiled")
 
-    def clean(self, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    def clean(self, columns: Mapping[str, Any] | pd.DataFrame) -> dict[str, np.ndarray]:
         """What :class:`BankCleaner` makes of the 19 inputs (same values, same dtypes)."""
         cleaned: dict[str, np.ndarray] = {}
         for column in INPUT_COLUMNS:
@@ -201,7 +201,7 @@ class CompiledScorer:
             del cleaned[column]
         return cleaned
 
-    def encode(self, columns: Mapping[str, Any]) -> np.ndarray:
+    def encode(self, columns: Mapping[str, Any] | pd.DataFrame) -> np.ndarray:
         """The encoded matrix ``pipeline[:2].transform`` gives, from the 19 input columns."""
         cleaned = self.clean(columns)
         n = len(cleaned["pdays"])
@@ -232,7 +232,7 @@ class CompiledScorer:
         if blend is not None:
             linear = blend.linear_.predict_proba(kept_columns(X, blend.linear_columns_))[:, 1]
             trees = kept_columns(X, blend.forest_columns_)
-            if len(X) <= FOREST_ENGINE_MAX_ROWS:
+            if self.forest is not None and len(X) <= FOREST_ENGINE_MAX_ROWS:
                 forest = self.forest.positive_proba(trees)
             else:
                 with parallel_config(backend="sequential"):

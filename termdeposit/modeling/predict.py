@@ -51,7 +51,9 @@ def ranks_of(probabilities: np.ndarray) -> np.ndarray:
 
 
 def decisions(
-    probabilities: np.ndarray, threshold: float | None = None, top_n: int | None = None
+    probabilities: np.ndarray | pd.Series,
+    threshold: float | None = None,
+    top_n: int | None = None,
 ) -> np.ndarray:
     """True where a customer is to be called: probability >= threshold, or within the top N."""
     probabilities = np.asarray(probabilities, dtype=float)

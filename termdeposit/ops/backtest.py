@@ -241,7 +241,9 @@ def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows of a frame as plain Python values (numpy scalars converted)."""
     records = []
     for row in frame.to_dict(orient="records"):
-        records.append({k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()})
+        records.append(
+            {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        )
     return records
 
 

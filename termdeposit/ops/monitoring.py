@@ -102,12 +102,12 @@ def bin_shares(
     expected = pd.Series(expected).dropna()
     actual = pd.Series(actual).dropna()
     if not pd.api.types.is_numeric_dtype(expected) or not pd.api.types.is_numeric_dtype(actual):
-        e = expected.astype(str).value_counts(normalize=True)
-        a = actual.astype(str).value_counts(normalize=True)
-        categories = sorted(e.index.union(a.index))
-        e = e.reindex(categories, fill_value=0)
-        a = a.reindex(categories, fill_value=0)
-        return e.to_numpy(float), a.to_numpy(float), categories
+        e_share = expected.astype(str).value_counts(normalize=True)
+        a_share = actual.astype(str).value_counts(normalize=True)
+        categories = sorted(e_share.index.union(a_share.index))
+        e_share = e_share.reindex(categories, fill_value=0)
+        a_share = a_share.reindex(categories, fill_value=0)
+        return e_share.to_numpy(float), a_share.to_numpy(float), categories
     values = expected.to_numpy(float)
     edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
     count = len(edges) + 1
@@ -563,15 +563,21 @@ def load_periods(store: Store, settings: BusinessSettings | None = None) -> list
         return []
     outcomes = store.outcomes()
     rollup = api_rollup()
-    groups: dict[str, list[Any]] = {}
+    groups: dict[str, list[int]] = {}
     labels: dict[str, str] = {}
-    for cohort in cohorts.itertuples(index=False):
-        if cohort.source == "api":
-            when = rollup_key(cohort.uploaded_at, rollup)
+    for cohort_id, source, uploaded_at, week_label in zip(
+        cohorts["id"].astype(int),
+        cohorts["source"],
+        cohorts["uploaded_at"],
+        cohorts["week_label"],
+        strict=True,
+    ):
+        if source == "api":
+            when = rollup_key(uploaded_at, rollup)
             key, label = f"api:{when}", f"API {when}"
         else:
-            key, label = f"cohort:{int(cohort.id)}", str(cohort.week_label)
-        groups.setdefault(key, []).append(cohort)
+            key, label = f"cohort:{cohort_id}", str(week_label)
+        groups.setdefault(key, []).append(cohort_id)
         labels.setdefault(key, label)
     periods = []
     for key, members in groups.items():
@@ -585,23 +591,23 @@ def _period(
     store: Store,
     key: str,
     label: str,
-    cohorts: list[Any],
+    cohort_ids: list[int],
     outcomes: pd.DataFrame,
     settings: BusinessSettings | None,
 ) -> Period | None:
     parts = []
     plans = []
-    for cohort in cohorts:
-        plan = cohort_plan(store, int(cohort.id), settings)
+    for cohort_id in cohort_ids:
+        plan = cohort_plan(store, cohort_id, settings)
         if plan is None:
             continue
-        inputs = store.cohort_inputs(int(cohort.id))
+        inputs = store.cohort_inputs(cohort_id)
         part = inputs.merge(
             plan.members.loc[:, [ID_COLUMN, "group", "call", "probability"]],
             on=ID_COLUMN,
             how="inner",
         )
-        part.insert(0, "cohort_id", int(cohort.id))
+        part.insert(0, "cohort_id", cohort_id)
         parts.append(part)
         plans.append(plan)
     if not plans:
@@ -1047,10 +1053,9 @@ def drift_checks(report: DriftReport, index: int, limits: AlertLimits) -> list[C
     many = report.drifted_share > limits.drifted_share
     checks = []
     for name in limits.watched_inputs:
-        row = customer.loc[name]
-        value = float(row["psi_beyond_chance"])
+        value = float(customer["psi_beyond_chance"].loc[name])
         crossed = value > limits.psi_input
-        recent = float(row["psi_recent"])
+        recent = float(customer["psi_recent"].loc[name])
         how = (
             "a new change against the weeks before"
             if recent > limits.psi_input
@@ -1122,10 +1127,13 @@ def drift_checks(report: DriftReport, index: int, limits: AlertLimits) -> list[C
     economy = outside[outside["input"].isin(ECONOMY_INPUTS)]
     calendar = outside[~outside["input"].isin(ECONOMY_INPUTS)]
     parts = [
-        f"{feature_label(row.input)} {row.detail.removeprefix('this week ')}"
-        for row in economy.itertuples()
+        f"{feature_label(name)} {detail.removeprefix('this week ')}"
+        for name, detail in zip(economy["input"], economy["detail"], strict=True)
     ]
-    parts += [f"{feature_label(row.input)}: {row.detail}" for row in calendar.itertuples()]
+    parts += [
+        f"{feature_label(name)}: {detail}"
+        for name, detail in zip(calendar["input"], calendar["detail"], strict=True)
+    ]
     checks.append(
         Check(
             index=index,
@@ -1416,8 +1424,8 @@ def assess(
         )
         if key not in cache:
             try:
-                report = period_drift(periods, i, reference_of, limits)
-                cache[key] = (report, drift_checks(report, i, limits))
+                drift = period_drift(periods, i, reference_of, limits)
+                cache[key] = (drift, drift_checks(drift, i, limits))
             except TermDepositError:
                 cache[key] = (None, [])
         report, found = cache[key]

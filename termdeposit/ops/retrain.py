@@ -26,7 +26,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -269,7 +269,7 @@ def production_at(when: dt.datetime, store: Store | None = None) -> dict[str, An
     effective = effective[effective["at"] <= when]
     if effective.empty:
         return None
-    return effective.iloc[-1].to_dict()
+    return {str(k): v for k, v in effective.iloc[-1].items()}
 
 
 # -- ingest -------------------------------------------------------------------------------------
@@ -619,7 +619,7 @@ def decide(
         )
     details = c.as_dict()
     if c.challenger_better or force:
-        text = why if not force else f"{reason.strip()} (forced; {why})"
+        text = why if not force else f"{(reason or '').strip()} (forced; {why})"
         promote(c.challenger, text, store, action=action, details=details)
         return Decision(True, force and not c.challenger_better, text, c)
     store.record_promotion(
@@ -832,6 +832,23 @@ def retrain(
 # -- recalibration ------------------------------------------------------------------------------
 
 
+class CalibrationCheck(TypedDict):
+    """The out-of-sample check of a recalibration map (kept in the new version's card).
+
+    ``how`` says which rows fitted and which judged the map; ``rows`` the rows judged; log loss
+    and expected calibration error before and after the map; ``auc`` of the raw scores (NaN
+    when the judged rows hold a single outcome).
+    """
+
+    how: str
+    rows: int
+    log_loss_before: float
+    log_loss_after: float
+    ece_before: float
+    ece_after: float
+    auc: float
+
+
 @dataclass
 class RecalibrationResult:
     """What :func:`recalibrate` did."""
@@ -841,7 +858,7 @@ class RecalibrationResult:
     score_map: ScoreMap
     rows: int
     cohorts: list[int]
-    check: dict[str, float]
+    check: CalibrationCheck
     promoted: bool
     message: str
 
@@ -915,7 +932,7 @@ def recalibrate(
     )
     details = {"check": check, "map": asdict(score_map), "cohorts": cohorts}
     if better or force:
-        text = verdict if not force else f"{reason.strip()} (forced; {verdict})"
+        text = verdict if not force else f"{(reason or '').strip()} (forced; {verdict})"
         promote(version, text, store, action="recalibrate", details=details)
         promoted = True
     else:
@@ -938,7 +955,7 @@ def _has_reference(model: registry.LoadedModel) -> bool:
 
 def _out_of_sample_check(
     method: str, raw: np.ndarray, y: np.ndarray, cohort_ids: np.ndarray
-) -> dict[str, float]:
+) -> CalibrationCheck:
     """Log loss and ECE before/after the map, on rows the map was not fitted on."""
     latest = cohort_ids == cohort_ids.max()
     if (~latest).sum() >= 50 and len(np.unique(y[~latest])) == 2:
@@ -986,7 +1003,7 @@ def _recalibrated_card(
     rows: pd.DataFrame,
     raw: np.ndarray,
     y: np.ndarray,
-    check: dict[str, Any],
+    check: CalibrationCheck,
 ) -> dict[str, Any]:
     keep = {
         k: v

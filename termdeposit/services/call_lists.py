@@ -354,7 +354,7 @@ def _same_list(prepared: PreparedCallList, file_sha256: str, store: Store) -> in
         return None
     lists = store.call_lists(int(match.iloc[0]["id"]))
     request, settings = prepared.request, prepared.settings
-    for row in lists.itertuples():
+    for row, list_id in zip(lists.itertuples(), lists["id"].astype(int), strict=True):
         same = (
             row.model_version == prepared.model_version
             and _close(row.threshold, request.threshold)
@@ -364,8 +364,8 @@ def _same_list(prepared: PreparedCallList, file_sha256: str, store: Store) -> in
             and _close(row.ab_share, request.holdout_share)
             and _same_int(row.ab_seed, prepared.plan.seed)
         )
-        if same and _same_members(store.call_list_members(int(row.id)), prepared.plan.members):
-            return int(row.id)
+        if same and _same_members(store.call_list_members(list_id), prepared.plan.members):
+            return list_id
     return None
 
 

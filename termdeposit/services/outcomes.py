@@ -167,7 +167,7 @@ def read_outcomes(data: bytes, filename: str = "outcomes") -> pd.DataFrame:
                     else "holding a control character"
                 ),
             }
-            for i, v in broken.items()
+            for i, v in zip(broken.index, broken, strict=True)
         )
     called, blank_called = _flags(raw[mapping[CALLED]], CALLED, problems, details)
     subscribed, blank_subscribed = _flags(raw[mapping[SUBSCRIBED]], SUBSCRIBED, problems, details)

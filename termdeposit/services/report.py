@@ -190,8 +190,8 @@ def _shap_section(importance: pd.DataFrame | None, method: str) -> str:
     top = importance.head(10)
     biggest = float(top["mean_abs"].max()) or 1.0
     rows = [
-        [_e(row.label), f"{_bar(row.mean_abs / biggest)} {row.mean_abs:.3f}"]
-        for row in top.itertuples()
+        [_e(label), f"{_bar(mean_abs / biggest)} {mean_abs:.3f}"]
+        for label, mean_abs in zip(top["label"], top["mean_abs"].astype(float), strict=True)
     ]
     words = ", then ".join(_e(label.lower()) for label in top["label"].head(3))
     return (

@@ -372,8 +372,11 @@ class WeeklyRun:
         """Send the new alerts by webhook and e-mail (each delivery recorded)."""
 
         def work(_: dt.datetime | None) -> dict[str, Any]:
-            kwargs = {} if self.sleep is None else {"sleep": self.sleep}
-            report = alerting.deliver_alerts(self.store, lines=[f"Weekly run {label}."], **kwargs)
+            lines = [f"Weekly run {label}."]
+            if self.sleep is None:
+                report = alerting.deliver_alerts(self.store, lines=lines)
+            else:
+                report = alerting.deliver_alerts(self.store, lines=lines, sleep=self.sleep)
             if report.failed:
                 raise TermDepositError(
                     "Some alerts could not be delivered: " + report.describe().replace("\n", "; ")
@@ -423,7 +426,7 @@ def _decision_since(store: Store, since: dt.datetime | None) -> dict[str, Any] |
     if table.empty:
         return None
     recent = table[table["at"] >= since - dt.timedelta(seconds=1)]
-    return None if recent.empty else recent.iloc[-1].to_dict()
+    return None if recent.empty else {str(k): v for k, v in recent.iloc[-1].items()}
 
 
 def outcomes_since_upkeep(store: Store) -> bool:

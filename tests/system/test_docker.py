@@ -186,7 +186,14 @@ def test_ci_workflow_lints_tests_and_builds():
     text = "\n".join(steps)
     assert ".ci/run" in text
     assert "make test" in (ROOT / ".ci" / "run").read_text()
-    for needed in ("ruff check", "ruff format --check", "hadolint", "docker/build-push-action"):
+    for needed in (
+        "ruff check",
+        "ruff format --check",
+        "lint-imports",
+        "mypy",
+        "hadolint",
+        "docker/build-push-action",
+    ):
         assert needed in text, needed
 
 

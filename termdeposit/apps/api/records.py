@@ -50,14 +50,19 @@ def _field_name(column: str) -> str:
     return column.replace(".", "_")
 
 
-def _record_model() -> type[BaseModel]:
+class RecordBase(BaseModel):
+    """What every customer record has: the optional id (the inputs come from the contract)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    customer_id: Annotated[str | int | None, BeforeValidator(_not_boolean)] = Field(
+        None, description=f"Your id of the customer (optional): {ID_RULE}."
+    )
+
+
+def _record_model() -> type[RecordBase]:
     """The customer record of ``POST /predict``, built from the cohort contract."""
-    fields: dict[str, Any] = {
-        "customer_id": (
-            Annotated[str | int | None, BeforeValidator(_not_boolean)],
-            Field(None, description=f"Your id of the customer (optional): {ID_RULE}."),
-        )
-    }
+    fields: dict[str, Any] = {}
     for column in INPUT_COLUMNS:
         if column in NUMERIC_INPUTS:
             low, high, whole = NUMERIC_INPUTS[column]
@@ -77,11 +82,7 @@ def _record_model() -> type[BaseModel]:
                     description=f"One of {', '.join(allowed)}{blank}.",
                 ),
             )
-    return create_model(
-        "CustomerRecord",
-        __config__=ConfigDict(extra="ignore", populate_by_name=True),
-        **fields,
-    )
+    return create_model("CustomerRecord", __base__=RecordBase, __module__=__name__, **fields)
 
 
 CustomerRecord = _record_model()
@@ -156,19 +157,19 @@ def _category(value: str, column: str) -> str | None:
 Columns = dict[str, list[Any]]
 
 
-def _typed_records(records: list[BaseModel]) -> Columns | None:
+def _typed_records(records: list[RecordBase]) -> Columns | None:
     """The validated columns of clean records, built directly (no text round trip, no pandas).
 
     Returns None as soon as a value is anything but plainly valid: the records then go
     through :func:`~termdeposit.data.cohort_file.validate_cohort`, which accepts or explains them.
     A test checks that both give the same frame.
     """
-    ids = [r.customer_id for r in records]
-    if all(i is None for i in ids):
+    given = [r.customer_id for r in records]
+    if all(i is None for i in given):
         width = max(5, len(str(len(records))))
         ids = [f"row-{i + 1:0{width}d}" for i in range(len(records))]
     else:
-        ids = [str(i) if i is not None else "" for i in ids]
+        ids = [str(i) if i is not None else "" for i in given]
         if any(
             not i
             or i != i.strip()
@@ -191,7 +192,7 @@ def _typed_records(records: list[BaseModel]) -> Columns | None:
     return columns
 
 
-def _text_records(records: list[BaseModel]) -> pd.DataFrame:
+def _text_records(records: list[RecordBase]) -> pd.DataFrame:
     """The records as the text cells of a cohort file (for the contract's own checks)."""
     rows = []
     for record in records:
@@ -206,7 +207,7 @@ def _text_records(records: list[BaseModel]) -> pd.DataFrame:
     return pd.DataFrame(rows, dtype=str)
 
 
-def records_columns(records: list[BaseModel]) -> Columns:
+def records_columns(records: list[RecordBase]) -> Columns:
     """Validate customer records through the cohort contract; return their typed columns.
 
     Raises:
