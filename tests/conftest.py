@@ -88,6 +88,18 @@ def week_cohort(reference):
     return make_cohort(reference, 39, with_outcomes=True)
 
 
+@pytest.fixture(autouse=True)
+def _close_test_stores():
+    """Close the stores a test opened (one database per test): their pooled connections
+    would otherwise stay open for the whole session, three files each on SQLite, until the
+    process runs out of file descriptors."""
+    from termdeposit.storage import store
+
+    opened_before = store.open_store_urls()
+    yield
+    store.close_stores(keep=opened_before)
+
+
 @pytest.fixture()
 def ops_db(tmp_path, monkeypatch, trained_version):
     """A fresh operations database (SQLite) for one test; CLI, app and API read it through

@@ -370,6 +370,27 @@ def open_store(url: str | None = None) -> Store:
     return store.check()
 
 
+def open_store_urls() -> list[str]:
+    """The URLs of the stores open in this process (see :func:`close_stores`)."""
+    with _LOCK:
+        return list(_STORES)
+
+
+def close_stores(keep: Iterable[str] = ()) -> None:
+    """Close every open store but those at ``keep``: their connections are released and the
+    next :func:`open_store` of their URL connects afresh.
+
+    For a process that opened many databases in turn (the tests open one per test): each
+    open store keeps its pooled connections, and a SQLite connection holds three files open.
+    """
+    kept = set(keep)
+    with _LOCK:
+        closing = [url for url in _STORES if url not in kept]
+        stores = [_STORES.pop(url) for url in closing]
+    for store in stores:
+        store.engine.dispose()
+
+
 def log_scoring(
     scored: pd.DataFrame | Mapping[str, Any],
     *,
