@@ -97,6 +97,10 @@ CONTEXT_INPUTS: tuple[str, ...] = (
     "euribor3m",
     "nr.employed",
 )
+#: Inputs that describe the customer (monitoring's customer drift).
+CUSTOMER_INPUTS = tuple(c for c in INPUT_COLUMNS if c not in CONTEXT_INPUTS)
+#: The week's economic indicators (numbers the same for everyone called in a week).
+ECONOMY_INPUTS = tuple(c for c in CONTEXT_INPUTS if c not in CATEGORICAL_COLUMNS)
 #: ``pdays`` value meaning "never contacted in an earlier campaign" (the data set's code).
 PDAYS_NEVER = 999
 #: Inputs whose blank cells mean the data set's ``unknown``.
