@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -110,6 +111,42 @@ def _add_marks(fig: go.Figure, marks: Sequence[Mark]) -> None:
     fig.update_layout(shapes=[*fig.layout.shapes, *shapes])
 
 
+def _reference_line(x: Any, y: Any, name: str) -> go.Scatter:
+    """A dashed grey line to compare with (calling at random, perfect calibration)."""
+    return go.Scatter(
+        x=x,
+        y=y,
+        name=name,
+        mode="lines",
+        line={"color": COLOURS["baseline"], "dash": "dash"},
+        hoverinfo="skip",
+    )
+
+
+def _main_line(
+    x: Any,
+    y: Any,
+    name: str,
+    hover: str,
+    colour: str = COLOURS["model"],
+    dash: str | None = None,
+    steps: bool = False,
+) -> go.Scatter:
+    """A chart's main line: thick, in the model's colour unless told, with its hover text."""
+    line: dict[str, Any] = {"color": colour, "width": 2.5}
+    if dash is not None:
+        line["dash"] = dash
+    return go.Scatter(
+        x=x,
+        y=y,
+        name=name,
+        mode="lines",
+        line=line,
+        hovertemplate=hover,
+        **({"line_shape": "hv"} if steps else {}),
+    )
+
+
 def _threshold_axis(fig: go.Figure, table: pd.DataFrame, marks: Sequence[Mark]) -> None:
     called = table.loc[table["calls"] > 0, "threshold"]
     top = max([float(called.max()) if len(called) else 1.0, *(m.value for m in marks)])
@@ -160,14 +197,13 @@ def calls_curve(table: pd.DataFrame, marks: Sequence[Mark] = ()) -> go.Figure:
     """Number of calls at every threshold."""
     data = table[table["calls"] > 0]
     fig = go.Figure(
-        go.Scatter(
-            x=data["threshold"],
-            y=data["calls"],
-            name="Calls",
-            mode="lines",
-            line={"color": COLOURS["calls"], "width": 2.5},
-            line_shape="hv",
-            hovertemplate="%{y:,.0f} calls",
+        _main_line(
+            data["threshold"],
+            data["calls"],
+            "Calls",
+            "%{y:,.0f} calls",
+            colour=COLOURS["calls"],
+            steps=True,
         )
     )
     _add_marks(fig, marks)
@@ -185,36 +221,25 @@ def gains_chart(table: pd.DataFrame, marks: Sequence[Mark] = ()) -> go.Figure:
     """
     fig = go.Figure()
     fig.add_trace(
-        go.Scatter(
-            x=table["share_called"],
-            y=table["gain"],
-            name="Model ranking (expected)",
-            mode="lines",
-            line={"color": COLOURS["model"], "width": 2.5},
-            hovertemplate="%{y:.1%} of subscribers",
+        _main_line(
+            table["share_called"],
+            table["gain"],
+            "Model ranking (expected)",
+            "%{y:.1%} of subscribers",
         )
     )
     if "realised_gain" in table:
         fig.add_trace(
-            go.Scatter(
-                x=table["share_called"],
-                y=table["realised_gain"],
-                name="Model ranking (realised)",
-                mode="lines",
-                line={"color": COLOURS["realised"], "width": 2.5, "dash": "dot"},
-                hovertemplate="%{y:.1%} of subscribers",
+            _main_line(
+                table["share_called"],
+                table["realised_gain"],
+                "Model ranking (realised)",
+                "%{y:.1%} of subscribers",
+                colour=COLOURS["realised"],
+                dash="dot",
             )
         )
-    fig.add_trace(
-        go.Scatter(
-            x=[0, 1],
-            y=[0, 1],
-            name="Calling at random",
-            mode="lines",
-            line={"color": COLOURS["baseline"], "dash": "dash"},
-            hoverinfo="skip",
-        )
-    )
+    fig.add_trace(_reference_line([0, 1], [0, 1], "Calling at random"))
     _add_marks(fig, marks)
     _layout(
         fig,
@@ -231,25 +256,9 @@ def lift_chart(table: pd.DataFrame, marks: Sequence[Mark] = ()) -> go.Figure:
     """Lift: conversion among those called divided by the cohort's conversion."""
     data = table[table["calls"] > 0]
     fig = go.Figure(
-        go.Scatter(
-            x=data["share_called"],
-            y=data["lift"],
-            name="Lift (expected)",
-            mode="lines",
-            line={"color": COLOURS["model"], "width": 2.5},
-            hovertemplate="lift %{y:.2f}",
-        )
+        _main_line(data["share_called"], data["lift"], "Lift (expected)", "lift %{y:.2f}")
     )
-    fig.add_trace(
-        go.Scatter(
-            x=[0, 1],
-            y=[1, 1],
-            name="Calling at random (lift 1)",
-            mode="lines",
-            line={"color": COLOURS["baseline"], "dash": "dash"},
-            hoverinfo="skip",
-        )
-    )
+    fig.add_trace(_reference_line([0, 1], [1, 1], "Calling at random (lift 1)"))
     _add_marks(fig, marks)
     _layout(
         fig,
@@ -306,16 +315,7 @@ def reliability_plot(table: pd.DataFrame, title: str = "Calibration") -> go.Figu
     sizes = table["customers"].to_numpy(dtype=float)
     marker_size = 8 + 22 * np.sqrt(sizes / sizes.max()) if len(sizes) else 8
     fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=[0, top],
-            y=[0, top],
-            name="Perfect calibration",
-            mode="lines",
-            line={"color": COLOURS["baseline"], "dash": "dash"},
-            hoverinfo="skip",
-        )
-    )
+    fig.add_trace(_reference_line([0, top], [0, top], "Perfect calibration"))
     fig.add_trace(
         go.Scatter(
             x=table["mean_probability"],
@@ -356,25 +356,9 @@ def roc_plot(
     fpr, tpr = _thin(fpr, tpr)
     fig = go.Figure()
     fig.add_trace(
-        go.Scatter(
-            x=fpr,
-            y=tpr,
-            name=f"Model (AUC {auc:.3f})",
-            mode="lines",
-            line={"color": COLOURS["model"], "width": 2.5},
-            hovertemplate="FPR %{x:.1%}, TPR %{y:.1%}<extra></extra>",
-        )
+        _main_line(fpr, tpr, f"Model (AUC {auc:.3f})", "FPR %{x:.1%}, TPR %{y:.1%}<extra></extra>")
     )
-    fig.add_trace(
-        go.Scatter(
-            x=[0, 1],
-            y=[0, 1],
-            name="Random ranking (AUC 0.5)",
-            mode="lines",
-            line={"color": COLOURS["baseline"], "dash": "dash"},
-            hoverinfo="skip",
-        )
-    )
+    fig.add_trace(_reference_line([0, 1], [0, 1], "Random ranking (AUC 0.5)"))
     _layout(
         fig,
         title,
@@ -400,23 +384,13 @@ def precision_recall_plot(
     base_rate = float(y.mean()) if len(y) else 0.0
     fig = go.Figure()
     fig.add_trace(
-        go.Scatter(
-            x=recall,
-            y=precision,
-            name="Model",
-            mode="lines",
-            line={"color": COLOURS["model"], "width": 2.5},
-            hovertemplate="recall %{x:.1%}, precision %{y:.1%}<extra></extra>",
+        _main_line(
+            recall, precision, "Model", "recall %{x:.1%}, precision %{y:.1%}<extra></extra>"
         )
     )
     fig.add_trace(
-        go.Scatter(
-            x=[0, 1],
-            y=[base_rate, base_rate],
-            name=f"Calling at random ({base_rate:.1%} subscribe)",
-            mode="lines",
-            line={"color": COLOURS["baseline"], "dash": "dash"},
-            hoverinfo="skip",
+        _reference_line(
+            [0, 1], [base_rate, base_rate], f"Calling at random ({base_rate:.1%} subscribe)"
         )
     )
     _layout(
