@@ -20,11 +20,7 @@ from termdeposit.services import forecasts
 
 settings = setup_page("Threshold & profit", icon=":material/euro:")
 model = production_model()
-scored = scoring.ensure_scored(model)
-if scored is None:
-    st.info("Score a cohort first.", icon=":material/info:")
-    st.page_link("pages/1_Score_cohort.py", label="Score cohort", icon=":material/upload_file:")
-    st.stop()
+scored = scoring.scored_or_stop(model)
 
 curve = scoring.cohort_curve()
 st.caption(

@@ -10,11 +10,7 @@ from termdeposit.decisions.economics import describe_difference, format_count
 
 settings = setup_page("Threshold scenarios", icon=":material/compare_arrows:")
 model = production_model()
-scored = scoring.ensure_scored(model)
-if scored is None:
-    st.info("Score a cohort first.", icon=":material/info:")
-    st.page_link("pages/1_Score_cohort.py", label="Score cohort", icon=":material/upload_file:")
-    st.stop()
+scored = scoring.scored_or_stop(model)
 
 curve = scoring.cohort_curve()
 forecaster = scoring.cohort_forecaster(model)

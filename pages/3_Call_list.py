@@ -22,11 +22,7 @@ from termdeposit.services import call_lists
 
 settings = setup_page("Call list", icon=":material/format_list_numbered:")
 model = production_model()
-scored = scoring.ensure_scored(model)
-if scored is None:
-    st.info("Score a cohort first.", icon=":material/info:")
-    st.page_link("pages/1_Score_cohort.py", label="Score cohort", icon=":material/upload_file:")
-    st.stop()
+scored = scoring.scored_or_stop(model)
 
 curve = scoring.cohort_curve()
 threshold = session.chosen_threshold

@@ -177,6 +177,19 @@ def set_cohort(model: LoadedModel, cohort: Cohort, name: str, sha: str) -> None:
     resolve_choice()
 
 
+def scored_or_stop(model: LoadedModel | None) -> pd.DataFrame:
+    """The session's scored cohort (see :func:`ensure_scored`); without one, say so with a
+    link to the Score cohort page and stop the page there."""
+    scored = ensure_scored(model)
+    if scored is None:
+        st.info("Score a cohort first.", icon=":material/info:")
+        st.page_link(
+            "pages/1_Score_cohort.py", label="Score cohort", icon=":material/upload_file:"
+        )
+        st.stop()
+    return scored
+
+
 def ensure_scored(model: LoadedModel | None) -> pd.DataFrame | None:
     """The session's scored cohort, re-scored if the production model changed; None if none.
 
