@@ -46,6 +46,7 @@ from threadpoolctl import threadpool_limits
 
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS
 from termdeposit.data.dataset import load_reference
+from termdeposit.modeling.metrics import expected_calibration_error
 from termdeposit.modeling.train import build_pipeline
 from termdeposit.ops import monitoring
 from termdeposit.ops.backtest import fit_recalibration, recent_rows
@@ -194,7 +195,7 @@ def before(replayed: list[dict], old: ModuleType) -> list[dict]:
                 "trailing_conversion": trailing,
                 "conversion": conversion,
                 "auc": roc_auc_score(y, p) if 0 < y.sum() < len(y) else float("nan"),
-                "calibration_error": monitoring.expected_calibration_error(y, p)
+                "calibration_error": expected_calibration_error(y, p)
                 if call.any()
                 else float("nan"),
             }

@@ -20,6 +20,7 @@ from termdeposit.core.errors import TermDepositError
 from termdeposit.core.labels import feature_label
 from termdeposit.core.schema import INPUT_COLUMNS
 from termdeposit.decisions.forecast import card_error, profit_range
+from termdeposit.modeling.metrics import expected_calibration_error
 from termdeposit.modeling.train import build_pipeline
 from termdeposit.ops import monitoring
 from termdeposit.services.outcomes import outcomes_file, record_feedback, simulated_outcomes
@@ -96,8 +97,7 @@ def test_auc_within_weeks_its_error_and_the_calibration_chance_level():
     calibrated = rng.random(200)
     chance = monitoring.chance_calibration_error(calibrated)
     observed = [
-        monitoring.expected_calibration_error(rng.random(200) < calibrated, calibrated)
-        for _ in range(300)
+        expected_calibration_error(rng.random(200) < calibrated, calibrated) for _ in range(300)
     ]
     assert np.mean(observed) == pytest.approx(chance, rel=0.35)
 
