@@ -8,6 +8,11 @@ validating a file against this contract is :mod:`termdeposit.data.cohort_file`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # core stays free of pandas at import time
+    import pandas as pd
+
 ID_COLUMN = "customer_id"
 TARGET = "y"
 #: Known only after a call: never an input of a model that chooses whom to call.
@@ -120,3 +125,8 @@ ID_RULE = (
     f"1 to {ID_MAX_LENGTH} characters: letters, digits, punctuation and spaces, "
     "no tabs, line breaks or other control characters"
 )
+
+
+def inputs_only(frame: pd.DataFrame) -> pd.DataFrame:
+    """The 19 model inputs of a frame, in the model's order (never ``duration`` or ``y``)."""
+    return frame.loc[:, list(INPUT_COLUMNS)]

@@ -307,8 +307,3 @@ def validate_cohort(raw: pd.DataFrame, row_offset: int = 0) -> Cohort:
 def load_cohort(data: bytes | BinaryIO, filename: str = "upload") -> Cohort:
     """Read and validate a cohort from an uploaded file (its bytes, or a binary file object)."""
     return validate_cohort(read_table(data, filename))
-
-
-def inputs_only(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return the 19 model inputs of a typed frame (never ``duration`` or ``y``)."""
-    return frame.loc[:, list(INPUT_COLUMNS)]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from termdeposit.core.schema import CATEGORICAL_INPUTS, INPUT_COLUMNS, NUMERIC_INPUTS
+from termdeposit.core.schema import CATEGORICAL_INPUTS, NUMERIC_INPUTS, inputs_only
 
 #: Customers drawn from the cohort for the individual curves.
 ICE_SAMPLE = 50
@@ -81,7 +81,7 @@ def dependence(
     """
     sample = cohort.sample(min(sample_size, len(cohort)), random_state=random_state)
     grid = grid_of(feature, cohort)
-    rows = pd.concat([customer.loc[:, list(INPUT_COLUMNS)], sample.loc[:, list(INPUT_COLUMNS)]])
+    rows = pd.concat([inputs_only(customer), inputs_only(sample)])
     rows = rows.reset_index(drop=True)
     copies = rows.loc[rows.index.repeat(len(grid))].reset_index(drop=True)
     values = np.tile(np.asarray(grid, dtype=object), len(rows))

@@ -39,6 +39,7 @@ from termdeposit.core.schema import (
     INPUT_COLUMNS,
     NUMERIC_COLUMNS,
     PDAYS_NEVER,
+    inputs_only,
 )
 from termdeposit.modeling.features import raw_feature_of
 
@@ -196,7 +197,7 @@ class ModelExplainer:
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """The model's input matrix for a frame of inputs (clean and prep, no resampling)."""
-        data: Any = frame.loc[:, list(INPUT_COLUMNS)]
+        data: Any = inputs_only(frame)
         for step in self.steps:
             data = step.transform(data)
         return np.asarray(data, dtype=np.float64)
@@ -207,7 +208,7 @@ class ModelExplainer:
 
     def probability(self, frame: pd.DataFrame) -> np.ndarray:
         """The probability of subscribing from the whole artifact (calibrated if it is)."""
-        return self.artifact.predict_proba(frame.loc[:, list(INPUT_COLUMNS)])[:, 1]
+        return self.artifact.predict_proba(inputs_only(frame))[:, 1]
 
     def _output(self, matrix: np.ndarray) -> np.ndarray:
         if self.family == "logreg":
@@ -246,7 +247,7 @@ class ModelExplainer:
         )
         return Explanation(
             ids=ids,
-            inputs=frame.loc[:, list(INPUT_COLUMNS)].reset_index(drop=True),
+            inputs=inputs_only(frame).reset_index(drop=True),
             values=pd.DataFrame(values, columns=self.features),
             base_value=self.base_value,
             output=np.asarray(output, dtype=float),
@@ -322,7 +323,7 @@ def build_explainer(model: Any, reference: pd.DataFrame | None = None) -> ModelE
     for row, name in enumerate(raw):
         aggregation[row, features.index(name)] = 1.0
 
-    inputs = reference.loc[:, list(INPUT_COLUMNS)]
+    inputs = inputs_only(reference)
     explainer = ModelExplainer(
         artifact=artifact,
         family=family,

@@ -44,7 +44,7 @@ from termdeposit.core import money
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.labels import AGE_BAND, ATTRIBUTE_LABELS
-from termdeposit.core.schema import CATEGORICAL_INPUTS, INPUT_COLUMNS, TARGET
+from termdeposit.core.schema import CATEGORICAL_INPUTS, TARGET, inputs_only
 
 AGE_BANDS = ("<25", "25–34", "35–44", "45–54", "55–64", "65+")
 #: Lower edges of the age bands after the first (a band includes its lower edge).
@@ -744,7 +744,7 @@ def compare_without_protected(
     seed = model.info.random_state
     y = reference[TARGET].to_numpy(dtype=int)
     splits = make_splits(y, seed)
-    X = reference.loc[:, list(INPUT_COLUMNS)].reset_index(drop=True)
+    X = inputs_only(reference).reset_index(drop=True)
     blind = without_inputs(artifact, drop).fit(X.iloc[splits.fit_time], y[splits.fit_time])
     holdout = X.iloc[splits.holdout_time].reset_index(drop=True)
     y_holdout = y[splits.holdout_time]
@@ -861,7 +861,7 @@ def card_section(model_or_pipeline: Any, frame_holdout: pd.DataFrame, threshold:
     """
     artifact = getattr(model_or_pipeline, "pipeline", model_or_pipeline)
     frame = frame_holdout.reset_index(drop=True)
-    scores = artifact.predict_proba(frame.loc[:, list(INPUT_COLUMNS)])[:, 1]
+    scores = artifact.predict_proba(inputs_only(frame))[:, 1]
     called = scores >= threshold
     outcomes = frame.get(TARGET)
     return {

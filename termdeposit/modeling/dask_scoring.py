@@ -36,7 +36,7 @@ from distributed import Client, Future, LocalCluster
 
 from termdeposit.core import config
 from termdeposit.core.errors import CohortValidationError, Problem, TermDepositError
-from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS
+from termdeposit.core.schema import ID_COLUMN, inputs_only
 from termdeposit.data.cohort_file import validate_cohort
 from termdeposit.data.fast_csv import csv_bytes
 from termdeposit.data.reader import Part, Table, open_table, plan_parts, read_part
@@ -298,9 +298,7 @@ def _score_partition(
         return _failed_rows(len(part))
     scored = pd.DataFrame(
         {
-            "probability": predict_proba(
-                model, cohort.frame.loc[:, list(INPUT_COLUMNS)], threads=1
-            ),
+            "probability": predict_proba(model, inputs_only(cohort.frame), threads=1),
             "id_hash": _id_hashes(cohort.frame[ID_COLUMN]),
         }
     )

@@ -26,6 +26,7 @@ from termdeposit.core.schema import (
     INPUT_COLUMNS,
     NUMERIC_COLUMNS,
     PDAYS_NEVER,
+    inputs_only,
 )
 
 #: Columns whose ``unknown`` is replaced by the training mode (the rest keep it as a category).
@@ -102,7 +103,7 @@ class BankCleaner(TransformerMixin, BaseEstimator):
         missing = [c for c in INPUT_COLUMNS if c not in X.columns]
         if missing:
             raise ValueError(f"Missing input columns: {', '.join(missing)}")
-        frame = X.loc[:, list(INPUT_COLUMNS)]
+        frame = inputs_only(X)
         for column in CATEGORICAL_COLUMNS:
             frame[column] = frame[column].astype(object)
         return frame

@@ -20,7 +20,7 @@ from sklearn.base import clone
 
 from termdeposit.core import config
 from termdeposit.core.errors import CohortValidationError, Problem, TermDepositError
-from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, NUMERIC_INPUTS, TARGET
+from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, NUMERIC_INPUTS, TARGET, inputs_only
 from termdeposit.data import fast_csv
 from termdeposit.data.cohort_file import Cohort, validate_cohort
 from termdeposit.data.reader import Table, open_table
@@ -92,7 +92,7 @@ def week_forecast(model: LoadedModel, sums: np.ndarray) -> base_rate.WeekForecas
 
 def cohort_probabilities(model: LoadedModel, frame: pd.DataFrame) -> np.ndarray:
     """Probabilities of every customer of a whole cohort (the week's rate followed)."""
-    raw = inference.predict_proba(model, frame.loc[:, list(INPUT_COLUMNS)])
+    raw = inference.predict_proba(model, inputs_only(frame))
     return follow_week(model, raw, base_rate.composition_sums(frame))
 
 
@@ -363,7 +363,7 @@ def _first_pass(
     pending: Future[np.ndarray] | None = None
     with ThreadPoolExecutor(1, thread_name_prefix="first-pass") as runner:
         for start, cohort in _validated_chunks(table, block_bytes):
-            inputs = cohort.frame.loc[:, list(INPUT_COLUMNS)]
+            inputs = inputs_only(cohort.frame)
             predicted = runner.submit(inference.predict_proba, model, inputs)
             hashes.extend(_id_hashes(cohort.frame[ID_COLUMN]))
             sums += base_rate.composition_sums(cohort.frame)
@@ -426,7 +426,7 @@ def evaluate(model: LoadedModel, frame: pd.DataFrame) -> dict[str, Any]:
     from termdeposit.modeling.train import make_splits
 
     seed = model.info.random_state
-    X = frame.loc[:, list(INPUT_COLUMNS)].reset_index(drop=True)
+    X = inputs_only(frame).reset_index(drop=True)
     y = frame[TARGET].to_numpy(dtype=int)
     splits = make_splits(y, seed)
     before = clone(model.pipeline).fit(X.iloc[splits.fit_time], y[splits.fit_time])

@@ -47,7 +47,7 @@ from xgboost import XGBClassifier
 
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.logs import get_logger
-from termdeposit.core.schema import INPUT_COLUMNS, TARGET
+from termdeposit.core.schema import INPUT_COLUMNS, TARGET, inputs_only
 from termdeposit.modeling.base_rate import BaseRateModel, follow_weeks_out_of_time, week_table
 from termdeposit.modeling.blend import (
     MEMBERS,
@@ -543,7 +543,7 @@ def train(
     for column in EXCLUDED_FEATURES:
         if column in INPUT_COLUMNS:
             raise AssertionError(f"leakage: {column} is a model input")
-    X_all = frame.loc[:, list(INPUT_COLUMNS)].reset_index(drop=True)
+    X_all = inputs_only(frame).reset_index(drop=True)
     y_all = frame[TARGET].to_numpy(dtype=int)
     splits = make_splits(y_all, random_state)
     X_train, y_train = X_all.iloc[splits.selection], y_all[splits.selection]

@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_limits
 from termdeposit.core import money
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
-from termdeposit.core.schema import INPUT_COLUMNS, TARGET
+from termdeposit.core.schema import TARGET, inputs_only
 from termdeposit.decisions.economics import build_curve, hindsight_calls
 from termdeposit.decisions.forecast import ProfitForecaster, recommend_with
 from termdeposit.modeling.base_rate import BaseRateModel, composition_sums, week_table
@@ -312,7 +312,7 @@ def run_backtest(
         )
     own = (float(config.call_cost), float(config.subscription_value))
     settings_list = list(dict.fromkeys([own, *(cells or ())]))
-    X = frame.loc[:, list(INPUT_COLUMNS)].reset_index(drop=True)
+    X = inputs_only(frame).reset_index(drop=True)
     y = frame[TARGET].to_numpy(int)
     labels = frame["week_label"].to_numpy() if "week_label" in frame else weeks_all.astype(str)
     table = week_table(frame.reset_index(drop=True), weeks_all)

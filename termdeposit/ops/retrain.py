@@ -40,7 +40,7 @@ from termdeposit.core import config, money
 from termdeposit.core.config import default_settings
 from termdeposit.core.errors import CohortValidationError, Problem, TermDepositError
 from termdeposit.core.logs import get_logger
-from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, TARGET
+from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, TARGET, inputs_only
 from termdeposit.data.dataset import drop_week, load_reference
 from termdeposit.modeling import registry
 from termdeposit.modeling.base_rate import follow_weeks_out_of_time
@@ -546,7 +546,7 @@ def compare(
     """Score champion and challenger on the evaluation window of ``data``."""
     settings = default_settings()
     window = data.frame.iloc[data.window]
-    X = window.loc[:, list(INPUT_COLUMNS)]
+    X = inputs_only(window)
     y = window[TARGET].to_numpy(int)
     champion = champion if champion is not None else registry.production_version()
     return Comparison(
@@ -685,7 +685,7 @@ def judge_rolling(
     settings = settings or default_settings()
     frame = data.frame.reset_index(drop=True)
     periods = data.periods
-    X = frame.loc[:, list(INPUT_COLUMNS)]
+    X = inputs_only(frame)
     y = frame[TARGET].to_numpy(int)
     blocks = rolling_windows(periods, y, origins, recent_weeks, min_rows)
     if not blocks:
@@ -911,7 +911,7 @@ def recalibrate(
     production = registry.load_model(models_dir=models_dir)
     base = base_estimator(production.pipeline)
     rows = _recent_outcomes(store, min_rows)
-    X = rows.loc[:, list(INPUT_COLUMNS)]
+    X = inputs_only(rows)
     y = rows[TARGET].to_numpy(int)
     raw = base.predict_proba(X)[:, 1]
     score_map = ScoreMap.fit(method, raw, y)
@@ -922,7 +922,7 @@ def recalibrate(
     card = _recalibrated_card(production, base_version, score_map, rows, raw, y, check)
     reference = production.reference().copy() if _has_reference(production) else None
     if reference is not None:
-        reference["score"] = model.predict_proba(reference.loc[:, list(INPUT_COLUMNS)])[:, 1]
+        reference["score"] = model.predict_proba(inputs_only(reference))[:, 1]
     version = registry.save_model(model, card, reference=reference, models_dir=models_dir)
     cohorts = [int(c) for c in sorted(rows["cohort_id"].unique())]
     verdict = (

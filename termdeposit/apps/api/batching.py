@@ -16,7 +16,7 @@ import pandas as pd
 from termdeposit.apps.api.models import ModelHolder
 from termdeposit.apps.api.records import MAX_RECORDS, Columns, columns_frame
 from termdeposit.core.errors import TermDepositError
-from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, NUMERIC_INPUTS
+from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, NUMERIC_INPUTS, inputs_only
 from termdeposit.modeling import inference
 from termdeposit.modeling.predict import decisions, ranks_of
 from termdeposit.storage.store import log_scoring
@@ -117,7 +117,7 @@ class PredictionBatcher:
         if len(columns[ID_COLUMN]) <= inference.COMPILED_MAX_ROWS:
             probabilities = inference.positive_proba(model.pipeline, _input_arrays(columns))
         if probabilities is None:
-            frame = columns_frame(columns).loc[:, list(INPUT_COLUMNS)]
+            frame = inputs_only(columns_frame(columns))
             probabilities = inference.predict_proba(model, frame)
         bounds = np.cumsum([0] + [p.rows for p in batch])
         results: list[Scored | Exception] = []

@@ -21,7 +21,7 @@ from termdeposit.apps.dashboard.common import progress_reporter, show_error, sho
 from termdeposit.apps.dashboard.state import session
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
-from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, TARGET
+from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, TARGET, inputs_only
 from termdeposit.insight import dependence, explain, fairness
 from termdeposit.insight.explain import Explanation, ModelExplainer
 from termdeposit.modeling.registry import LoadedModel
@@ -362,6 +362,6 @@ def ice_curves(
     model: LoadedModel, scored: pd.DataFrame, customer: pd.DataFrame, feature: str
 ) -> dependence.Dependence:
     """Partial dependence and individual curves of one input for one customer (cached)."""
-    inputs = customer.loc[:, list(INPUT_COLUMNS)].astype(str).iloc[0].tolist()
+    inputs = inputs_only(customer).astype(str).iloc[0].tolist()
     key = (*_cohort_key(model), str(customer[ID_COLUMN].iloc[0]), *inputs, feature)
     return _dependence(key, model, customer, scored)

@@ -29,7 +29,7 @@ from termdeposit.apps.dashboard.state import RECOMMENDED, session
 from termdeposit.core import config
 from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import CohortValidationError, TermDepositError
-from termdeposit.core.schema import INPUT_COLUMNS, NUMERIC_INPUTS, TARGET
+from termdeposit.core.schema import NUMERIC_INPUTS, TARGET, inputs_only
 from termdeposit.data.cohort_file import Cohort, load_cohort, validate_cohort
 from termdeposit.decisions import economics
 from termdeposit.decisions.forecast import ProfitForecaster
@@ -90,7 +90,7 @@ def score_with_progress(
     chunk): each chunk's model probabilities are made to follow the whole cohort's rate.
     """
     report = progress or (lambda fraction: None)
-    inputs = frame.loc[:, list(INPUT_COLUMNS)]
+    inputs = inputs_only(frame)
     raw = []
     for start in range(0, len(frame), SCORE_CHUNK_ROWS):
         raw.append(inference.predict_proba(model, inputs.iloc[start : start + SCORE_CHUNK_ROWS]))
