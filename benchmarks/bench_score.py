@@ -7,8 +7,9 @@ and written as CSV. For the latest quick-profile and full-profile models of the 
 runs in a fresh process, so peak memory is the run's own:
 
 - ``baseline``: plain pandas + scikit-learn doing the same job with the same saved pipeline —
-  ``pd.read_csv``, ``predict_proba``, decisions at the model's threshold, ranks by sorting,
-  ``to_csv`` of every row (id, probability, decision, rank, inputs); it logs nothing;
+  ``pd.read_csv``, ``predict_proba``, the week's forecast rate followed (the product's numpy
+  function, as the product's output does), decisions at the model's threshold, ranks by
+  sorting, ``to_csv`` of every row (id, probability, decision, rank, inputs); it logs nothing;
 - ``in-process``: :func:`~termdeposit.modeling.predict.score_file`, no prediction log;
 - ``score (log, SQLite)``: ``termdeposit score big.csv --out calls.csv`` as a user types it,
   prediction log on in a new SQLite file (the default), process start-up and imports included;
@@ -93,11 +94,16 @@ def _load(version: str):  # noqa: ANN202 - a LoadedModel (imported in the child 
 def run_baseline(version: str, src: Path, dst: Path) -> None:
     """Plain pandas + scikit-learn: read, predict, decide, rank by sorting, write."""
     from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS
+    from termdeposit.modeling.base_rate import composition_sums
+    from termdeposit.modeling.predict import follow_week
 
     model = _load(version)
     started, cpu = time.perf_counter(), time.process_time()
     frame = pd.read_csv(src)
     probability = model.pipeline.predict_proba(frame.loc[:, list(INPUT_COLUMNS)])[:, 1]
+    # The product's probabilities follow the week's forecast rate (a shift on the log-odds
+    # scale); the same job does the same, with the product's own numpy function.
+    probability = follow_week(model, probability, composition_sums(frame))
     order = np.argsort(-probability, kind="stable")
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(1, len(order) + 1)
@@ -213,7 +219,8 @@ def _termdeposit() -> str:
 
 
 def _empty_postgres(url: str) -> None:
-    """Drop the store's tables (a benchmark server only): every run logs a new cohort."""
+    """Drop the store's tables and its migration record (a benchmark server only): every run
+    logs a new cohort into a store made afresh, as on a new installation."""
     import sqlalchemy as sa
 
     from termdeposit.storage import store
@@ -221,8 +228,9 @@ def _empty_postgres(url: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         store.metadata.drop_all(conn)
+        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
     engine.dispose()
-    store._STORES.pop(url, None)
+    store.close_stores()
 
 
 def outputs_agree(product: Path, baseline: Path, threshold: float) -> str:
