@@ -32,7 +32,7 @@ from termdeposit.core.config import BusinessSettings
 from termdeposit.core.errors import TermDepositError
 from termdeposit.core.schema import ID_COLUMN, INPUT_COLUMNS, NUMERIC_INPUTS
 from termdeposit.decisions import abtest, calllist
-from termdeposit.decisions.calllist import GROUP_HOLDOUT, GROUP_MODEL, CallList
+from termdeposit.decisions.calllist import GROUP_HOLDOUT, GROUP_MODEL, CallList, ids_in
 from termdeposit.insight import explain, fairness
 from termdeposit.modeling import registry
 from termdeposit.modeling.predict import ranks_of
@@ -237,8 +237,8 @@ def prepare_call_list(
     policy_note = None
     if request.group_policy is not None and request.group_policy[0] != "single":
         built, policy_note = _with_group_policy(frame, built, request, settings, blocked)
-    callable_rows = frame.loc[~frame[ID_COLUMN].isin(blocked)].reset_index(drop=True)
-    model_calls = callable_rows[ID_COLUMN].isin(built.frame[ID_COLUMN]).to_numpy()
+    callable_rows = frame.loc[~ids_in(frame[ID_COLUMN], blocked)].reset_index(drop=True)
+    model_calls = ids_in(callable_rows[ID_COLUMN], built.frame[ID_COLUMN])
     plan = abtest.plan_holdout(
         callable_rows[ID_COLUMN],
         callable_rows["probability"].to_numpy(float),
@@ -262,7 +262,7 @@ def prepare_call_list(
             model_card,
             frame["probability"].to_numpy(float),
             settings,
-            called=frame[ID_COLUMN].isin(to_call[ID_COLUMN]).to_numpy(),
+            called=ids_in(frame[ID_COLUMN], to_call[ID_COLUMN]),
         )
     return PreparedCallList(
         call_list=final,
@@ -288,11 +288,11 @@ def _with_group_policy(
     """The model's choice under a per-group policy (do-not-call and capacity still apply)."""
     assert request.group_policy is not None
     policy, grouping = request.group_policy
-    called = frame[ID_COLUMN].isin(built.frame[ID_COLUMN]).to_numpy()
+    called = ids_in(frame[ID_COLUMN], built.frame[ID_COLUMN])
     applied = fairness.apply_policy(
         frame, frame["probability"].to_numpy(float), called, policy, grouping, settings
     )
-    chosen = frame.loc[applied.called & ~frame[ID_COLUMN].isin(blocked).to_numpy()]
+    chosen = frame.loc[applied.called & ~ids_in(frame[ID_COLUMN], blocked)]
     chosen = chosen.sort_values("rank", kind="stable")
     note = applied.description
     if request.capacity is not None and len(chosen) > request.capacity:
