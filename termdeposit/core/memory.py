@@ -45,3 +45,24 @@ def use_returning_allocator() -> None:
     the upload), the same after a second upload.
     """
     pa.set_memory_pool(pa.system_memory_pool())
+    mallopt = _mallopt()
+    if mallopt is not None:
+        # glibc gives each new thread its own arena (up to 8 per core); a request scored on
+        # another worker thread then grows a fresh arena instead of reusing what the last one
+        # freed. Two arenas keep the server's memory where one large scoring left it.
+        mallopt(_M_ARENA_MAX, 2)
+
+
+#: glibc's ``mallopt`` parameter for the largest number of arenas.
+_M_ARENA_MAX = -8
+
+
+@cache
+def _mallopt() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return None
