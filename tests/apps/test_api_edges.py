@@ -232,6 +232,20 @@ def _post_file(port: int, path: Path) -> tuple[int, str | None]:
 
 
 @pytest.mark.slow
+def _settled_rss_mib(pid: int, seconds: float = 15.0) -> float:
+    """The server's memory once the answer's clean-up ran: the lowest of readings taken every
+    half second until two in a row agree within 1 MiB (at most ``seconds``)."""
+    time.sleep(2)
+    readings = [_rss_mib(pid)]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        readings.append(_rss_mib(pid))
+        if abs(readings[-1] - readings[-2]) < 1:
+            break
+    return min(readings)
+
+
 def test_memory_returns_after_a_192_mb_upload(production_model, tmp_path):
     """The real server: RSS after a 192 MB upload settles near where it was, upload after upload.
 
@@ -272,14 +286,15 @@ def test_memory_returns_after_a_192_mb_upload(production_model, tmp_path):
         time.sleep(2)
         before = _rss_mib(server.pid)
         settled = []
-        for _ in range(2):
+        for _ in range(3):
             status, rows_scored = _post_file(port, big)
             assert status == 200 and int(rows_scored) > 1_500_000
-            time.sleep(5)
-            settled.append(_rss_mib(server.pid))
+            settled.append(_settled_rss_mib(server.pid))
         print(f"RSS before {before:.0f} MiB, after each 192 MB upload {settled} MiB")
         assert settled[0] - before < 320, (before, settled)
-        assert settled[1] - settled[0] < 64, "memory grows with every upload"
+        # A leak of a quarter of each upload or more shows over the two uploads after the first;
+        # less is the allocator's own spread between threads.
+        assert settled[2] - settled[0] < 96, "memory grows with every upload"
     finally:
         server.terminate()
         try:
