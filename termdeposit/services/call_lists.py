@@ -346,6 +346,14 @@ def record_call_list(
     return replace(prepared, list_id=list_id)
 
 
+def recorded_list_id(
+    prepared: PreparedCallList, *, file_sha256: str, store: Store | None = None
+) -> int | None:
+    """The id of this very list if it was already recorded (same cohort, model, settings,
+    hold-out draw and customers), else None: how a page reloaded after issuing knows it."""
+    return _same_list(prepared, file_sha256, store or open_store())
+
+
 def _same_list(prepared: PreparedCallList, file_sha256: str, store: Store) -> int | None:
     """The id of an identical list already recorded for this cohort, if any."""
     cohorts = store.cohorts()

@@ -63,6 +63,32 @@ def test_app_scoring_is_logged_and_the_call_list_draws_a_holdout(scored_demo, op
     assert (members["group"] == "holdout").sum() == round(0.1 * 2864)
 
 
+def test_a_list_issued_before_a_reload_is_shown_as_recorded(scored_demo, ops_db):
+    """A new session (a browser reload) on the same cohort and settings finds the list it
+    issued in the store, instead of offering to issue it as if it were new."""
+    scored_demo.switch_page(CALL_LIST)
+    _run(scored_demo)
+    scored_demo.button(key="ab_issue").click()
+    _run(scored_demo)
+    list_id = int(ops_db.call_lists().iloc[0]["id"])
+
+    reloaded = _run(AppTest.from_file(HOME, default_timeout=TIMEOUT))
+    reloaded.switch_page(SCORE)
+    reloaded.session_state["score_source"] = "Use a demo week"
+    _run(reloaded)
+    reloaded.button(key="score_demo").click()
+    _run(reloaded)
+    reloaded.switch_page(CALL_LIST)
+    _run(reloaded)
+    assert any(f"Call list {list_id} recorded for monitoring" in s.value for s in reloaded.success)
+    assert not [c for c in reloaded.caption if "Not yet recorded" in c.value]
+
+    reloaded.sidebar.number_input(key="_w_call_cost").set_value(7.0)  # another list now
+    _run(reloaded)
+    assert not [s for s in reloaded.success if "recorded for monitoring" in s.value]
+    assert len(ops_db.call_lists()) == 1
+
+
 def test_outcomes_page_records_refuses_and_shows_the_ab_test(
     scored_demo, ops_db, reference, production_model
 ):
