@@ -118,15 +118,15 @@ if st.button(
         show_error(exc)
 issued = session.issued_call_list
 if sha is not None and (issued is None or issued[:3] != (request, sha, version)):
-    # Issued before a reload (or in another tab): the store knows this very list.
+    # A list issued before a reload: the store knows it. Asked once per list and session (the
+    # answer is kept, recorded or not), not on every rerun of the page.
     try:
         known = call_lists.recorded_list_id(prepared, file_sha256=scoring.hex_sha(str(sha)))
     except TermDepositError:  # the store out of reach: the button says so when pressed
         known = None
-    if known is not None:
-        issued = IssuedCallList(request, sha, version, known)
-        session.issued_call_list = issued
-if issued is not None and issued[:3] == (request, sha, version):
+    issued = IssuedCallList(request, sha, version, known)
+    session.issued_call_list = issued
+if issued is not None and issued[:3] == (request, sha, version) and issued[3] is not None:
     prepared = replace(prepared, list_id=issued[3])
     st.success(
         f"Call list {prepared.list_id} recorded for monitoring"
